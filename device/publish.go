@@ -1,0 +1,63 @@
+package device
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/edk-go/edk/mqttapi"
+)
+
+// SendTelemetry publishes one telemetry message. A zero Timestamp means now.
+// It returns ErrNotConnected (wrapped) while offline: the message is not kept.
+func (d *Device) SendTelemetry(ctx context.Context, t mqttapi.Telemetry) error {
+	b, err := t.AppendJSON(nil)
+	if err != nil {
+		return err
+	}
+	return d.publish(ctx, d.cfg.ChannelID, mqttapi.KindTelemetry, d.opts.dataQoS, b)
+}
+
+// SendProperties publishes the device's properties, on v1/properties or,
+// with WithRegisterTopic, on v1/register.
+func (d *Device) SendProperties(ctx context.Context, p mqttapi.Properties) error {
+	b, err := p.AppendJSON(nil)
+	if err != nil {
+		return err
+	}
+	return d.publish(ctx, d.cfg.ChannelID, d.opts.propertiesKind, d.opts.dataQoS, b)
+}
+
+// SendLog publishes a message to the device's log (v3/logs).
+func (d *Device) SendLog(ctx context.Context, l mqttapi.Log) error {
+	b, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	return d.publish(ctx, d.cfg.ChannelID, mqttapi.KindLogs, d.opts.dataQoS, b)
+}
+
+// respond publishes a command response at QoS 1 on the channel the request
+// came in on.
+func (d *Device) respond(ctx context.Context, channel string, r mqttapi.CommandResponse) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		// Only a handler's own payload can be malformed here; say so instead.
+		b, _ = json.Marshal(mqttapi.ErrorResponse(r.ID, fmt.Sprintf("device could not encode its response: %v", err)))
+	}
+	return d.publish(ctx, channel, mqttapi.KindCommandResponses, 1, b)
+}
+
+func (d *Device) publish(ctx context.Context, channel string, kind mqttapi.Kind, qos byte, payload []byte) error {
+	client, err := d.currentClient()
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", kind, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.opts.publishTimeout)
+	defer cancel()
+	tok := client.Publish(d.topic(mqttapi.FromDevice, channel, kind), qos, false, payload)
+	if err := waitToken(ctx, tok); err != nil {
+		return fmt.Errorf("publish %s: %w", kind, err)
+	}
+	return nil
+}
