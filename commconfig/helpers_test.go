@@ -7,7 +7,7 @@ import (
 )
 
 // blob encodes doc as Enapter does: standard base64 of JSON.
-func blob(t *testing.T, doc map[string]any) string {
+func blob(t testing.TB, doc map[string]any) string {
 	t.Helper()
 	data, err := json.Marshal(doc)
 	if err != nil {

@@ -35,7 +35,7 @@ func (c testCert) tlsCert(t *testing.T, chain ...testCert) tls.Certificate {
 
 // newCert makes a P-256 certificate from tmpl, signed by parent (self-signed
 // when parent is nil).
-func newCert(t *testing.T, tmpl *x509.Certificate, parent *testCert) testCert {
+func newCert(t testing.TB, tmpl *x509.Certificate, parent *testCert) testCert {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -71,7 +71,8 @@ func newCert(t *testing.T, tmpl *x509.Certificate, parent *testCert) testCert {
 	}
 }
 
-func newCA(t *testing.T, cn string, parent *testCert) testCert {
+func newCA(t testing.TB, cn string, parent *testCert) testCert {
+	t.Helper()
 	return newCert(t, &x509.Certificate{
 		Subject:               pkix.Name{CommonName: cn},
 		IsCA:                  true,
@@ -80,7 +81,8 @@ func newCA(t *testing.T, cn string, parent *testCert) testCert {
 	}, parent)
 }
 
-func newLeaf(t *testing.T, cn string, usage x509.ExtKeyUsage, ca testCert, dnsNames ...string) testCert {
+func newLeaf(t testing.TB, cn string, usage x509.ExtKeyUsage, ca testCert, dnsNames ...string) testCert {
+	t.Helper()
 	return newCert(t, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: cn},
 		DNSNames:    dnsNames,
@@ -94,7 +96,7 @@ type testPKI struct {
 	ca, client testCert
 }
 
-func newPKI(t *testing.T) testPKI {
+func newPKI(t testing.TB) testPKI {
 	t.Helper()
 	ca := newCA(t, "Test Enapter CA", nil)
 	return testPKI{ca: ca, client: newLeaf(t, "test-device", x509.ExtKeyUsageClientAuth, ca)}

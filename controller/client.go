@@ -67,6 +67,10 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// Logger receives connection events and ignored messages; nil means silent.
 	Logger *slog.Logger
+
+	// testHookConnected, when set, is called after each connection and
+	// reconnection, once the subscriptions are made again.
+	testHookConnected func()
 }
 
 // Client is a controller connected to one broker. Its methods are safe for
@@ -81,8 +85,8 @@ type Client struct {
 
 	mu       sync.Mutex
 	isClosed bool
-	pending  map[string]*pending       // by request id
-	subs     map[string]*subscription  // by topic filter
+	pending  map[string]*pending      // by request id
+	subs     map[string]*subscription // by topic filter
 	watchers map[*watcher]struct{}
 
 	// testHookWatching, when set, is called by Watch once its subscriptions
@@ -228,17 +232,20 @@ func (c *Client) onConnect(client mqtt.Client) {
 		filters[f] = subscribeQoS
 	}
 	c.mu.Unlock()
-	if len(filters) == 0 {
-		return
-	}
-	c.log.Info("controller: reconnected, subscribing again", logKeyBroker, redactURL(c.cfg.BrokerURL))
-	tok := client.SubscribeMultiple(filters, nil)
-	select {
-	case <-tok.Done():
-		if err := subscribeError(tok); err != nil {
-			c.log.Error("controller: subscribe again after reconnect", logKeyError, err)
+	if len(filters) > 0 {
+		c.log.Info("controller: reconnected, subscribing again", logKeyBroker, redactURL(c.cfg.BrokerURL))
+		tok := client.SubscribeMultiple(filters, nil)
+		select {
+		case <-tok.Done():
+			if err := subscribeError(tok); err != nil {
+				c.log.Error("controller: subscribe again after reconnect", logKeyError, err)
+			}
+		case <-c.closed:
+			return
 		}
-	case <-c.closed:
+	}
+	if c.cfg.testHookConnected != nil {
+		c.cfg.testHookConnected()
 	}
 }
 
@@ -357,7 +364,7 @@ func (c *Client) onMessage(_ mqtt.Client, m mqtt.Message) {
 	c.mu.Lock()
 	var ev *Event
 	for w := range c.watchers {
-		if !w.matches(topic, topicErr) {
+		if !w.matches(m.Topic()) {
 			continue
 		}
 		if ev == nil {

@@ -293,11 +293,11 @@ func (d *Device) responseFor(req mqttapi.CommandRequest, payload any, err error,
 			return r
 		}
 		return mqttapi.ErrorResponse(req.ID, cerr.Message)
-	case ctx.Err() != nil && d.cmds.isClosing():
-		return mqttapi.ErrorResponse(req.ID, fmt.Sprintf("command %q interrupted: the device is shutting down", req.Name))
 	case errors.Is(ctx.Err(), context.DeadlineExceeded) && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)):
 		h, _ := d.handler(req.Name)
 		return mqttapi.ErrorResponse(req.ID, fmt.Sprintf("command %q timed out after %s", req.Name, h.timeout))
+	case ctx.Err() != nil && d.cmds.isClosing():
+		return mqttapi.ErrorResponse(req.ID, fmt.Sprintf("command %q interrupted: the device is shutting down", req.Name))
 	}
 	return mqttapi.ErrorResponse(req.ID, err.Error())
 }

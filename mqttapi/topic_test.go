@@ -218,20 +218,20 @@ func TestDeviceFilter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := mqttapi.DeviceFilter(tt.dir, testHW, testCh)
-			if got != tt.want {
-				t.Fatalf("DeviceFilter = %q, want %q", got, tt.want)
+			filter := mqttapi.DeviceFilter(tt.dir, testHW, testCh)
+			if filter != tt.want {
+				t.Fatalf("DeviceFilter = %q, want %q", filter, tt.want)
 			}
 			// Every topic of that channel and direction matches the filter,
 			// and none of the other direction or another channel does.
 			for _, k := range allKinds {
 				topic := mqttapi.Topic{Direction: k.dir, HardwareID: testHW, ChannelID: testCh, Kind: k.kind}
-				if got, want := filterMatches(got, topic.String()), k.dir == tt.dir; got != want {
-					t.Errorf("filter %q matches %q: %v, want %v", tt.want, topic, got, want)
+				if got, want := filterMatches(filter, topic.String()), k.dir == tt.dir; got != want {
+					t.Errorf("filter %q matches %q: %v, want %v", filter, topic, got, want)
 				}
 				other := mqttapi.Topic{Direction: k.dir, HardwareID: testHW, ChannelID: testCh + "2", Kind: k.kind}
-				if filterMatches(got, other.String()) {
-					t.Errorf("filter %q matches another channel's topic %q", tt.want, other)
+				if filterMatches(filter, other.String()) {
+					t.Errorf("filter %q matches another channel's topic %q", filter, other)
 				}
 			}
 		})

@@ -77,9 +77,9 @@ type Broker struct {
 func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	cfg = cfg.withDefaults()
 
-	// We open the sockets ourselves, before mochi sees them, so that a bind
-	// error surfaces here with its syscall cause and port 0 resolves to a real
-	// port; mochi's TCP listener hides both until Serve.
+	// We open the sockets ourselves and hand them to mochi through
+	// connListener: a bind error becomes a ListenError with a hint, and Close
+	// can cut and wait for every connection, which mochi's listeners don't.
 	ln, err := listen(ctx, cfg.Addr)
 	if err != nil {
 		return nil, err
@@ -107,7 +107,11 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		}
 		return nil, err
 	}
-	b.log.Info("mqtt broker listening", "addr", b.addr, "tls_addr", b.tlsAddr)
+	if b.tlsAddr == "" {
+		b.log.Info("mqtt broker listening", "addr", b.addr)
+	} else {
+		b.log.Info("mqtt broker listening", "addr", b.addr, "tls_addr", b.tlsAddr)
+	}
 	return b, nil
 }
 

@@ -163,6 +163,7 @@ func mosquittoConf(addr, tlsAddr, passwd string, opts MosquittoOptions) string {
 	line("per_listener_settings true")
 	line("persistence false")
 	line("log_dest stderr")
+	line("log_timestamp_format %%H:%%M:%%S")
 	line("log_type error\nlog_type warning\nlog_type notice\nlog_type information")
 	if u, err := user.Current(); err == nil {
 		// Run as root, mosquitto would drop to user "mosquitto", which cannot

@@ -84,7 +84,9 @@ func (b *logBuffer) String() string {
 // time its cleanups run. Register it before the cleanup that stops the
 // server, so that the server's last lines are included.
 func logOnFailure(t testing.TB, name string, buf *logBuffer) {
+	t.Helper()
 	t.Cleanup(func() {
+		t.Helper()
 		if t.Failed() {
 			t.Logf("%s log:\n%s", name, buf.String())
 		}

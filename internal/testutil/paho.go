@@ -14,6 +14,7 @@ import (
 const (
 	// pahoTimeout bounds every wait on a paho token in these helpers.
 	pahoTimeout = 10 * time.Second
+	mqtt311     = 4 // MQTT 3.1.1's protocol level
 	// subackFailure is the SUBACK return code of a refused subscription.
 	subackFailure = 0x80
 )
@@ -22,8 +23,9 @@ var clientSeq atomic.Uint64
 
 // ClientOptions returns paho options for a test client of the broker at addr
 // ("host:port" means plain TCP; a URL such as "ssl://host:port" is kept): a
-// client id unique in this process, bounded timeouts, and no automatic
-// reconnect, so that a test decides when to connect again.
+// client id unique in this process, MQTT 3.1.1 only (as Enapter's brokers;
+// paho would otherwise retry a refused CONNECT as 3.1), bounded timeouts, and
+// no automatic reconnect, so that a test decides when to connect again.
 func ClientOptions(addr string) *mqtt.ClientOptions {
 	if !strings.Contains(addr, "://") {
 		addr = "tcp://" + addr
@@ -31,6 +33,7 @@ func ClientOptions(addr string) *mqtt.ClientOptions {
 	return mqtt.NewClientOptions().
 		AddBroker(addr).
 		SetClientID(fmt.Sprintf("edk-test-%d-%d", os.Getpid(), clientSeq.Add(1))).
+		SetProtocolVersion(mqtt311).
 		SetConnectTimeout(pahoTimeout).
 		SetWriteTimeout(pahoTimeout).
 		SetAutoReconnect(false)
