@@ -71,7 +71,10 @@ func (c Config) names() fieldNames {
 	return v3Names
 }
 
-const portProblem = "must be a number between 1 and 65535"
+const (
+	portProblem     = "must be a number between 1 and 65535"
+	protocolProblem = `must be "MQTT" or "MQTTS"`
+)
 
 // Validate reports the first problem that would stop a device from
 // connecting with c, as a *FieldError. For MQTTS it parses the PEM material.
@@ -103,8 +106,10 @@ func (c Config) Validate() error {
 	case ProtocolMQTTS:
 		_, err := c.loadTLS()
 		return err
+	case "":
+		return &FieldError{Field: n.protocol, Problem: "is missing; it " + protocolProblem}
 	default:
-		return &FieldError{Field: n.protocol, Problem: `must be "MQTT" or "MQTTS"`}
+		return &FieldError{Field: n.protocol, Problem: protocolProblem}
 	}
 }
 

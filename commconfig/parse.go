@@ -140,8 +140,7 @@ func (d *decoder) str(o object, key string) string {
 func (d *decoder) port(o object, key string) int {
 	raw, ok := o.raw(key)
 	if !ok {
-		d.fail(o.path+key, "is missing; it "+portProblem)
-		return 0
+		return 0 // Validate reports it, after the fields that come first
 	}
 	text := string(raw)
 	var s string
@@ -155,7 +154,7 @@ func (d *decoder) port(o object, key string) int {
 	return n
 }
 
-func (d *decoder) object(o object, key string) object {
+func (d *decoder) sub(o object, key string) object {
 	sub := object{path: o.path + key + "."}
 	raw, ok := o.raw(key)
 	if !ok {
@@ -188,7 +187,7 @@ func (d *decoder) v1(top object) *Config {
 }
 
 func (d *decoder) v3(top object) *Config {
-	creds := d.object(top, "mqtt_credentials")
+	creds := d.sub(top, "mqtt_credentials")
 	c := &Config{
 		Version:    Version3,
 		HardwareID: d.str(top, "hardware_id"),
@@ -207,16 +206,15 @@ func (d *decoder) v3(top object) *Config {
 
 // protocol reconciles the two places a v3 blob may name its protocol.
 func (d *decoder) protocol(top, creds string) Protocol {
-	const valid = `must be "MQTT" or "MQTTS"`
 	p := Protocol(strings.ToUpper(strings.TrimSpace(top)))
 	q := Protocol(strings.ToUpper(strings.TrimSpace(creds)))
 	switch {
 	case p == "" && q == "":
-		d.fail("mqtt_protocol", "is missing; it "+valid)
+		return "" // Validate reports it, after the fields that come first
 	case p != "" && p != ProtocolMQTT && p != ProtocolMQTTS:
-		d.fail("mqtt_protocol", valid)
+		d.fail("mqtt_protocol", protocolProblem)
 	case q != "" && q != ProtocolMQTT && q != ProtocolMQTTS:
-		d.fail("mqtt_credentials.protocol", valid)
+		d.fail("mqtt_credentials.protocol", protocolProblem)
 	case p != "" && q != "" && p != q:
 		d.fail("mqtt_credentials.protocol", fmt.Sprintf("says %s but mqtt_protocol says %s", q, p))
 	case p == "":

@@ -185,6 +185,7 @@ func TestParseFieldErrors(t *testing.T) {
 		doc   map[string]any
 		field string
 	}{
+		{"empty object reports the first field", map[string]any{}, "hardware_id"},
 		{"v3 missing hardware_id", with(v3Doc(), del("hardware_id")), "hardware_id"},
 		{"v3 empty hardware_id", with(v3Doc(), set("hardware_id", "")), "hardware_id"},
 		{"v3 null hardware_id", with(v3Doc(), set("hardware_id", nil)), "hardware_id"},

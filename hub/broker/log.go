@@ -2,7 +2,10 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net"
+	"strings"
 )
 
 // levelHandler drops records below min before they reach next. mochi logs
@@ -22,7 +25,29 @@ func (h levelHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h levelHandler) Handle(ctx context.Context, r slog.Record) error {
+	if closedConnNoise(r) {
+		return nil
+	}
 	return h.next.Handle(ctx, r)
+}
+
+// closedConnNoise reports mochi's warning about a write to a connection
+// that the client or Close had already shut: routine at disconnect, and
+// mochi prints the whole packet with it.
+func closedConnNoise(r slog.Record) bool {
+	noise := false
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "error" {
+			if err, ok := a.Value.Any().(error); ok && errors.Is(err, net.ErrClosed) {
+				noise = true
+			} else if strings.Contains(a.Value.String(), "use of closed network connection") {
+				noise = true
+			}
+			return false
+		}
+		return true
+	})
+	return noise
 }
 
 func (h levelHandler) WithAttrs(as []slog.Attr) slog.Handler {

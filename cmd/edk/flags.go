@@ -1,0 +1,125 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/edk-go/edk/commconfig"
+)
+
+// errHelpShown ends a command whose -h was asked for.
+var errHelpShown = errors.New("help shown")
+
+// newFlags returns a flag set that reports its errors as usage errors and
+// prints its help to w.
+func newFlags(name, usage string, w io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("edk "+name, flag.ContinueOnError)
+	fs.SetOutput(w)
+	fs.Usage = func() {
+		fmt.Fprintf(w, "Usage: edk %s %s\n\nFlags:\n", name, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args, turning flag errors into usage errors.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(nil)
+		return errHelpShown
+	}
+	if err != nil {
+		return &usageError{err.Error()}
+	}
+	return nil
+}
+
+// logFlags are the logging flags every long-running command has.
+type logFlags struct {
+	level, format string
+}
+
+func (l *logFlags) register(fs *flag.FlagSet, defaultLevel string) {
+	fs.StringVar(&l.level, "log-level", defaultLevel, "log level: debug, info, warning or error (default from ENAPTER_LOG_LEVEL)")
+	fs.StringVar(&l.format, "log-format", "text", "log format: text or json")
+}
+
+func (l *logFlags) logger(e *env) (*slog.Logger, error) {
+	level, err := commconfig.LogLevel(func(string) string { return l.level })
+	if err != nil {
+		return nil, &usageError{err.Error()}
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(l.format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(e.stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(e.stderr, opts)), nil
+	}
+	return nil, usagef("--log-format %q: want text or json", l.format)
+}
+
+// configFlags choose where a communication config comes from.
+type configFlags struct {
+	file, blob string
+}
+
+func (c *configFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.file, "config-file", "", "read the communication config from this file (base64 blob or JSON)")
+	fs.StringVar(&c.blob, "config-blob", "", "the communication config itself (base64); beware: visible in the process list")
+}
+
+// load reads the config from the flags, or else from the environment,
+// as Enapter's Python SDK does.
+func (c *configFlags) load(e *env) (*commconfig.Config, error) {
+	var cfg *commconfig.Config
+	var err error
+	switch {
+	case c.file != "" && c.blob != "":
+		return nil, usagef("give --config-file or --config-blob, not both")
+	case c.file != "":
+		data, rerr := e.readFile(c.file)
+		if rerr != nil {
+			return nil, fmt.Errorf("read communication config: %w", rerr)
+		}
+		if cfg, err = commconfig.ParseAny(data); err != nil {
+			return nil, fmt.Errorf("communication config in %s: %w", c.file, err)
+		}
+	case c.blob != "":
+		if cfg, err = commconfig.Parse(c.blob); err != nil {
+			return nil, fmt.Errorf("--config-blob: %w", err)
+		}
+	default:
+		if cfg, err = commconfig.FromEnv(e.getenv); err != nil {
+			if errors.Is(err, commconfig.ErrNotSet) {
+				return nil, fmt.Errorf("no communication config: set %s, or pass --config-file or --config-blob", commconfig.EnvConfig)
+			}
+			return nil, err
+		}
+		return cfg, nil
+	}
+	if host := strings.TrimSpace(e.getenv(commconfig.EnvOverrideHost)); host != "" {
+		cfg.Host = host
+	}
+	return cfg, nil
+}
+
+// brokerFlags say how a controller reaches the broker.
+type brokerFlags struct {
+	url, username, password string
+	hardwareID, channelID   string
+}
+
+func (b *brokerFlags) register(fs *flag.FlagSet, channelDefault string) {
+	fs.StringVar(&b.url, "broker", "tcp://127.0.0.1:1883", "MQTT broker URL (tcp://host:port or ssl://host:port)")
+	fs.StringVar(&b.username, "username", "", "MQTT user name")
+	fs.StringVar(&b.password, "password", "", "MQTT password (or set EDK_MQTT_PASSWORD)")
+	fs.StringVar(&b.hardwareID, "hardware-id", "", "the device's hardware id (required)")
+	fs.StringVar(&b.channelID, "channel-id", channelDefault, "the device's channel id")
+}
