@@ -176,7 +176,3 @@ func payloadOf(t testing.TB, r mqttapi.CommandResponse) map[string]any {
 	}
 	return m
 }
-
-func (b *syncBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}

@@ -1,11 +1,10 @@
 package device_test
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"strconv"
-	"sync"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,22 +58,22 @@ func TestMosquittoWrongPasswordIsRetriedWithHint(t *testing.T) {
 	m := testutil.StartMosquitto(t, testutil.MosquittoOptions{Username: "device", Password: "right"})
 	cfg := testConfig(t, m.Addr)
 	cfg.Username, cfg.Password = "device", "wrong-password-value"
-	logs := &syncBuffer{}
-	d, err := device.New(cfg, device.WithBackoff(5*time.Millisecond, 10*time.Millisecond), device.WithLogger(logs.logger()))
+	logs := &testutil.SyncBuffer{}
+	d, err := device.New(cfg, device.WithBackoff(5*time.Millisecond, 10*time.Millisecond), device.WithLogger(logs.Logger()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- d.Run(ctx) }()
-	if !logs.waitFor([]byte("generate a new communication config"), waitLimit) {
+	if !logs.WaitFor("generate a new communication config", waitLimit) {
 		t.Fatalf("no hint about credentials in the log:\n%s", logs.String())
 	}
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	if bytes.Contains([]byte(logs.String()), []byte("wrong-password-value")) {
+	if strings.Contains(logs.String(), "wrong-password-value") {
 		t.Fatal("the password appeared in the log")
 	}
 }
@@ -104,15 +103,15 @@ func TestMosquittoTLSClientCertificate(t *testing.T) {
 				opts = append(opts, device.WithStrictTLS())
 			}
 			if !tt.wantOK {
-				logs := &syncBuffer{}
-				d, err := device.New(cfg, append(opts, device.WithBackoff(5*time.Millisecond, 10*time.Millisecond), device.WithLogger(logs.logger()))...)
+				logs := &testutil.SyncBuffer{}
+				d, err := device.New(cfg, append(opts, device.WithBackoff(5*time.Millisecond, 10*time.Millisecond), device.WithLogger(logs.Logger()))...)
 				if err != nil {
 					t.Fatal(err)
 				}
 				ctx, cancel := context.WithCancel(context.Background())
 				errc := make(chan error, 1)
 				go func() { errc <- d.Run(ctx) }()
-				if !logs.waitFor([]byte("cannot connect to broker"), waitLimit) {
+				if !logs.WaitFor("cannot connect to broker", waitLimit) {
 					t.Fatalf("strict TLS connected to a broker with a wrong host name:\n%s", logs.String())
 				}
 				cancel()
@@ -136,50 +135,5 @@ func TestMosquittoTLSClientCertificate(t *testing.T) {
 				t.Fatalf("response = %+v", r)
 			}
 		})
-	}
-}
-
-// syncBuffer collects log output and lets a test wait for a line.
-type syncBuffer struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{}
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.changed != nil {
-		close(b.changed)
-		b.changed = nil
-	}
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *syncBuffer) waitFor(s []byte, limit time.Duration) bool {
-	deadline := time.NewTimer(limit)
-	defer deadline.Stop()
-	for {
-		b.mu.Lock()
-		if bytes.Contains(b.buf.Bytes(), s) {
-			b.mu.Unlock()
-			return true
-		}
-		if b.changed == nil {
-			b.changed = make(chan struct{})
-		}
-		ch := b.changed
-		b.mu.Unlock()
-		select {
-		case <-ch:
-		case <-deadline.C:
-			return false
-		}
 	}
 }

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/edk-go/edk/commconfig"
+	"github.com/edk-go/edk/internal/testutil"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const waitLimit = 20 * time.Second
+
+// cli runs edk with args in the background; the test reads its output as
+// it comes and cancels it like Ctrl-C would.
+type cli struct {
+	stdout, stderr *testutil.SyncBuffer
+	cancel         context.CancelFunc
+	code           chan int
+}
+
+func startCLI(t *testing.T, environ map[string]string, args ...string) *cli {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &cli{stdout: &testutil.SyncBuffer{}, stderr: &testutil.SyncBuffer{}, cancel: cancel, code: make(chan int, 1)}
+	e := &env{stdout: c.stdout, stderr: c.stderr, getenv: func(k string) string { return environ[k] }, readFile: os.ReadFile}
+	go func() { c.code <- run(ctx, e, args) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-c.code:
+		case <-time.After(waitLimit):
+			t.Errorf("edk %v did not stop", args)
+		}
+	})
+	return c
+}
+
+// wait returns the exit code once the command ends by itself.
+func (c *cli) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case code := <-c.code:
+		c.code <- code // for Cleanup
+		return code
+	case <-time.After(waitLimit):
+		t.Fatalf("command did not finish; stdout:\n%s\nstderr:\n%s", c.stdout, c.stderr)
+		return -1
+	}
+}
+
+// interrupt cancels the command as Ctrl-C does and returns its exit code.
+func (c *cli) interrupt(t *testing.T) int {
+	t.Helper()
+	c.cancel()
+	return c.wait(t)
+}
+
+func (c *cli) waitFor(t *testing.T, s string) {
+	t.Helper()
+	if !c.stdout.WaitFor(s, waitLimit) {
+		t.Fatalf("%q never appeared; stdout:\n%s\nstderr:\n%s", s, c.stdout, c.stderr)
+	}
+}
+
+func TestDemo(t *testing.T) {
+	c := startCLI(t, nil, "demo", "--mqtt-addr", "127.0.0.1:0")
+	c.waitFor(t, "── your turn ──")
+	out := c.stdout.String()
+	for _, want := range []string{
+		`properties ch=primary model="SimInverter 10K"`,
+		`→ completed {"new_power":4700}`,
+		`log {"message":"step 1/3: power 3800 W"`,
+		`→ completed {"new_power":2000}`,
+		`→ error {"message":"argument \"power\": is the string \"abc\", want a number"}`,
+		`→ error {"message":"unknown command \"self_destruct\"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	c.waitFor(t, "power=2000 status=\"producing\"")
+	if code := c.interrupt(t); code != 0 {
+		t.Fatalf("exit code after Ctrl-C = %d, want 0; stderr:\n%s", code, c.stderr)
+	}
+	if !strings.Contains(c.stdout.String(), "stopped cleanly") {
+		t.Errorf("no clean stop reported:\n%s", c.stdout)
+	}
+}
+
+func TestDemoPortTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c := startCLI(t, nil, "demo", "--mqtt-addr", ln.Addr().String())
+	if code := c.wait(t); code != 1 {
+		t.Fatalf("exit code = %d, want 1", code)
+	}
+	if msg := c.stderr.String(); !strings.Contains(msg, "port is taken") || !strings.Contains(msg, "--mqtt-addr 127.0.0.1:0") {
+		t.Fatalf("stderr does not say how to pick another port:\n%s", msg)
+	}
+}
+
+func TestRunExecWatch(t *testing.T) {
+	b := testutil.StartBroker(t)
+	host, port, _ := net.SplitHostPort(b.Addr())
+	encode := startCLI(t, nil, "config", "encode", "--hardware-id", "hw-cli", "--host", host, "--port", port)
+	if code := encode.wait(t); code != 0 {
+		t.Fatalf("config encode: %d %s", code, encode.stderr)
+	}
+	blob := strings.TrimSpace(encode.stdout.String())
+	broker := "tcp://" + b.Addr()
+
+	watch := startCLI(t, nil, "watch", "--broker", broker, "--hardware-id", "hw-cli")
+	if !watch.stderr.WaitFor("watching device hw-cli", waitLimit) {
+		t.Fatalf("watch did not start: %s", watch.stderr)
+	}
+	dev := startCLI(t, map[string]string{commconfig.EnvConfig: blob}, "run", "--log-level", "debug")
+	if !dev.stderr.WaitFor("state=connected", waitLimit) {
+		t.Fatalf("run did not connect: %s", dev.stderr)
+	}
+
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantOut  string
+	}{
+		{"completed", []string{"set_power", "power=4700"}, 0, `completed {"new_power":4700}`},
+		{"progress", []string{"ramp_power", "power=5700", "step_seconds=0"}, 0, `log       {"message":"step 1/1: power 5700 W"`},
+		{"json args", []string{"--args", `{"power": 100}`, "set_power"}, 0, `completed {"new_power":100}`},
+		{"device error", []string{"set_power", "power=-5"}, 1, `error     {"message":"argument \"power\": is -5 W, out of range: want 0 to 10000 W"}`},
+		{"json output", []string{"--json", "set_power", "power=1"}, 0, `"state":"completed","payload":{"new_power":1}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"exec", "--broker", broker, "--hardware-id", "hw-cli"}, tt.args...)
+			c := startCLI(t, nil, args...)
+			if code := c.wait(t); code != tt.wantCode {
+				t.Fatalf("exit code = %d, want %d; stdout:\n%s\nstderr:\n%s", code, tt.wantCode, c.stdout, c.stderr)
+			}
+			if !strings.Contains(c.stdout.String(), tt.wantOut) {
+				t.Fatalf("stdout lacks %q:\n%s", tt.wantOut, c.stdout)
+			}
+		})
+	}
+	t.Run("timeout", func(t *testing.T) {
+		c := startCLI(t, nil, "exec", "--broker", broker, "--hardware-id", "nobody", "--timeout", "50ms", "set_power", "power=1")
+		if code := c.wait(t); code != 2 {
+			t.Fatalf("exit code = %d, want 2", code)
+		}
+		if !strings.Contains(c.stderr.String(), "is device nobody connected") {
+			t.Fatalf("stderr: %s", c.stderr)
+		}
+	})
+
+	watch.waitFor(t, `response ← ch=primary`)
+	watch.waitFor(t, `telemetry  ch=primary power=`)
+	if code := dev.interrupt(t); code != 0 {
+		t.Fatalf("run exit code after Ctrl-C = %d; stderr:\n%s", code, dev.stderr)
+	}
+	if code := watch.interrupt(t); code != 0 {
+		t.Fatalf("watch exit code = %d", code)
+	}
+}
+
+func TestConfigDecodeRedactsSecrets(t *testing.T) {
+	cfg := commconfig.Config{Version: commconfig.Version3, HardwareID: "hw", ChannelID: "ch", Host: "gw.local", Port: 1883,
+		Protocol: commconfig.ProtocolMQTT, Username: "user", Password: "top-secret-password"}
+	blob, err := cfg.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*cli{
+		"flag": startCLI(t, nil, "config", "decode", "--config-blob", blob),
+		"env":  startCLI(t, map[string]string{commconfig.EnvConfig: blob}, "config", "decode"),
+	} {
+		if code := c.wait(t); code != 0 {
+			t.Fatalf("%s: exit %d: %s", name, code, c.stderr)
+		}
+		out := c.stdout.String()
+		if strings.Contains(out, "top-secret-password") || !strings.Contains(out, "gw.local") || !strings.Contains(out, "redacted") {
+			t.Fatalf("%s: output:\n%s", name, out)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		environ  map[string]string
+		wantCode int
+		wantErr  string
+	}{
+		{"no command", nil, nil, 2, ""},
+		{"unknown command", []string{"fly"}, nil, 2, `unknown command "fly"`},
+		{"unknown flag", []string{"demo", "--nope"}, nil, 2, "flag provided but not defined: -nope"},
+		{"exec without hardware id", []string{"exec", "set_power"}, nil, 2, "--hardware-id is required"},
+		{"exec without command", []string{"exec", "--hardware-id", "x"}, nil, 2, "name the command"},
+		{"exec bad pair", []string{"exec", "--hardware-id", "x", "set_power", "power"}, nil, 2, `argument "power": want name=value`},
+		{"exec bad json args", []string{"exec", "--hardware-id", "x", "--args", "[1]", "set_power"}, nil, 2, "--args must be a JSON object"},
+		{"run without config", []string{"run"}, nil, 1, "set ENAPTER_STANDALONE_COMMUNICATION_CONFIG"},
+		{"run with bad config", []string{"run"}, map[string]string{commconfig.EnvConfig: "not base64!"}, 1, "base64"},
+		{"run with bad log level", []string{"run", "--log-level", "loud"}, nil, 2, "loud"},
+		{"config without subcommand", []string{"config"}, nil, 2, "edk config decode"},
+		{"config file and blob", []string{"config", "decode", "--config-file", "a", "--config-blob", "b"}, nil, 2, "not both"},
+		{"help", []string{"help"}, nil, 0, ""},
+		{"command help", []string{"exec", "-h"}, nil, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := startCLI(t, tt.environ, tt.args...)
+			if code := c.wait(t); code != tt.wantCode {
+				t.Fatalf("exit code = %d, want %d; stderr:\n%s", code, tt.wantCode, c.stderr)
+			}
+			if !strings.Contains(c.stderr.String(), tt.wantErr) {
+				t.Fatalf("stderr lacks %q:\n%s", tt.wantErr, c.stderr)
+			}
+		})
+	}
+}
+
+func TestExitCodeOfUnexpectedError(t *testing.T) {
+	e := &env{stdout: &testutil.SyncBuffer{}, stderr: &testutil.SyncBuffer{}}
+	if code := exitCode(e, "x", errors.New("boom")); code != 1 {
+		t.Fatalf("code = %d", code)
+	}
+}
