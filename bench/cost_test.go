@@ -109,7 +109,7 @@ func BenchmarkCost(b *testing.B) {
 	dir := b.TempDir()
 	bins := []struct{ name, path string }{
 		{"baseline", buildBinary(b, dir, "baseline", "github.com/edk-go/edk/bench/baseline")},
-		{"edk", buildBinary(b, dir, "inverter", "github.com/edk-go/edk/examples/inverter")},
+		{"edk", buildBinary(b, dir, "inverter", edkPackage())},
 	}
 
 	ctrl := testutil.Connect(b, m.Addr)
@@ -129,6 +129,17 @@ func BenchmarkCost(b *testing.B) {
 		}
 	}
 	reportCost(b, n, samples["baseline"], samples["edk"])
+}
+
+// edkPackage is the edk side of the comparison: examples/inverter, or the
+// import path in EDK_COST_EDK_PKG, so that a variant (one built with
+// profiling, or with a runtime change under test) can be measured against
+// the same baseline without editing this file.
+func edkPackage() string {
+	if p := os.Getenv("EDK_COST_EDK_PKG"); p != "" {
+		return p
+	}
+	return "github.com/edk-go/edk/examples/inverter"
 }
 
 // buildBinary builds pkg into dir/name with the go command that runs this
