@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -31,8 +32,16 @@ const (
 	maxReconnectInterval = 30 * time.Second
 	// disconnectQuiesce is how long Close lets paho finish in-flight work, in ms.
 	disconnectQuiesce = 250
-	// subscribeQoS is the QoS of every subscription and of command requests.
-	subscribeQoS = 1
+	// requestQoS is the QoS of command requests: the broker acknowledges them.
+	requestQoS = 1
+	// subscribeQoS is the QoS of every subscription. 0 loses nothing that 1
+	// would keep: the session is clean, so the broker drops undelivered
+	// messages on a disconnect either way, and TCP already retransmits within
+	// a connection. It also avoids a mochi-mqtt (v2.7.9) quirk: mochi keeps
+	// its QoS 1 deliveries to a client and that client's SUBSCRIBE and
+	// UNSUBSCRIBE packets in one packet-id map, and answers a SUBSCRIBE whose
+	// id collides with a delivery in flight with 0x91 (identifier in use).
+	subscribeQoS = 0
 )
 
 // Log keys.
@@ -82,6 +91,7 @@ type Client struct {
 	closed chan struct{} // closed by Close
 	once   sync.Once
 	wg     sync.WaitGroup // goroutines waiting on subscribe tokens
+	conns  atomic.Int64   // connections made, counted by onConnect
 
 	mu       sync.Mutex
 	isClosed bool
@@ -223,9 +233,16 @@ func (c *Client) Close() {
 }
 
 // onConnect makes every live subscription again after a reconnect: the
-// session is clean, so the broker forgot them. paho calls it on its own
-// goroutine.
+// session is clean, so the broker forgot them. paho calls it on a goroutine
+// of its own after each connection.
 func (c *Client) onConnect(client mqtt.Client) {
+	if c.conns.Add(1) == 1 {
+		// The first connection: whatever is subscribed was subscribed on it.
+		if c.cfg.testHookConnected != nil {
+			c.cfg.testHookConnected()
+		}
+		return
+	}
 	c.mu.Lock()
 	filters := make(map[string]byte, len(c.subs))
 	for f := range c.subs {
@@ -322,7 +339,7 @@ func subscribeError(tok mqtt.Token) error {
 	if st, ok := tok.(*mqtt.SubscribeToken); ok {
 		for f, code := range st.Result() {
 			if code >= 0x80 { // 0x80: failure
-				return fmt.Errorf("broker refused the subscription to %s: check that the user may read it", f)
+				return fmt.Errorf("broker refused the subscription to %s (SUBACK code %#x): check that the user may read it", f, code)
 			}
 		}
 	}

@@ -119,7 +119,7 @@ func (c *Client) Execute(ctx context.Context, hardwareID, channelID string, req 
 	c.mu.Unlock()
 	defer c.forget(id, p)
 
-	tok := c.mqtt.Publish(reqTopic.String(), subscribeQoS, false, payload)
+	tok := c.mqtt.Publish(reqTopic.String(), requestQoS, false, payload)
 	published := tok.Done()
 	var malformed error // last undecodable response that carried our id
 	for {

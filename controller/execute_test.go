@@ -31,7 +31,7 @@ func TestExecuteProgressThenCompleted(t *testing.T) {
 	c := dial(t, b.Addr())
 
 	var progress []string
-	resp, err := c.Execute(context.Background(), testHW, testCH, Request{Name: "set_power", Arguments: map[string]int{"power": 4700}},
+	resp, err := c.Execute(testCtx(t), testHW, testCH, Request{Name: "set_power", Arguments: map[string]int{"power": 4700}},
 		func(r mqttapi.CommandResponse) { progress = append(progress, r.Message()) })
 	if err != nil {
 		t.Fatalf("Execute: %v", err)
@@ -63,7 +63,7 @@ func TestExecuteErrorResponse(t *testing.T) {
 	})
 	c := dial(t, b.Addr())
 
-	resp, err := c.Execute(context.Background(), testHW, testCH, Request{Name: "set_power", Arguments: json.RawMessage(`{"power":-1}`)}, nil)
+	resp, err := c.Execute(testCtx(t), testHW, testCH, Request{Name: "set_power", Arguments: json.RawMessage(`{"power":-1}`)}, nil)
 	if err != nil {
 		t.Fatalf("Execute: %v", err)
 	}
@@ -79,7 +79,7 @@ func TestExecuteNoAnswer(t *testing.T) {
 
 	t.Run("deadline", func(t *testing.T) {
 		startDevice(t, b.Addr(), testHW, "a", silent)
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 		defer cancel()
 		_, err := c.Execute(ctx, testHW, "a", Request{Name: "slow"}, nil)
 		if err != context.DeadlineExceeded {
@@ -91,7 +91,7 @@ func TestExecuteNoAnswer(t *testing.T) {
 	})
 	t.Run("cancel", func(t *testing.T) {
 		seen := startDevice(t, b.Addr(), testHW, "b", silent)
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		go func() {
 			<-seen // the device has the request: the execution waits
@@ -131,7 +131,7 @@ func TestExecuteIgnoresDuplicateAndUnknownResponses(t *testing.T) {
 
 	for call := 1; call <= 3; call++ {
 		progress := 0
-		resp, err := c.Execute(context.Background(), testHW, testCH, Request{Name: "ping"}, func(mqttapi.CommandResponse) { progress++ })
+		resp, err := c.Execute(testCtx(t), testHW, testCH, Request{Name: "ping"}, func(mqttapi.CommandResponse) { progress++ })
 		if err != nil {
 			t.Fatalf("Execute %d: %v", call, err)
 		}
@@ -165,13 +165,13 @@ func TestExecuteCallerChosenID(t *testing.T) {
 	}
 	first := make(chan result, 1)
 	go func() {
-		r, err := c.Execute(context.Background(), testHW, testCH, Request{ID: "dup-1", Name: "ping"}, nil)
+		r, err := c.Execute(testCtx(t), testHW, testCH, Request{ID: "dup-1", Name: "ping"}, nil)
 		first <- result{r, err}
 	}()
 	if req := <-seen; req.ID != "dup-1" {
 		t.Errorf("device got id %q, want dup-1", req.ID)
 	}
-	_, err := c.Execute(context.Background(), testHW, testCH, Request{ID: "dup-1", Name: "ping"}, nil)
+	_, err := c.Execute(testCtx(t), testHW, testCH, Request{ID: "dup-1", Name: "ping"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "already waiting") {
 		t.Errorf("second Execute with the same id: err = %v, want already waiting", err)
 	}
@@ -180,7 +180,7 @@ func TestExecuteCallerChosenID(t *testing.T) {
 		t.Errorf("first Execute = %+v, %v", r.resp, r.err)
 	}
 	// Now that it is answered, the id may be used again.
-	if _, err := c.Execute(context.Background(), testHW, testCH, Request{ID: "dup-1", Name: "ping"}, nil); err != nil {
+	if _, err := c.Execute(testCtx(t), testHW, testCH, Request{ID: "dup-1", Name: "ping"}, nil); err != nil {
 		t.Errorf("Execute after the first finished: %v", err)
 	}
 }
@@ -206,7 +206,7 @@ func TestExecuteMalformedResponses(t *testing.T) {
 
 	t.Run("then good", func(t *testing.T) {
 		progress := 0
-		resp, err := c.Execute(context.Background(), testHW, testCH, Request{Name: "ping"}, func(mqttapi.CommandResponse) { progress++ })
+		resp, err := c.Execute(testCtx(t), testHW, testCH, Request{Name: "ping"}, func(mqttapi.CommandResponse) { progress++ })
 		if err != nil {
 			t.Fatalf("Execute: %v", err)
 		}
@@ -215,7 +215,7 @@ func TestExecuteMalformedResponses(t *testing.T) {
 		}
 	})
 	t.Run("only bad", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 		defer cancel()
 		_, err := c.Execute(ctx, testHW, testCH, Request{Name: "broken"}, nil)
 		if !errors.Is(err, context.DeadlineExceeded) {
@@ -242,12 +242,13 @@ func TestExecuteConcurrent(t *testing.T) {
 	})
 	c := dial(t, b.Addr())
 
+	ctx := testCtx(t)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
 			args := fmt.Sprintf(`{"n":%d}`, i)
 			progress := 0
-			resp, err := c.Execute(context.Background(), testHW, testCH, Request{Name: "echo", Arguments: json.RawMessage(args)}, func(mqttapi.CommandResponse) { progress++ })
+			resp, err := c.Execute(ctx, testHW, testCH, Request{Name: "echo", Arguments: json.RawMessage(args)}, func(mqttapi.CommandResponse) { progress++ })
 			if err != nil {
 				t.Errorf("Execute %d: %v", i, err)
 				return
@@ -285,7 +286,7 @@ func TestExecuteBadInput(t *testing.T) {
 		{"unmarshalable arguments", testHW, testCH, Request{Name: "x", Arguments: map[string]any{"f": func() {}}}, "arguments"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := c.Execute(context.Background(), tc.hw, tc.ch, tc.req, nil)
+			_, err := c.Execute(testCtx(t), tc.hw, tc.ch, tc.req, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want one that mentions %q", err, tc.want)
 			}
@@ -328,7 +329,7 @@ func TestClose(t *testing.T) {
 
 	errc := make(chan error, 1)
 	go func() {
-		_, err := c.Execute(context.Background(), testHW, testCH, Request{Name: "slow"}, nil)
+		_, err := c.Execute(testCtx(t), testHW, testCH, Request{Name: "slow"}, nil)
 		errc <- err
 	}()
 	<-seen
@@ -336,10 +337,10 @@ func TestClose(t *testing.T) {
 	if err := <-errc; !errors.Is(err, ErrClosed) {
 		t.Errorf("pending Execute: err = %v, want ErrClosed", err)
 	}
-	if _, err := c.Execute(context.Background(), testHW, testCH, Request{Name: "x"}, nil); !errors.Is(err, ErrClosed) {
+	if _, err := c.Execute(testCtx(t), testHW, testCH, Request{Name: "x"}, nil); !errors.Is(err, ErrClosed) {
 		t.Errorf("Execute after Close: err = %v, want ErrClosed", err)
 	}
-	if err := c.Watch(context.Background(), testHW, "", func(Event) {}); !errors.Is(err, ErrClosed) {
+	if err := c.Watch(testCtx(t), testHW, "", func(Event) {}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Watch after Close: err = %v, want ErrClosed", err)
 	}
 	c.Close() // twice is fine
@@ -357,14 +358,14 @@ func TestExecuteAfterBrokerRestart(t *testing.T) {
 	c := dialWith(t, Config{BrokerURL: "tcp://" + b.Addr(), testHookConnected: func() { connected <- struct{}{} }})
 	<-connected
 
-	if _, err := c.Execute(context.Background(), testHW, testCH, Request{Name: "ping"}, nil); err != nil {
+	if _, err := c.Execute(testCtx(t), testHW, testCH, Request{Name: "ping"}, nil); err != nil {
 		t.Fatalf("Execute before restart: %v", err)
 	}
 	b.Stop()
 	b.Start()
 	<-connected // reconnected and subscribed again
 	startDevice(t, b.Addr(), testHW, testCH, answer)
-	if _, err := c.Execute(context.Background(), testHW, testCH, Request{Name: "ping"}, nil); err != nil {
+	if _, err := c.Execute(testCtx(t), testHW, testCH, Request{Name: "ping"}, nil); err != nil {
 		t.Fatalf("Execute after restart: %v", err)
 	}
 }
@@ -381,7 +382,7 @@ func TestDialErrors(t *testing.T) {
 		{"refused", "tcp://user:secret@127.0.0.1:1", []string{"tcp://user:xxxxx@127.0.0.1:1", "check that the broker is running"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Dial(context.Background(), Config{BrokerURL: tc.url, Password: "hunter2"})
+			c, err := Dial(testCtx(t), Config{BrokerURL: tc.url, Password: "hunter2"})
 			if err == nil {
 				c.Close()
 				t.Fatal("Dial succeeded")
@@ -413,19 +414,19 @@ func (*onlyUser) OnACLCheck(_ *mochi.Client, topic string, write bool) bool {
 }
 
 func TestBrokerRefusals(t *testing.T) {
-	b, err := broker.Start(context.Background(), broker.Config{Addr: "127.0.0.1:0", Hooks: []mochi.Hook{new(onlyUser)}})
+	b, err := broker.Start(testCtx(t), broker.Config{Addr: "127.0.0.1:0", Hooks: []mochi.Hook{new(onlyUser)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
 
-	_, err = Dial(context.Background(), Config{BrokerURL: "tcp://" + b.Addr(), Username: "bad", Password: "hunter2"})
+	_, err = Dial(testCtx(t), Config{BrokerURL: "tcp://" + b.Addr(), Username: "bad", Password: "hunter2"})
 	if err == nil || !strings.Contains(err.Error(), "check the username and password") || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("Dial as bad user: err = %v, want a hint about username and password, without the password", err)
 	}
 
 	c := dialWith(t, Config{BrokerURL: "tcp://" + b.Addr(), Username: "good"})
-	_, err = c.Execute(context.Background(), testHW, testCH, Request{Name: "ping"}, nil)
+	_, err = c.Execute(testCtx(t), testHW, testCH, Request{Name: "ping"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "refused the subscription") {
 		t.Errorf("Execute without read access: err = %v, want a refused subscription", err)
 	}

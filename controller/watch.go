@@ -89,8 +89,11 @@ func (c *Client) Watch(ctx context.Context, hardwareID, channelID string, fn fun
 		}
 		defer c.unsubscribe(filter, s)
 	}
-	if c.testHookWatching != nil {
-		c.testHookWatching()
+	c.mu.Lock()
+	hook := c.testHookWatching
+	c.mu.Unlock()
+	if hook != nil {
+		hook()
 	}
 
 	for {

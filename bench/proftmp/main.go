@@ -10,14 +10,17 @@ import (
 	"syscall"
 
 	"github.com/edk-go/edk/commconfig"
-	"github.com/edk-go/edk/device"
-	"github.com/edk-go/edk/sim/inverter"
+	"github.com/edk-go/edk/bench/proftmp/device"
+	"github.com/edk-go/edk/bench/proftmp/inverter"
 )
 
 func main() {
 	out := os.Getenv("PROF_OUT")
-	f, _ := os.Create(out + ".cpu")
-	pprof.StartCPUProfile(f)
+	var f *os.File
+	if out != "" {
+		f, _ = os.Create(out + ".cpu")
+		pprof.StartCPUProfile(f)
+	}
 	level, _ := commconfig.LogLevel(os.Getenv)
 	if os.Getenv("PROF_NOLOG") != "" {
 		level = slog.LevelWarn
@@ -32,9 +35,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	d.Run(ctx)
-	pprof.StopCPUProfile()
-	f.Close()
-	h, _ := os.Create(out + ".heap")
-	pprof.Lookup("allocs").WriteTo(h, 0)
-	h.Close()
+	if out != "" {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }

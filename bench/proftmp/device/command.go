@@ -1,0 +1,357 @@
+package device
+
+import (
+	"log/slog"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edk-go/edk/mqttapi"
+)
+
+// HandlerFunc runs one command. It returns the payload of the completed
+// response (a map or struct that encodes to a JSON object, or nil for {}),
+// or an error for an error response whose payload.message is err's text
+// (see CommandError to control the payload). ctx is cancelled when the
+// command times out or the device shuts down.
+type HandlerFunc func(ctx context.Context, cmd *Command) (any, error)
+
+type handler struct {
+	fn      HandlerFunc
+	timeout time.Duration
+}
+
+// HandleOption configures one command handler.
+type HandleOption func(*handler)
+
+// Timeout overrides the device's command timeout for one command.
+func Timeout(d time.Duration) HandleOption { return func(h *handler) { h.timeout = d } }
+
+// Handle registers fn for the command name, replacing any earlier handler.
+// It may be called before or during Run.
+func (d *Device) Handle(name string, fn HandlerFunc, opts ...HandleOption) {
+	h := d.newHandler(fn, opts)
+	d.handlersMu.Lock()
+	d.handlers[name] = h
+	d.handlersMu.Unlock()
+}
+
+// HandleAny registers fn for every command that has no handler of its
+// own. Without it such commands get an "unknown command" error.
+func (d *Device) HandleAny(fn HandlerFunc, opts ...HandleOption) {
+	h := d.newHandler(fn, opts)
+	d.handlersMu.Lock()
+	d.fallback = &h
+	d.handlersMu.Unlock()
+}
+
+func (d *Device) newHandler(fn HandlerFunc, opts []HandleOption) handler {
+	h := handler{fn: fn, timeout: d.opts.commandTimeout}
+	for _, o := range opts {
+		o(&h)
+	}
+	return h
+}
+
+func (d *Device) handler(name string) (handler, bool) {
+	d.handlersMu.RLock()
+	defer d.handlersMu.RUnlock()
+	h, ok := d.handlers[name]
+	if !ok && d.fallback != nil {
+		return *d.fallback, true
+	}
+	return h, ok
+}
+
+func (d *Device) commandNames() string {
+	d.handlersMu.RLock()
+	names := make([]string, 0, len(d.handlers))
+	for n := range d.handlers {
+		names = append(names, n)
+	}
+	d.handlersMu.RUnlock()
+	if len(names) == 0 {
+		return "none"
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// Command is one command request being executed.
+type Command struct {
+	ID        string
+	Name      string
+	Arguments json.RawMessage // a JSON object, or empty
+
+	argsOnce sync.Once
+	args     map[string]any
+	d       *Device
+	channel string
+	exec    *execution
+}
+
+// Decode decodes the arguments into v (a pointer to a struct or map). A
+// type mismatch comes back as an *ArgumentError naming the argument.
+func (c *Command) Decode(v any) error {
+	args := c.Arguments
+	if len(args) == 0 {
+		args = json.RawMessage("{}")
+	}
+	if err := json.Unmarshal(args, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return &ArgumentError{Argument: te.Field, Problem: fmt.Sprintf("is a JSON %s, want %s", te.Value, te.Type)}
+		}
+		return fmt.Errorf("decode arguments of %q: %w", c.Name, err)
+	}
+	return nil
+}
+
+// Args returns the arguments as a map (empty, never nil, when none were sent).
+func (c *Command) Args() map[string]any {
+	c.argsOnce.Do(func() {
+		c.args = map[string]any{}
+		_ = c.Decode(&c.args)
+	})
+	return c.args // EXPERIMENT: decoded once; callers must not modify
+}
+
+// Number returns a required numeric argument.
+func (c *Command) Number(name string) (float64, error) {
+	v, ok := c.Args()[name]
+	if !ok || v == nil {
+		return 0, &ArgumentError{Argument: name, Problem: "is required"}
+	}
+	f, ok := v.(float64)
+	if !ok {
+		return 0, &ArgumentError{Argument: name, Problem: fmt.Sprintf("is %s, want a number", describe(v))}
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, &ArgumentError{Argument: name, Problem: "is not a finite number"}
+	}
+	return f, nil
+}
+
+func describe(v any) string {
+	switch v := v.(type) {
+	case string:
+		if len(v) > 32 {
+			v = v[:32] + "…"
+		}
+		return fmt.Sprintf("the string %q", v)
+	case bool:
+		return "a boolean"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// Progress sends a "log" response carrying payload, telling the sender how
+// the command is getting on. It does nothing once the command has finished.
+func (c *Command) Progress(ctx context.Context, payload any) error {
+	if c.exec.finished.Load() {
+		return nil
+	}
+	r, err := mqttapi.NewCommandResponse(c.ID, mqttapi.StateLog, payload)
+	if err != nil {
+		return err
+	}
+	return c.d.respond(ctx, c.channel, r)
+}
+
+// Logf sends a "log" response whose payload is {"message": <text>}.
+func (c *Command) Logf(ctx context.Context, format string, args ...any) error {
+	return c.Progress(ctx, map[string]string{"message": fmt.Sprintf(format, args...)})
+}
+
+// execution is the runtime's record of one request id.
+type execution struct {
+	name     string
+	finished atomic.Bool
+	ctx      context.Context
+	cancel   context.CancelFunc
+}
+
+// onRequest is paho's callback for command requests; with OrderMatters off
+// paho calls it in a goroutine of its own per message.
+func (d *Device) onRequest(_ mqtt.Client, msg mqtt.Message) {
+	t, err := mqttapi.ParseTopic(msg.Topic())
+	if err != nil {
+		d.log.Warn("ignored a message on an unexpected topic", "topic", msg.Topic())
+		return
+	}
+	if t.ChannelID == ucmChannel && t.ChannelID != d.cfg.ChannelID {
+		d.onUCMRequest(msg.Payload())
+		return
+	}
+	d.dispatch(t.ChannelID, msg.Payload())
+}
+
+func (d *Device) dispatch(channel string, payload []byte) {
+	req, err := fastDecode(payload) // EXPERIMENT
+	if err == nil && len(payload) > d.opts.maxRequestSize {
+		err = &mqttapi.DecodeError{Message: "command request", ID: req.ID,
+			Problem: fmt.Sprintf("request is %d bytes, more than this device's limit of %d", len(payload), d.opts.maxRequestSize)}
+	}
+	if err != nil {
+		var derr *mqttapi.DecodeError
+		if errors.As(err, &derr) && derr.ID != "" {
+			d.log.Warn("refused a malformed command request", logKeyID, derr.ID, logKeyErr, err)
+			d.pool.run(func() { d.finishAndRespond(channel, derr.ID, mqttapi.ErrorResponse(derr.ID, err.Error())) })
+			return
+		}
+		d.log.Warn("dropped a command request without a usable id", logKeyErr, err, "bytes", len(payload))
+		return
+	}
+
+	exec, st, final := d.cmds.begin(req.ID, req.Name)
+	switch st {
+	case beginRunning:
+		d.log.Debug("ignored a duplicate of a running command", logKeyID, req.ID, logKeyCommand, req.Name)
+	case beginFinished:
+		d.log.Info("re-sent the final response to a duplicate request", logKeyID, req.ID, logKeyCommand, req.Name)
+		d.pool.run(func() { d.sendFinal(channel, final) })
+	case beginClosing:
+		d.pool.run(func() {
+			d.sendFinal(channel, mqttapi.ErrorResponse(req.ID, "device is shutting down; send the command again once it is back"))
+		})
+	case beginStarted:
+		d.pool.run(func() { d.execute(channel, req, exec) })
+	}
+}
+
+// execute runs the handler for req and sends its one final response.
+func (d *Device) execute(channel string, req mqttapi.CommandRequest, exec *execution) {
+	defer d.cmds.done()
+	log := d.log // EXPERIMENT
+	h, ok := d.handler(req.Name)
+	if !ok {
+		log.Warn("unknown command")
+		d.finishAndRespond(channel, req.ID, mqttapi.ErrorResponse(req.ID,
+			fmt.Sprintf("unknown command %q; this device handles: %s", req.Name, d.commandNames())))
+		return
+	}
+	ctx, cancel := context.WithTimeout(exec.ctx, h.timeout)
+	defer cancel()
+	cmd := &Command{ID: req.ID, Name: req.Name, Arguments: req.Arguments, d: d, channel: channel, exec: exec}
+
+	type result struct {
+		payload any
+		err     error
+	}
+	start := time.Now()
+	var resp mqttapi.CommandResponse
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error("command handler panicked", "panic", p)
+				resp = d.responseFor(req, nil, fmt.Errorf("command %q failed: handler panicked: %v", req.Name, p), ctx)
+			}
+		}()
+		payload, err := h.fn(ctx, cmd)
+		resp = d.responseFor(req, payload, err, ctx)
+	}()
+	_ = result{}
+	if resp.State == mqttapi.StateError {
+		log.Warn("command failed", "message", resp.Message(), "took", time.Since(start))
+	} else {
+		if d.log.Enabled(context.Background(), slog.LevelDebug) {
+			d.log.Debug("command completed", logKeyCommand, req.Name, logKeyID, req.ID, "took", time.Since(start))
+		}
+	}
+	d.finishAndRespond(channel, req.ID, resp)
+}
+
+func (d *Device) responseFor(req mqttapi.CommandRequest, payload any, err error, ctx context.Context) mqttapi.CommandResponse {
+	if err == nil {
+		r, encErr := mqttapi.NewCommandResponse(req.ID, mqttapi.StateCompleted, payload)
+		if encErr != nil {
+			return mqttapi.ErrorResponse(req.ID, fmt.Sprintf("command %q finished but its result could not be sent: %v", req.Name, encErr))
+		}
+		return r
+	}
+	var cerr *CommandError
+	switch {
+	case errors.As(err, &cerr):
+		p := map[string]any{}
+		for k, v := range cerr.Payload {
+			p[k] = v
+		}
+		p["message"] = cerr.Message
+		if r, encErr := mqttapi.NewCommandResponse(req.ID, mqttapi.StateError, p); encErr == nil {
+			return r
+		}
+		return mqttapi.ErrorResponse(req.ID, cerr.Message)
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)):
+		h, _ := d.handler(req.Name)
+		return mqttapi.ErrorResponse(req.ID, fmt.Sprintf("command %q timed out after %s", req.Name, h.timeout))
+	case ctx.Err() != nil && d.cmds.isClosing():
+		return mqttapi.ErrorResponse(req.ID, fmt.Sprintf("command %q interrupted: the device is shutting down", req.Name))
+	}
+	return mqttapi.ErrorResponse(req.ID, err.Error())
+}
+
+// finishAndRespond records resp as the final answer to id and sends it,
+// unless a final answer was already recorded: exactly one per id.
+func (d *Device) finishAndRespond(channel, id string, resp mqttapi.CommandResponse) {
+	if !d.cmds.finish(id, resp) {
+		return
+	}
+	d.sendFinal(channel, resp)
+}
+
+func (d *Device) sendFinal(channel string, resp mqttapi.CommandResponse) {
+	if err := d.respond(context.Background(), channel, resp); err != nil {
+		d.log.Error("could not send command response", logKeyID, resp.ID, logKeyErr, err)
+	}
+}
+
+// EXPERIMENT: elastic pool of long-lived goroutines, whose stacks stay grown.
+type workPool struct{ work chan func() }
+
+func (p *workPool) run(f func()) {
+	select {
+	case p.work <- f:
+	default:
+		go p.worker(f)
+	}
+}
+
+func (p *workPool) worker(f func()) {
+	const idle = 30 * time.Second
+	t := time.NewTimer(idle)
+	defer t.Stop()
+	for {
+		f()
+		t.Reset(idle)
+		select {
+		case f = <-p.work:
+		case <-t.C:
+			return
+		}
+	}
+}
+
+func fastDecode(b []byte) (mqttapi.CommandRequest, error) {
+	var f struct {
+		ID        string          `json:"id"`
+		Name      string          `json:"name"`
+		Arguments json.RawMessage `json:"arguments"`
+	}
+	if json.Unmarshal(b, &f) == nil && f.ID != "" && f.Name != "" && (len(f.Arguments) == 0 || f.Arguments[0] == '{') {
+		return mqttapi.CommandRequest{ID: f.ID, Name: f.Name, Arguments: f.Arguments}, nil
+	}
+	return mqttapi.DecodeCommandRequest(b)
+}

@@ -1,0 +1,224 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/edk-go/edk/mqttapi"
+)
+
+func (d *Device) newBackoff() *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = d.opts.minBackoff
+	b.MaxInterval = d.opts.maxBackoff
+	b.RandomizationFactor = 0.5
+	b.Multiplier = 2
+	b.MaxElapsedTime = 0 // a field device never gives up
+	b.Reset()
+	return b
+}
+
+// serve owns the connection: it connects, waits for the link to drop,
+// and reconnects with backoff, until ctx is done. On return the last
+// client, if connected, is left in d.client for shutdown to flush.
+func (d *Device) serve(ctx context.Context, wg *sync.WaitGroup) error {
+	bo := d.newBackoff()
+	broker := d.cfg.BrokerURL()
+	failures := 0
+	for {
+		client, lost, err := d.connect(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			failures++
+			delay := bo.NextBackOff()
+			// Log the first failure loudly and then only every 10th, so a long
+			// outage doesn't flood the log; the state handler sees every change.
+			if failures == 1 || failures%10 == 0 {
+				d.log.Warn("cannot connect to broker; retrying", logKeyBroker, broker, logKeyErr, err, "attempt", failures, "retry_in", delay.Round(time.Millisecond), "hint", connectHint(err))
+			}
+			if !sleepCtx(ctx, delay) {
+				return nil
+			}
+			continue
+		}
+		if failures > 0 {
+			d.log.Info("connected after retries", logKeyBroker, broker, "attempts", failures+1)
+		}
+		failures = 0
+		bo.Reset()
+		d.setState(StateConnected, client)
+
+		connCtx, stopPeriodic := context.WithCancel(ctx)
+		var periodic sync.WaitGroup
+		d.startPeriodic(connCtx, &periodic)
+		select {
+		case <-ctx.Done():
+			stopPeriodic()
+			periodic.Wait()
+			return nil
+		case err := <-lost:
+			stopPeriodic()
+			periodic.Wait()
+			d.setState(StateDisconnected, nil)
+			d.log.Warn("lost connection to broker; reconnecting", logKeyBroker, broker, logKeyErr, err)
+			if !sleepCtx(ctx, bo.NextBackOff()) {
+				return nil
+			}
+		}
+	}
+}
+
+// connect makes one connection attempt and subscribes; lost receives the
+// reason when that connection later drops.
+func (d *Device) connect(ctx context.Context) (mqtt.Client, <-chan error, error) {
+	lost := make(chan error, 1)
+	opts := mqtt.NewClientOptions().
+		AddBroker(d.cfg.BrokerURL()).
+		SetClientID(d.clientID).
+		SetProtocolVersion(4). // MQTT 3.1.1, what Enapter's broker and gateway speak
+		SetCleanSession(true).
+		SetAutoReconnect(false). // serve reconnects, with jitter and resubscription
+		SetConnectRetry(false).
+		SetOrderMatters(true). // each request handled in its own goroutine
+		SetKeepAlive(d.opts.keepAlive).
+		SetPingTimeout(d.opts.keepAlive / 2).
+		SetConnectTimeout(d.opts.connectTimeout).
+		SetWriteTimeout(d.opts.publishTimeout).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			select {
+			case lost <- err:
+			default:
+			}
+		})
+	if d.cfg.Username != "" {
+		opts.SetUsername(d.cfg.Username).SetPassword(d.cfg.Password)
+	}
+	if d.tlsConfig != nil {
+		opts.SetTLSConfig(d.tlsConfig)
+	}
+	client := mqtt.NewClient(opts)
+	if err := waitToken(ctx, client.Connect()); err != nil {
+		client.Disconnect(0)
+		return nil, nil, fmt.Errorf("connect to %s: %w", d.cfg.BrokerURL(), err)
+	}
+	// Publish through this client while subscribing, so that a request that
+	// arrives before the state says "connected" can still be answered.
+	d.connMu.Lock()
+	d.client = client
+	d.connMu.Unlock()
+
+	subs := map[string]byte{d.topic(mqttapi.ToDevice, d.cfg.ChannelID, mqttapi.KindCommandRequests): 1}
+	if d.servesUCM() {
+		subs[d.topic(mqttapi.ToDevice, ucmChannel, mqttapi.KindCommandRequests)] = 1
+	}
+	if err := waitToken(ctx, client.SubscribeMultiple(subs, d.onRequest)); err != nil {
+		client.Disconnect(0)
+		return nil, nil, fmt.Errorf("subscribe to command requests: %w", err)
+	}
+	return client, lost, nil
+}
+
+func (d *Device) topic(dir mqttapi.Direction, channel string, kind mqttapi.Kind) string {
+	return mqttapi.Topic{Direction: dir, HardwareID: d.cfg.HardwareID, ChannelID: channel, Kind: kind}.String()
+}
+
+func connectHint(err error) string {
+	switch {
+	case errors.Is(err, packets.ErrorRefusedNotAuthorised) || errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword):
+		return "the broker refused the credentials: generate a new communication config"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "no answer in time: check the host, port and firewall"
+	}
+	return "check that the broker runs and that mqtt_host/mqtt_port in the communication config reach it"
+}
+
+// waitToken waits for a paho token, bounded by ctx.
+func waitToken(ctx context.Context, t mqtt.Token) error {
+	select {
+	case <-t.Done():
+		return t.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func newTicker(d time.Duration) *time.Ticker { return time.NewTicker(d) }
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// startPeriodic starts the telemetry, properties and ucm loops for one
+// connection; they stop when ctx is cancelled.
+func (d *Device) startPeriodic(ctx context.Context, wg *sync.WaitGroup) {
+	if fn := d.opts.propertiesFn; fn != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			every(ctx, d.opts.propertiesEvery, true, func() {
+				props, err := fn(ctx)
+				if err != nil {
+					d.log.Warn("read properties", logKeyErr, err)
+					return
+				}
+				if err := d.SendProperties(ctx, mqttapi.Properties{Values: props}); err != nil && ctx.Err() == nil {
+					d.log.Warn("send properties", logKeyErr, err)
+				}
+			})
+		}()
+	}
+	if fn := d.opts.telemetryFn; fn != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			every(ctx, d.opts.telemetryEvery, true, func() {
+				t, err := fn(ctx)
+				if err != nil {
+					d.log.Warn("read telemetry", logKeyErr, err)
+					return
+				}
+				if err := d.SendTelemetry(ctx, t); err != nil && ctx.Err() == nil {
+					d.log.Warn("send telemetry", logKeyErr, err)
+				}
+			})
+		}()
+	}
+	if d.servesUCM() {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.serveUCM(ctx) }()
+	}
+}
+
+// every calls fn every interval until ctx is done; first says whether to
+// call it once right away.
+func every(ctx context.Context, interval time.Duration, first bool, fn func()) {
+	if first {
+		fn()
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
+}
