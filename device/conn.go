@@ -121,6 +121,9 @@ func (d *Device) connect(ctx context.Context) (mqtt.Client, <-chan error, error)
 		subs[d.topic(mqttapi.ToDevice, ucmChannel, mqttapi.KindCommandRequests)] = 1
 	}
 	if err := waitToken(ctx, client.SubscribeMultiple(subs, d.onRequest)); err != nil {
+		d.connMu.Lock()
+		d.client = nil
+		d.connMu.Unlock()
 		client.Disconnect(0)
 		return nil, nil, fmt.Errorf("subscribe to command requests: %w", err)
 	}
@@ -150,8 +153,6 @@ func waitToken(ctx context.Context, t mqtt.Token) error {
 		return ctx.Err()
 	}
 }
-
-func newTicker(d time.Duration) *time.Ticker { return time.NewTicker(d) }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

@@ -177,7 +177,7 @@ func (d *Device) setState(s State, client mqtt.Client) {
 	if prev == s {
 		return
 	}
-	d.log.Info("connection state changed", logKeyState, s.String(), "previous", prev.String())
+	d.log.Info("connection state changed", logKeyState, s.String(), "previous", prev.String(), logKeyBroker, d.cfg.BrokerURL())
 	if d.opts.onState != nil {
 		d.opts.onState(s)
 	}

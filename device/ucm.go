@@ -3,7 +3,9 @@ package device
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/edk-go/edk/commconfig"
 	"github.com/edk-go/edk/mqttapi"
@@ -21,9 +23,9 @@ func (d *Device) servesUCM() bool {
 // properties interval and empty telemetry every telemetry interval.
 func (d *Device) serveUCM(ctx context.Context) {
 	props := mqttapi.Properties{Values: map[string]any{"virtual": true, "lua_api_ver": 1}}
-	propsTicker := newTicker(d.opts.propertiesEvery)
+	propsTicker := time.NewTicker(d.opts.propertiesEvery)
 	defer propsTicker.Stop()
-	telemetryTicker := newTicker(d.opts.telemetryEvery)
+	telemetryTicker := time.NewTicker(d.opts.telemetryEvery)
 	defer telemetryTicker.Stop()
 	send := func(kind mqttapi.Kind, enc func() ([]byte, error)) {
 		b, err := enc()
@@ -55,22 +57,15 @@ func (d *Device) serveUCM(ctx context.Context) {
 // onUCMRequest answers every command sent to the virtual UCM with an error:
 // it cannot reboot or run Lua, and saying so beats a timeout.
 func (d *Device) onUCMRequest(payload []byte) {
-	var name string
 	req, err := mqttapi.DecodeCommandRequest(payload)
-	id := req.ID
-	if err != nil {
-		if derr, ok := err.(*mqttapi.DecodeError); ok {
-			id = derr.ID
-		}
+	id, msg := req.ID, fmt.Sprintf("command %q is not supported by this virtual UCM (edk device runtime)", req.Name)
+	var derr *mqttapi.DecodeError
+	if errors.As(err, &derr) {
+		id, msg = derr.ID, err.Error()
 	}
 	if id == "" {
 		d.log.Warn("dropped a malformed ucm command request", logKeyErr, err)
 		return
-	}
-	name = req.Name
-	msg := fmt.Sprintf("command %q is not supported by this virtual UCM (edk device runtime)", name)
-	if err != nil {
-		msg = err.Error()
 	}
 	b, _ := json.Marshal(mqttapi.ErrorResponse(id, msg))
 	if err := d.publish(context.Background(), ucmChannel, mqttapi.KindCommandResponses, 1, b); err != nil {
