@@ -192,8 +192,8 @@ func runDevice(b *testing.B, ctrl mqtt.Client, addr, name, path string, n int) c
 	}
 	resp := newResponseCounter(n)
 	subs := map[string]mqtt.MessageHandler{
-		from + "v1/properties":         onProps,
-		from + "v1/register":           onProps,
+		from + "v1/properties":        onProps,
+		from + "v1/register":          onProps,
 		from + "v1/command/responses": resp.onMessage,
 	}
 	for topic, h := range subs {
@@ -518,15 +518,19 @@ func reportCost(b *testing.B, n int, base, edk []costSample) {
 		fmt.Fprintf(w, "%s (%s)\t%.2f\t%.2f\t%.2fx\t%s\t\n", fg.name, fg.unit, bv, ev, ratio, verdict)
 	}
 	w.Flush()
-	fmt.Fprintf(&tab, "runs:\n")
-	for _, bin := range []struct {
-		name string
-		runs []costSample
-	}{{"baseline", base}, {"edk", edk}} {
-		for _, s := range bin.runs {
-			fmt.Fprintf(&tab, "  %-8s startup %-9v cpu/cmd %-9v wall/cmd %-9v rss %5.1f MiB  total cpu %v  exit %s\n",
-				bin.name, s.startup.Round(10*time.Microsecond), s.cpuPerCmd(), s.wallPerCmd(),
-				float64(s.maxRSS)/mib, s.totalCPU.Round(time.Millisecond), s.exitState)
+	// go test keeps only the first 10 lines of a benchmark's log unless -v,
+	// so the table comes first and the per-run detail only with -v.
+	if testing.Verbose() {
+		fmt.Fprintf(&tab, "runs:\n")
+		for _, bin := range []struct {
+			name string
+			runs []costSample
+		}{{"baseline", base}, {"edk", edk}} {
+			for _, s := range bin.runs {
+				fmt.Fprintf(&tab, "  %-8s startup %-9v cpu/cmd %-9v wall/cmd %-10v rss %5.1f MiB  total cpu %-7v %s\n",
+					bin.name, s.startup.Round(10*time.Microsecond), s.cpuPerCmd(), s.wallPerCmd().Round(10*time.Nanosecond),
+					float64(s.maxRSS)/mib, s.totalCPU.Round(time.Millisecond), s.exitState)
+			}
 		}
 	}
 	b.Logf("edk inverter versus bare paho device, against mosquitto:\n%s", tab.String())

@@ -3,6 +3,7 @@ package mqttapi
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -228,7 +229,7 @@ func DecodeCommandResponse(b []byte) (CommandResponse, error) {
 	if !ResponseState(state).valid() {
 		return CommandResponse{}, &DecodeError{Message: msg, Field: "state", ID: id, Problem: "is " + quote(state) + ", want completed, error or log"}
 	}
-	r := CommandResponse{ID: id, State: ResponseState(state), Payload: emptyObject}
+	r := CommandResponse{ID: id, State: ResponseState(state), Payload: slices.Clone(emptyObject)} // the caller owns it
 	if o.has("payload") {
 		p := o["payload"]
 		if firstByte(p) != '{' {

@@ -460,6 +460,43 @@ func TestDecodeCommandRequestDoesNotAliasInput(t *testing.T) {
 	}
 }
 
+// TestEmptyPayloadNotShared changes the {} payload that one response got and
+// checks that no other response sees the change.
+func TestEmptyPayloadNotShared(t *testing.T) {
+	makers := []struct {
+		name string
+		make func() (mqttapi.CommandResponse, error)
+	}{
+		{"DecodeCommandResponse", func() (mqttapi.CommandResponse, error) {
+			return mqttapi.DecodeCommandResponse([]byte(`{"id":"r1","state":"log"}`))
+		}},
+		{"NewCommandResponse", func() (mqttapi.CommandResponse, error) {
+			return mqttapi.NewCommandResponse("r1", mqttapi.StateLog, nil)
+		}},
+	}
+	for _, m := range makers {
+		t.Run(m.name, func(t *testing.T) {
+			first, err := m.make()
+			if err != nil {
+				t.Fatal(err)
+			}
+			first.Payload[0] = 'X'
+			for _, other := range makers {
+				r, err := other.make()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(r.Payload) != "{}" {
+					t.Errorf("after changing a payload from %s, %s returns payload %q", m.name, other.name, r.Payload)
+				}
+			}
+			if b, err := (mqttapi.CommandResponse{ID: "r2", State: mqttapi.StateLog}).MarshalJSON(); err != nil || !strings.HasSuffix(string(b), `"payload":{}}`) {
+				t.Errorf("MarshalJSON of an empty payload = %s, %v", b, err)
+			}
+		})
+	}
+}
+
 func TestDecodeCommandResponse(t *testing.T) {
 	tests := []struct {
 		name    string

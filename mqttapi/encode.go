@@ -81,7 +81,7 @@ func (r CommandResponse) MarshalJSON() ([]byte, error) {
 	payload := r.Payload
 	if len(payload) == 0 {
 		payload = emptyObject
-	} else if !json.Valid(payload) || firstByte(payload) != '{' {
+	} else if !json.Valid(payload) || !utf8.Valid(payload) || firstByte(payload) != '{' {
 		return nil, fmt.Errorf("encode command response %q: payload must be a JSON object", r.ID)
 	}
 	dst = append(dst, payload...)

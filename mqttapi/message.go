@@ -3,6 +3,7 @@ package mqttapi
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
@@ -109,7 +110,7 @@ type CommandResponse struct {
 // NewCommandResponse builds a response with payload marshalled to JSON; a
 // nil payload becomes {}.
 func NewCommandResponse(id string, state ResponseState, payload any) (CommandResponse, error) {
-	r := CommandResponse{ID: id, State: state, Payload: emptyObject}
+	r := CommandResponse{ID: id, State: state, Payload: slices.Clone(emptyObject)} // the caller owns it
 	if payload == nil {
 		return r, nil
 	}

@@ -3,6 +3,7 @@ package mqttapi
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Direction says who sent a message: the device ("from") or the cloud ("to").
@@ -103,6 +104,9 @@ func ValidateID(field, id string) error {
 	}
 	if i := strings.IndexAny(id, "/+#\x00"); i >= 0 {
 		return fmt.Errorf("%s %q contains %q, which MQTT topics reserve", field, id, id[i])
+	}
+	if !utf8.ValidString(id) {
+		return fmt.Errorf("%s is not valid UTF-8, which MQTT topics require", field)
 	}
 	return nil
 }
