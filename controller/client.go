@@ -93,6 +93,10 @@ type Client struct {
 	wg     sync.WaitGroup // goroutines waiting on subscribe tokens
 	conns  atomic.Int64   // connections made, counted by onConnect
 
+	// subMu orders SUBSCRIBE and UNSUBSCRIBE packets with the changes to
+	// subs they make; it is taken before mu, never while holding it.
+	subMu sync.Mutex
+
 	mu       sync.Mutex
 	isClosed bool
 	pending  map[string]*pending      // by request id
@@ -243,15 +247,20 @@ func (c *Client) onConnect(client mqtt.Client) {
 		}
 		return
 	}
+	c.subMu.Lock()
 	c.mu.Lock()
 	filters := make(map[string]byte, len(c.subs))
 	for f := range c.subs {
 		filters[f] = subscribeQoS
 	}
 	c.mu.Unlock()
+	var tok mqtt.Token
 	if len(filters) > 0 {
+		tok = client.SubscribeMultiple(filters, nil)
+	}
+	c.subMu.Unlock()
+	if tok != nil {
 		c.log.Info("controller: reconnected, subscribing again", logKeyBroker, redactURL(c.cfg.BrokerURL))
-		tok := client.SubscribeMultiple(filters, nil)
 		select {
 		case <-tok.Done():
 			if err := subscribeError(tok); err != nil {
@@ -271,17 +280,19 @@ func (c *Client) onConnect(client mqtt.Client) {
 // acknowledgement. A permanent hold is never released; any other must be
 // released with unsubscribe.
 func (c *Client) subscribe(ctx context.Context, filter string, permanent bool) (*subscription, error) {
+	c.subMu.Lock()
 	c.mu.Lock()
 	if c.isClosed {
 		c.mu.Unlock()
+		c.subMu.Unlock()
 		return nil, ErrClosed
 	}
 	s := c.subs[filter]
-	if s == nil {
+	first := s == nil
+	if first {
 		s = &subscription{ready: make(chan struct{})}
 		c.subs[filter] = s
 		c.wg.Add(1)
-		go c.awaitSubscription(filter, s, c.mqtt.Subscribe(filter, subscribeQoS, nil))
 	}
 	if permanent {
 		s.permanent = true
@@ -289,6 +300,13 @@ func (c *Client) subscribe(ctx context.Context, filter string, permanent bool) (
 		s.refs++
 	}
 	c.mu.Unlock()
+	if first {
+		// paho may block in Subscribe (it hands the packet to its writer),
+		// so not under c.mu, which onMessage needs.
+		tok := c.mqtt.Subscribe(filter, subscribeQoS, nil)
+		go c.awaitSubscription(filter, s, tok)
+	}
+	c.subMu.Unlock()
 
 	select {
 	case <-s.ready:
@@ -349,22 +367,27 @@ func subscribeError(tok mqtt.Token) error {
 // unsubscribe releases one hold on s taken by subscribe; the last release of
 // a non-permanent subscription unsubscribes from the broker.
 func (c *Client) unsubscribe(filter string, s *subscription) {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.subs[filter] != s {
+		c.mu.Unlock()
 		return // failed and forgotten meanwhile
 	}
 	s.refs--
 	if s.refs > 0 || s.permanent {
+		c.mu.Unlock()
 		return
 	}
 	delete(c.subs, filter)
-	if c.isClosed {
-		return
+	closed := c.isClosed
+	c.mu.Unlock()
+	if !closed {
+		// Fire and forget: subMu makes a later SUBSCRIBE to the same filter
+		// follow this UNSUBSCRIBE on the connection, so the broker ends up
+		// subscribed.
+		c.mqtt.Unsubscribe(filter)
 	}
-	// Fire and forget: a later SUBSCRIBE to the same filter is sent after
-	// this UNSUBSCRIBE on the same connection, so the broker ends subscribed.
-	c.mqtt.Unsubscribe(filter)
 }
 
 // onMessage receives every message for every subscription, one at a time in
