@@ -337,6 +337,9 @@ func (c *Client) awaitSubscription(filter string, s *subscription, tok mqtt.Toke
 	}
 	if err != nil {
 		err = fmt.Errorf("controller: subscribe to %s: %w", filter, err)
+		if !errors.Is(err, ErrClosed) {
+			c.log.Warn("controller: subscribe failed", logKeyFilter, filter, logKeyError, err)
+		}
 		c.mu.Lock()
 		if c.subs[filter] == s {
 			delete(c.subs, filter)
@@ -402,18 +405,20 @@ func (c *Client) onMessage(_ mqtt.Client, m mqtt.Message) {
 	}
 
 	c.mu.Lock()
-	var ev *Event
+	var to []*watcher
 	for w := range c.watchers {
-		if !w.matches(m.Topic()) {
-			continue
+		if w.matches(m.Topic()) {
+			to = append(to, w)
 		}
-		if ev == nil {
-			e := decodeEvent(now, topic, topicErr, payload)
-			ev = &e
-		}
-		w.push(*ev)
 	}
 	c.mu.Unlock()
+	if len(to) == 0 {
+		return
+	}
+	e := decodeEvent(now, topic, topicErr, payload)
+	for _, w := range to {
+		w.push(e) // harmless if w ended meanwhile: nobody reads its queue
+	}
 }
 
 func redactURL(s string) string {

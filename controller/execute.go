@@ -65,19 +65,24 @@ func (p *pending) take() []delivery {
 // Execute sends req to the channel channelID of device hardwareID and waits
 // for the final response.
 //
-// The request is published with QoS 1 on v1/to/<hw>/<ch>/v1/command/requests.
+// The request is published with QoS 1 on v1/to/<hw>/<ch>/v1/command/requests
+// under req.ID, or else under a fresh random id (64 bits from crypto/rand);
+// an id that is already waiting is refused. The first Execute for a
+// hardware/channel pair subscribes to its responses topic, and the Client
+// keeps that subscription until Close.
+//
 // Each "log" response is passed to onProgress (which may be nil) on the
-// caller's goroutine, in arrival order; onProgress may block, but the next
-// response waits for it. Execute returns the final response, whose State is
+// caller's goroutine, in arrival order; onProgress may block, and later
+// responses wait for it. Execute returns the final response, whose State is
 // StateCompleted or StateError: a command that failed on the device is a
 // response, not a Go error.
 //
-// The wait is bounded by ctx: when ctx is done Execute returns an error for
-// which errors.Is(err, ctx.Err()) holds (when the device sent a response for
-// this id that could not be decoded, the error says so, too). It returns
-// ErrClosed when the Client is closed meanwhile. Either way nothing of the
-// execution is left behind: responses that arrive later are ignored, as are
-// responses with an unknown id and a second final response.
+// The wait is bounded by ctx: when ctx is done Execute returns ctx.Err()
+// itself, or, if the device sent a response under this id that could not be
+// decoded, an error that wraps both ctx.Err() and that *mqttapi.DecodeError.
+// It returns ErrClosed when the Client is closed meanwhile. Either way
+// nothing of the execution is left behind. Responses that arrive later, with
+// an unknown id, or after the final one are ignored.
 func (c *Client) Execute(ctx context.Context, hardwareID, channelID string, req Request, onProgress func(mqttapi.CommandResponse)) (mqttapi.CommandResponse, error) {
 	var none mqttapi.CommandResponse
 	reqTopic, err := mqttapi.NewTopic(mqttapi.ToDevice, hardwareID, channelID, mqttapi.KindCommandRequests)
@@ -183,7 +188,7 @@ func (c *Client) onResponse(topic mqttapi.Topic, payload []byte) {
 	case p == nil:
 		c.log.Debug("controller: ignored a response nobody waits for", logKeyTopic, topic.String(), logKeyID, id)
 	case err != nil:
-		c.log.Warn("controller: ignored a malformed command response", logKeyTopic, topic.String(), logKeyID, id, logKeyError, err)
+		c.log.Warn("controller: malformed command response", logKeyTopic, topic.String(), logKeyID, id, logKeyError, err)
 		p.push(delivery{err: err})
 	default:
 		p.push(delivery{resp: resp})

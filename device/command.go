@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -93,6 +95,7 @@ type Command struct {
 	d       *Device
 	channel string
 	exec    *execution
+	args    map[string]any // decoded on first use
 }
 
 // Decode decodes the arguments into v (a pointer to a struct or map). A
@@ -112,11 +115,14 @@ func (c *Command) Decode(v any) error {
 	return nil
 }
 
-// Args returns the arguments as a map (empty, never nil, when none were sent).
+// Args returns the arguments as a map (empty, never nil, when none were
+// sent). The map is decoded once and shared between calls.
 func (c *Command) Args() map[string]any {
-	m := map[string]any{}
-	_ = c.Decode(&m) // the decoder already checked that arguments are an object
-	return m
+	if c.args == nil {
+		c.args = map[string]any{}
+		_ = c.Decode(&c.args) // the decoder already checked that arguments are an object
+	}
+	return c.args
 }
 
 // Number returns a required numeric argument.
@@ -154,6 +160,8 @@ func describe(v any) string {
 
 // Progress sends a "log" response carrying payload, telling the sender how
 // the command is getting on. It does nothing once the command has finished.
+// It does not wait for the broker: responses of one command leave in the
+// order they were sent, and an error means the response could not be sent.
 func (c *Command) Progress(ctx context.Context, payload any) error {
 	if c.exec.finished.Load() {
 		return nil
@@ -162,7 +170,7 @@ func (c *Command) Progress(ctx context.Context, payload any) error {
 	if err != nil {
 		return err
 	}
-	return c.d.respond(ctx, c.channel, r)
+	return c.d.respond(c.channel, r)
 }
 
 // Logf sends a "log" response whose payload is {"message": <text>}.
@@ -178,19 +186,27 @@ type execution struct {
 	cancel   context.CancelFunc
 }
 
-// onRequest is paho's callback for command requests; with OrderMatters off
-// paho calls it in a goroutine of its own per message.
+// onRequest is paho's callback for command requests. paho calls it on its
+// router goroutine (OrderMatters is on), which must never block: the
+// request goes straight to a worker.
 func (d *Device) onRequest(_ mqtt.Client, msg mqtt.Message) {
-	t, err := mqttapi.ParseTopic(msg.Topic())
+	topic, payload := msg.Topic(), msg.Payload()
+	if !d.workers.submit(func() { d.route(topic, payload) }) {
+		d.log.Warn("dropped a command request that arrived during shutdown", "topic", topic)
+	}
+}
+
+func (d *Device) route(topic string, payload []byte) {
+	t, err := mqttapi.ParseTopic(topic)
 	if err != nil {
-		d.log.Warn("ignored a message on an unexpected topic", "topic", msg.Topic())
+		d.log.Warn("ignored a message on an unexpected topic", "topic", topic)
 		return
 	}
 	if t.ChannelID == ucmChannel && t.ChannelID != d.cfg.ChannelID {
-		d.onUCMRequest(msg.Payload())
+		d.onUCMRequest(payload)
 		return
 	}
-	d.dispatch(t.ChannelID, msg.Payload())
+	d.dispatch(t.ChannelID, payload)
 }
 
 func (d *Device) dispatch(channel string, payload []byte) {
@@ -220,55 +236,51 @@ func (d *Device) dispatch(channel string, payload []byte) {
 	case beginClosing:
 		d.sendFinal(channel, mqttapi.ErrorResponse(req.ID, "device is shutting down; send the command again once it is back"))
 	case beginStarted:
-		go d.execute(channel, req, exec)
+		d.execute(channel, req, exec)
 	}
 }
 
-// execute runs the handler for req and sends its one final response.
+// execute runs the handler for req on the calling worker and sends its one
+// final response. A timeout or shutdown answers at once, from the context's
+// AfterFunc, even if the handler ignores its context and never returns.
 func (d *Device) execute(channel string, req mqttapi.CommandRequest, exec *execution) {
-	defer d.cmds.done()
-	log := d.log.With(logKeyCommand, req.Name, logKeyID, req.ID)
 	h, ok := d.handler(req.Name)
 	if !ok {
-		log.Warn("unknown command")
+		d.log.Warn("unknown command", logKeyCommand, req.Name, logKeyID, req.ID)
 		d.finishAndRespond(channel, req.ID, mqttapi.ErrorResponse(req.ID,
 			fmt.Sprintf("unknown command %q; this device handles: %s", req.Name, d.commandNames())))
 		return
 	}
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(exec.ctx, h.timeout)
 	defer cancel()
+	stopWatch := context.AfterFunc(ctx, func() {
+		d.finish(channel, req, start, d.responseFor(req, nil, ctx.Err(), ctx))
+	})
 	cmd := &Command{ID: req.ID, Name: req.Name, Arguments: req.Arguments, d: d, channel: channel, exec: exec}
-
-	type result struct {
-		payload any
-		err     error
+	payload, err := d.call(h.fn, ctx, cmd)
+	if !stopWatch() {
+		return // the timeout or shutdown already answered
 	}
-	done := make(chan result, 1)
-	start := time.Now()
-	// The handler gets its own goroutine so that a handler which ignores its
-	// context cannot hold the response back past the timeout.
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				log.Error("command handler panicked", "panic", p)
-				done <- result{err: fmt.Errorf("command %q failed: handler panicked: %v", req.Name, p)}
-			}
-		}()
-		payload, err := h.fn(ctx, cmd)
-		done <- result{payload, err}
+	d.finish(channel, req, start, d.responseFor(req, payload, err, ctx))
+}
+
+// call runs a handler, turning a panic into an error.
+func (d *Device) call(fn HandlerFunc, ctx context.Context, cmd *Command) (payload any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			d.log.Error("command handler panicked", logKeyCommand, cmd.Name, logKeyID, cmd.ID, "panic", p, "stack", string(debug.Stack()))
+			payload, err = nil, fmt.Errorf("command %q failed: handler panicked: %v", cmd.Name, p)
+		}
 	}()
+	return fn(ctx, cmd)
+}
 
-	var resp mqttapi.CommandResponse
-	select {
-	case r := <-done:
-		resp = d.responseFor(req, r.payload, r.err, ctx)
-	case <-ctx.Done():
-		resp = d.responseFor(req, nil, ctx.Err(), ctx)
-	}
+func (d *Device) finish(channel string, req mqttapi.CommandRequest, start time.Time, resp mqttapi.CommandResponse) {
 	if resp.State == mqttapi.StateError {
-		log.Warn("command failed", "message", resp.Message(), "took", time.Since(start))
-	} else {
-		log.Info("command completed", "took", time.Since(start))
+		d.log.Warn("command failed", logKeyCommand, req.Name, logKeyID, req.ID, "message", resp.Message(), "took", time.Since(start))
+	} else if d.log.Enabled(context.Background(), slog.LevelDebug) {
+		d.log.Debug("command completed", logKeyCommand, req.Name, logKeyID, req.ID, "took", time.Since(start))
 	}
 	d.finishAndRespond(channel, req.ID, resp)
 }
@@ -312,7 +324,7 @@ func (d *Device) finishAndRespond(channel, id string, resp mqttapi.CommandRespon
 }
 
 func (d *Device) sendFinal(channel string, resp mqttapi.CommandResponse) {
-	if err := d.respond(context.Background(), channel, resp); err != nil {
+	if err := d.respond(channel, resp); err != nil {
 		d.log.Error("could not send command response", logKeyID, resp.ID, logKeyErr, err)
 	}
 }

@@ -88,7 +88,7 @@ func (d *Device) connect(ctx context.Context) (mqtt.Client, <-chan error, error)
 		SetCleanSession(true).
 		SetAutoReconnect(false). // serve reconnects, with jitter and resubscription
 		SetConnectRetry(false).
-		SetOrderMatters(false). // each request handled in its own goroutine
+		SetOrderMatters(true). // onRequest only hands requests to workers, so it never blocks paho
 		SetKeepAlive(d.opts.keepAlive).
 		SetPingTimeout(d.opts.keepAlive / 2).
 		SetConnectTimeout(d.opts.connectTimeout).
@@ -142,6 +142,13 @@ func connectHint(err error) string {
 		return "no answer in time: check the host, port and firewall"
 	}
 	return "check that the broker runs and that mqtt_host/mqtt_port in the communication config reach it"
+}
+
+// waitTokenTimeout waits for a paho token, bounded by ctx and limit.
+func waitTokenTimeout(ctx context.Context, t mqtt.Token, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	return waitToken(ctx, t)
 }
 
 // waitToken waits for a paho token, bounded by ctx.

@@ -18,6 +18,9 @@ import (
 	"github.com/edk-go/edk/mqttapi"
 )
 
+// ackQueueSize bounds the responses whose acknowledgement is watched.
+const ackQueueSize = 1024
+
 // Log keys used by the runtime, so that log lines can be searched.
 const (
 	logKeyCommand = "command"
@@ -46,6 +49,8 @@ type Device struct {
 	stateC chan struct{} // closed and replaced on every state change
 
 	cmds     *commandTracker
+	workers  *workerPool
+	acks     chan pendingAck
 	running  atomic.Bool
 	stopped  atomic.Bool
 	logQueue chan mqttapi.Log
@@ -103,6 +108,8 @@ func New(cfg *commconfig.Config, opts ...Option) (*Device, error) {
 		d.clientID = defaultClientID(cfg.HardwareID, cfg.ChannelID)
 	}
 	d.cmds = newCommandTracker(o.dedupWindow)
+	d.workers = newWorkerPool()
+	d.acks = make(chan pendingAck, ackQueueSize)
 	return d, nil
 }
 
@@ -211,6 +218,8 @@ func (d *Device) Run(ctx context.Context) error {
 		stopLoops()
 		wg.Wait()
 	}()
+	wg.Add(1)
+	go func() { defer wg.Done(); d.watchAcks(loopCtx) }()
 	if d.logQueue != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); d.publishLogs(loopCtx) }()
@@ -232,6 +241,11 @@ func (d *Device) shutdown() {
 	d.connMu.Unlock()
 	if client != nil {
 		client.Disconnect(uint(time.Second / time.Millisecond))
+	}
+	// Every request has had its answer by now; a handler that ignores its
+	// cancelled context gets only a moment more, not another grace period.
+	if !d.workers.close(time.Second) {
+		d.log.Warn("shutdown: a command handler ignored its cancelled context and is still running")
 	}
 	d.stopped.Store(true)
 	d.log.Info("stopped")

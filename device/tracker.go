@@ -28,7 +28,7 @@ type commandTracker struct {
 	order    []string // finished ids, oldest first, for eviction
 	window   int
 
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup  // one per active request, done at its final response
 	ctx    context.Context // parent of every handler context
 	cancel context.CancelFunc
 }
@@ -63,9 +63,6 @@ func (t *commandTracker) begin(id, name string) (*execution, beginStatus, mqttap
 	return e, beginStarted, mqttapi.CommandResponse{}
 }
 
-// done marks one execute goroutine as returned.
-func (t *commandTracker) done() { t.wg.Done() }
-
 // finish records the final response for id and reports whether it is the
 // first one (and so must be sent).
 func (t *commandTracker) finish(id string, r mqttapi.CommandResponse) bool {
@@ -80,6 +77,7 @@ func (t *commandTracker) finish(id string, r mqttapi.CommandResponse) bool {
 		}
 		e.cancel()
 		delete(t.active, id)
+		defer t.wg.Done() // after the response is recorded, so wait sees it
 	}
 	if t.window == 0 {
 		return true
@@ -113,9 +111,9 @@ func (t *commandTracker) close() {
 	t.mu.Unlock()
 }
 
-// wait waits for running commands to finish, up to grace; if some are
-// still running then, it cancels their contexts (their execute goroutines
-// answer "interrupted" at once) and waits for those answers.
+// wait waits for the final responses of running commands, up to grace; if
+// some are still running then, it cancels their contexts (which answers
+// them "interrupted" at once) and waits for those answers.
 // It reports whether everything finished within grace.
 func (t *commandTracker) wait(grace time.Duration) bool {
 	finished := make(chan struct{})
