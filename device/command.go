@@ -182,8 +182,6 @@ func (c *Command) Logf(ctx context.Context, format string, args ...any) error {
 type execution struct {
 	name     string
 	finished atomic.Bool
-	ctx      context.Context
-	cancel   context.CancelFunc
 }
 
 // onRequest is paho's callback for command requests. paho calls it on its
@@ -197,16 +195,16 @@ func (d *Device) onRequest(_ mqtt.Client, msg mqtt.Message) {
 }
 
 func (d *Device) route(topic string, payload []byte) {
-	t, err := mqttapi.ParseTopic(topic)
-	if err != nil {
-		d.log.Warn("ignored a message on an unexpected topic", "topic", topic)
-		return
-	}
-	if t.ChannelID == ucmChannel && t.ChannelID != d.cfg.ChannelID {
+	// Only two topics are subscribed to; comparing with them is much cheaper
+	// than parsing the topic of every request.
+	switch topic {
+	case d.requestTopic:
+		d.dispatch(d.cfg.ChannelID, payload)
+	case d.ucmRequestTopic:
 		d.onUCMRequest(payload)
-		return
+	default:
+		d.log.Warn("ignored a message on an unexpected topic", "topic", topic)
 	}
-	d.dispatch(t.ChannelID, payload)
 }
 
 func (d *Device) dispatch(channel string, payload []byte) {
@@ -252,7 +250,7 @@ func (d *Device) execute(channel string, req mqttapi.CommandRequest, exec *execu
 		return
 	}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(exec.ctx, h.timeout)
+	ctx, cancel := context.WithTimeout(d.cmds.ctx, h.timeout)
 	defer cancel()
 	stopWatch := context.AfterFunc(ctx, func() {
 		d.finish(channel, req, start, d.responseFor(req, nil, ctx.Err(), ctx))

@@ -116,9 +116,9 @@ func (d *Device) connect(ctx context.Context) (mqtt.Client, <-chan error, error)
 	d.client = client
 	d.connMu.Unlock()
 
-	subs := map[string]byte{d.topic(mqttapi.ToDevice, d.cfg.ChannelID, mqttapi.KindCommandRequests): 1}
-	if d.servesUCM() {
-		subs[d.topic(mqttapi.ToDevice, ucmChannel, mqttapi.KindCommandRequests)] = 1
+	subs := map[string]byte{d.requestTopic: 1}
+	if d.ucmRequestTopic != "" {
+		subs[d.ucmRequestTopic] = 1
 	}
 	if err := waitToken(ctx, client.SubscribeMultiple(subs, d.onRequest)); err != nil {
 		d.connMu.Lock()
@@ -142,13 +142,6 @@ func connectHint(err error) string {
 		return "no answer in time: check the host, port and firewall"
 	}
 	return "check that the broker runs and that mqtt_host/mqtt_port in the communication config reach it"
-}
-
-// waitTokenTimeout waits for a paho token, bounded by ctx and limit.
-func waitTokenTimeout(ctx context.Context, t mqtt.Token, limit time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	return waitToken(ctx, t)
 }
 
 // waitToken waits for a paho token, bounded by ctx.

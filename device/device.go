@@ -18,9 +18,6 @@ import (
 	"github.com/edk-go/edk/mqttapi"
 )
 
-// ackQueueSize bounds the responses whose acknowledgement is watched.
-const ackQueueSize = 1024
-
 // Log keys used by the runtime, so that log lines can be searched.
 const (
 	logKeyCommand = "command"
@@ -50,7 +47,10 @@ type Device struct {
 
 	cmds     *commandTracker
 	workers  *workerPool
-	acks     chan pendingAck
+
+	requestTopic    string // where command requests arrive
+	responseTopic   string // where their responses go
+	ucmRequestTopic string // the same for the ucm channel of a v1 device; "" otherwise
 	running  atomic.Bool
 	stopped  atomic.Bool
 	logQueue chan mqttapi.Log
@@ -109,7 +109,11 @@ func New(cfg *commconfig.Config, opts ...Option) (*Device, error) {
 	}
 	d.cmds = newCommandTracker(o.dedupWindow)
 	d.workers = newWorkerPool()
-	d.acks = make(chan pendingAck, ackQueueSize)
+	d.requestTopic = d.topic(mqttapi.ToDevice, cfg.ChannelID, mqttapi.KindCommandRequests)
+	d.responseTopic = d.topic(mqttapi.FromDevice, cfg.ChannelID, mqttapi.KindCommandResponses)
+	if d.servesUCM() {
+		d.ucmRequestTopic = d.topic(mqttapi.ToDevice, ucmChannel, mqttapi.KindCommandRequests)
+	}
 	return d, nil
 }
 
@@ -218,8 +222,6 @@ func (d *Device) Run(ctx context.Context) error {
 		stopLoops()
 		wg.Wait()
 	}()
-	wg.Add(1)
-	go func() { defer wg.Done(); d.watchAcks(loopCtx) }()
 	if d.logQueue != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); d.publishLogs(loopCtx) }()

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/edk-go/edk/mqttapi"
 )
 
@@ -42,7 +40,8 @@ func (d *Device) SendLog(ctx context.Context, l mqttapi.Log) error {
 // respond publishes a command response at QoS 1 on the channel the request
 // came in on. It does not wait for the broker's acknowledgement, which
 // would cost two scheduler round trips per command: paho sends one
-// connection's messages in order, and watchAcks logs failures.
+// connection's messages in order. A response still in flight when the
+// connection drops is lost with it; the connection loss itself is logged.
 func (d *Device) respond(channel string, r mqttapi.CommandResponse) error {
 	b, err := r.MarshalJSON()
 	if err != nil {
@@ -53,39 +52,19 @@ func (d *Device) respond(channel string, r mqttapi.CommandResponse) error {
 	if err != nil {
 		return fmt.Errorf("send response to %s: %w", r.ID, err)
 	}
-	tok := client.Publish(d.topic(mqttapi.FromDevice, channel, mqttapi.KindCommandResponses), 1, false, b)
+	topic := d.responseTopic
+	if channel != d.cfg.ChannelID {
+		topic = d.topic(mqttapi.FromDevice, channel, mqttapi.KindCommandResponses)
+	}
+	tok := client.Publish(topic, 1, false, b)
 	select {
 	case <-tok.Done(): // failed at once, typically: not connected
 		if err := tok.Error(); err != nil {
 			return fmt.Errorf("send response to %s: %w", r.ID, err)
 		}
 	default:
-		select {
-		case d.acks <- pendingAck{id: r.ID, tok: tok}:
-		default: // the watcher is behind; this one goes unwatched
-		}
 	}
 	return nil
-}
-
-type pendingAck struct {
-	id  string
-	tok mqtt.Token
-}
-
-// watchAcks logs responses that the broker never acknowledged, until ctx
-// is done.
-func (d *Device) watchAcks(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case a := <-d.acks:
-			if err := waitTokenTimeout(ctx, a.tok, d.opts.publishTimeout); err != nil && ctx.Err() == nil {
-				d.log.Error("command response was not delivered", logKeyID, a.id, logKeyErr, err)
-			}
-		}
-	}
 }
 
 func (d *Device) publish(ctx context.Context, channel string, kind mqttapi.Kind, qos byte, payload []byte) error {

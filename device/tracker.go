@@ -57,7 +57,6 @@ func (t *commandTracker) begin(id, name string) (*execution, beginStatus, mqttap
 		return nil, beginClosing, mqttapi.CommandResponse{}
 	}
 	e := &execution{name: name}
-	e.ctx, e.cancel = context.WithCancel(t.ctx)
 	t.active[id] = e
 	t.wg.Add(1)
 	return e, beginStarted, mqttapi.CommandResponse{}
@@ -75,7 +74,6 @@ func (t *commandTracker) finish(id string, r mqttapi.CommandResponse) bool {
 		if !e.finished.CompareAndSwap(false, true) {
 			return false
 		}
-		e.cancel()
 		delete(t.active, id)
 		defer t.wg.Done() // after the response is recorded, so wait sees it
 	}

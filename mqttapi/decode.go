@@ -171,6 +171,15 @@ func DecodeLog(b []byte) (Log, error) {
 // its id could be read, the *DecodeError carries that id so that the device
 // can still answer with an error response.
 func DecodeCommandRequest(b []byte) (CommandRequest, error) {
+	if req, ok := decodeCommandRequestFast(b); ok {
+		return req, nil
+	}
+	return decodeCommandRequestSlow(b)
+}
+
+// decodeCommandRequestSlow decodes field by field, to say exactly what is
+// wrong; it is the reference the fast decoder is fuzzed against.
+func decodeCommandRequestSlow(b []byte) (CommandRequest, error) {
 	const msg = "command request"
 	if !utf8.Valid(b) {
 		derr := &DecodeError{Message: msg, Problem: "payload is not valid UTF-8"}
