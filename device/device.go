@@ -45,15 +45,15 @@ type Device struct {
 	state  State
 	stateC chan struct{} // closed and replaced on every state change
 
-	cmds     *commandTracker
-	workers  *workerPool
+	cmds    *commandTracker
+	workers *workerPool
 
 	requestTopic    string // where command requests arrive
 	responseTopic   string // where their responses go
 	ucmRequestTopic string // the same for the ucm channel of a v1 device; "" otherwise
-	running  atomic.Bool
-	stopped  atomic.Bool
-	logQueue chan mqttapi.Log
+	running         atomic.Bool
+	stopped         atomic.Bool
+	logQueue        chan mqttapi.Log
 }
 
 // FromEnv creates a device from ENAPTER_STANDALONE_COMMUNICATION_CONFIG (or
