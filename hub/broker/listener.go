@@ -119,9 +119,13 @@ func (l *connListener) untrack(conn net.Conn) {
 	l.wg.Done()
 }
 
-// Close disconnects mochi's clients on this listener, stops accepting, cuts
-// the connections still in their handshake and waits for every goroutine.
-func (l *connListener) Close(closeClients listeners.CloseFn) {
+// Close stops accepting, cuts every connection (in its handshake or
+// connected) and waits for every goroutine. It does not call mochi's
+// closeClients: in mochi v2.7.9 that takes the clients' read lock twice
+// (Clients.GetByListener → Len), which deadlocks when a client disconnects
+// at the same moment. Cutting the connections makes mochi drop each client
+// as it would on any network error.
+func (l *connListener) Close(_ listeners.CloseFn) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -131,7 +135,6 @@ func (l *connListener) Close(closeClients listeners.CloseFn) {
 	close(l.done)
 	l.mu.Unlock()
 
-	closeClients(l.id)
 	_ = l.ln.Close()
 
 	l.mu.Lock()
