@@ -253,18 +253,18 @@ func (d *Device) execute(channel string, req mqttapi.CommandRequest, exec *execu
 	ctx, cancel := context.WithTimeout(d.cmds.ctx, h.timeout)
 	defer cancel()
 	stopWatch := context.AfterFunc(ctx, func() {
-		d.finish(channel, req, start, d.responseFor(req, nil, ctx.Err(), ctx))
+		d.finish(channel, req, start, d.responseFor(ctx, req, nil, ctx.Err()))
 	})
 	cmd := &Command{ID: req.ID, Name: req.Name, Arguments: req.Arguments, d: d, channel: channel, exec: exec}
-	payload, err := d.call(h.fn, ctx, cmd)
+	payload, err := d.call(ctx, h.fn, cmd)
 	if !stopWatch() {
 		return // the timeout or shutdown already answered
 	}
-	d.finish(channel, req, start, d.responseFor(req, payload, err, ctx))
+	d.finish(channel, req, start, d.responseFor(ctx, req, payload, err))
 }
 
 // call runs a handler, turning a panic into an error.
-func (d *Device) call(fn HandlerFunc, ctx context.Context, cmd *Command) (payload any, err error) {
+func (d *Device) call(ctx context.Context, fn HandlerFunc, cmd *Command) (payload any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			d.log.Error("command handler panicked", logKeyCommand, cmd.Name, logKeyID, cmd.ID, "panic", p, "stack", string(debug.Stack()))
@@ -283,7 +283,9 @@ func (d *Device) finish(channel string, req mqttapi.CommandRequest, start time.T
 	d.finishAndRespond(channel, req.ID, resp)
 }
 
-func (d *Device) responseFor(req mqttapi.CommandRequest, payload any, err error, ctx context.Context) mqttapi.CommandResponse {
+// responseFor turns a handler's result into its final response; ctx is the
+// handler's context, which tells a timeout from a shutdown.
+func (d *Device) responseFor(ctx context.Context, req mqttapi.CommandRequest, payload any, err error) mqttapi.CommandResponse {
 	if err == nil {
 		r, encErr := mqttapi.NewCommandResponse(req.ID, mqttapi.StateCompleted, payload)
 		if encErr != nil {

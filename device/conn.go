@@ -169,41 +169,53 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // connection; they stop when ctx is cancelled.
 func (d *Device) startPeriodic(ctx context.Context, wg *sync.WaitGroup) {
 	if fn := d.opts.propertiesFn; fn != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			every(ctx, d.opts.propertiesEvery, true, func() {
-				props, err := fn(ctx)
-				if err != nil {
-					d.log.Warn("read properties", logKeyErr, err)
-					return
-				}
-				if err := d.SendProperties(ctx, mqttapi.Properties{Values: props}); err != nil && ctx.Err() == nil {
-					d.log.Warn("send properties", logKeyErr, err)
-				}
-			})
-		}()
+		d.periodic(ctx, wg, "properties", d.opts.propertiesEvery, func() error {
+			props, err := fn(ctx)
+			if err != nil {
+				return fmt.Errorf("read properties: %w", err)
+			}
+			return d.SendProperties(ctx, mqttapi.Properties{Values: props})
+		})
 	}
 	if fn := d.opts.telemetryFn; fn != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			every(ctx, d.opts.telemetryEvery, true, func() {
-				t, err := fn(ctx)
-				if err != nil {
-					d.log.Warn("read telemetry", logKeyErr, err)
-					return
-				}
-				if err := d.SendTelemetry(ctx, t); err != nil && ctx.Err() == nil {
-					d.log.Warn("send telemetry", logKeyErr, err)
-				}
-			})
-		}()
+		d.periodic(ctx, wg, "telemetry", d.opts.telemetryEvery, func() error {
+			t, err := fn(ctx)
+			if err != nil {
+				return fmt.Errorf("read telemetry: %w", err)
+			}
+			return d.SendTelemetry(ctx, t)
+		})
 	}
 	if d.servesUCM() {
 		wg.Add(1)
 		go func() { defer wg.Done(); d.serveUCM(ctx) }()
 	}
+}
+
+// periodic runs step now and then every interval until ctx is done. A
+// failing step is logged when it starts failing, every 60th time after
+// that, and when it recovers: a device whose sensor is unplugged should not
+// write a line a second.
+func (d *Device) periodic(ctx context.Context, wg *sync.WaitGroup, what string, interval time.Duration, step func() error) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		failures := 0
+		every(ctx, interval, true, func() {
+			err := step()
+			switch {
+			case ctx.Err() != nil:
+			case err != nil:
+				failures++
+				if failures == 1 || failures%60 == 0 {
+					d.log.Warn("periodic "+what+" failed", logKeyErr, err, "failures_in_a_row", failures)
+				}
+			case failures > 0:
+				d.log.Info("periodic "+what+" recovered", "after_failures", failures)
+				failures = 0
+			}
+		})
+	}()
 }
 
 // every calls fn every interval until ctx is done; first says whether to

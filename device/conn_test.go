@@ -3,9 +3,11 @@ package device_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -245,5 +247,39 @@ func TestArgumentDecoding(t *testing.T) {
 	_ = json.Unmarshal(r.Payload, &got)
 	if r.State != mqttapi.StateCompleted || got["mode"] != "eco" {
 		t.Fatalf("response = %s", r.Payload)
+	}
+}
+
+func TestFailingTelemetryIsLoggedOnceThenRecovers(t *testing.T) {
+	b := testutil.StartBroker(t)
+	watcher := testutil.Connect(t, b.Addr())
+	telemetry := testutil.Subscribe(t, watcher, fromTopic(testHW, testCH, mqttapi.KindTelemetry))
+	logs := &testutil.SyncBuffer{}
+	var calls atomic.Int32
+	cfg := testConfig(t, b.Addr())
+	d, err := device.New(cfg, device.WithLogger(logs.Logger()),
+		device.WithTelemetry(time.Millisecond, func(context.Context) (mqttapi.Telemetry, error) {
+			if calls.Add(1) <= 5 {
+				return mqttapi.Telemetry{}, errors.New("sensor unplugged")
+			}
+			return mqttapi.Telemetry{Values: map[string]any{"ok": true}}, nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- d.Run(ctx) }()
+	testutil.Receive(t, telemetry)
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "periodic telemetry failed"); n != 1 {
+		t.Errorf("failure logged %d times, want once:\n%s", n, out)
+	}
+	if !strings.Contains(out, "periodic telemetry recovered") || !strings.Contains(out, "after_failures=5") {
+		t.Errorf("no recovery line:\n%s", out)
 	}
 }
