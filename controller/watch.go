@@ -49,7 +49,11 @@ const maxQueuedEvents = 10000
 //
 // Watch returns nil when ctx is done, ErrClosed when the Client is closed, or
 // the error that prevented it from subscribing.
-func (c *Client) Watch(ctx context.Context, hardwareID, channelID string, fn func(Event)) error {
+func (c *Client) Watch(ctx context.Context, hardwareID, channelID string, fn func(Event), opts ...WatchOption) error {
+	var o watchOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if channelID == "" {
 		channelID = "+"
 	}
@@ -89,6 +93,9 @@ func (c *Client) Watch(ctx context.Context, hardwareID, channelID string, fn fun
 		}
 		defer c.unsubscribe(filter, s)
 	}
+	if o.onSubscribed != nil {
+		o.onSubscribed()
+	}
 	c.mu.Lock()
 	hook := c.testHookWatching
 	c.mu.Unlock()
@@ -108,6 +115,21 @@ func (c *Client) Watch(ctx context.Context, hardwareID, channelID string, fn fun
 			return ErrClosed
 		}
 	}
+}
+
+// WatchOption configures one Watch.
+type WatchOption func(*watchOptions)
+
+type watchOptions struct {
+	onSubscribed func()
+}
+
+// OnSubscribed makes Watch call fn once the broker has acknowledged its
+// subscriptions, before the first event: from then on no message to or
+// from the device is missed. A program that starts the device itself
+// starts it from fn (edk demo does, so that the first properties show).
+func OnSubscribed(fn func()) WatchOption {
+	return func(o *watchOptions) { o.onSubscribed = fn }
 }
 
 // watcher is one running Watch: onMessage pushes, Watch takes.

@@ -75,29 +75,42 @@ Ctrl-C stops everything cleanly.
 
 `, brokerURL, cfg.HardwareID, cfg.ChannelID)
 
-	devCtx, stopDevice := context.WithCancel(context.Background())
-	defer stopDevice()
-	devDone := make(chan error, 1)
-	go func() { devDone <- d.Run(devCtx) }()
-
 	client, err := controller.Dial(ctx, controller.Config{BrokerURL: brokerURL, Logger: logger.With("component", "controller")})
 	if err != nil {
-		stopDevice()
-		<-devDone
 		return err
 	}
 	defer client.Close()
 
+	// The device starts once the watch is subscribed, so that its first
+	// properties message shows too.
+	devCtx, stopDevice := context.WithCancel(context.Background())
+	defer stopDevice()
+	devDone := make(chan error, 1)
+	subscribed := make(chan struct{})
 	var wg sync.WaitGroup
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
+	watchDone := make(chan error, 1)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_ = client.Watch(watchCtx, cfg.HardwareID, "", func(ev controller.Event) {
+		watchDone <- client.Watch(watchCtx, cfg.HardwareID, "", func(ev controller.Event) {
 			fmt.Fprintln(out, "  "+controller.FormatEvent(ev))
-		})
+		}, controller.OnSubscribed(func() { close(subscribed) }))
 	}()
+	select {
+	case <-subscribed:
+	case err := <-watchDone:
+		if err == nil { // interrupted before the watch began
+			return nil
+		}
+		return fmt.Errorf("watch the device: %w", err)
+	case <-ctx.Done():
+		stopWatch()
+		wg.Wait()
+		return nil
+	}
+	go func() { devDone <- d.Run(devCtx) }()
 
 	if *script {
 		if err := demoScript(ctx, out, d, client, cfg, brokerURL); err != nil && ctx.Err() == nil {
