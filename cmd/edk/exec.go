@@ -116,10 +116,15 @@ func dialController(ctx context.Context, e *env, bf brokerFlags) (*controller.Cl
 	if password == "" {
 		password = e.getenv("EDK_MQTT_PASSWORD")
 	}
+	tlsCfg, err := bf.tlsConfig(e)
+	if err != nil {
+		return nil, err
+	}
 	client, err := controller.Dial(ctx, controller.Config{
 		BrokerURL: bf.url,
 		Username:  bf.username,
 		Password:  password,
+		TLSConfig: tlsCfg,
 	})
 	if err != nil {
 		return nil, err

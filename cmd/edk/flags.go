@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -114,6 +116,9 @@ func (c *configFlags) load(e *env) (*commconfig.Config, error) {
 type brokerFlags struct {
 	url, username, password string
 	hardwareID, channelID   string
+	caFile, certFile        string
+	keyFile                 string
+	insecure                bool
 }
 
 func (b *brokerFlags) register(fs *flag.FlagSet, channelDefault string) {
@@ -122,4 +127,61 @@ func (b *brokerFlags) register(fs *flag.FlagSet, channelDefault string) {
 	fs.StringVar(&b.password, "password", "", "MQTT password (or set EDK_MQTT_PASSWORD)")
 	fs.StringVar(&b.hardwareID, "hardware-id", "", "the device's hardware id (required)")
 	fs.StringVar(&b.channelID, "channel-id", channelDefault, "the device's channel id")
+	fs.StringVar(&b.caFile, "tls-ca", "", "for ssl:// brokers: PEM file of the CA that signed the broker's certificate (default: system roots)")
+	fs.StringVar(&b.certFile, "tls-cert", "", "for ssl:// brokers: PEM file of a client certificate")
+	fs.StringVar(&b.keyFile, "tls-key", "", "for ssl:// brokers: PEM file of the client certificate's key")
+	fs.BoolVar(&b.insecure, "tls-skip-host-check", false, "for ssl:// brokers: check the certificate chain but not the host name (gateways reached by IP)")
+}
+
+// tlsConfig builds the controller's TLS configuration from the flags; nil
+// when none is given.
+func (b *brokerFlags) tlsConfig(e *env) (*tls.Config, error) {
+	if b.caFile == "" && b.certFile == "" && b.keyFile == "" && !b.insecure {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if b.caFile != "" {
+		pem, err := e.readFile(b.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("read --tls-ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-ca %s: no PEM certificate in it", b.caFile)
+		}
+	}
+	if (b.certFile == "") != (b.keyFile == "") {
+		return nil, usagef("give --tls-cert and --tls-key together")
+	}
+	if b.certFile != "" {
+		certPEM, err := e.readFile(b.certFile)
+		if err != nil {
+			return nil, fmt.Errorf("read --tls-cert: %w", err)
+		}
+		keyPEM, err := e.readFile(b.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("read --tls-key: %w", err)
+		}
+		pair, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	if b.insecure {
+		roots := cfg.RootCAs
+		cfg.InsecureSkipVerify = true // the chain is still verified below
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return fmt.Errorf("broker sent no certificate")
+			}
+			inter := x509.NewCertPool()
+			for _, c := range cs.PeerCertificates[1:] {
+				inter.AddCert(c)
+			}
+			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter})
+			return err
+		}
+	}
+	return cfg, nil
 }
