@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -181,9 +182,14 @@ func TestConfigDecodeRedactsSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	file := filepath.Join(t.TempDir(), "config.txt")
+	if err := os.WriteFile(file, []byte(blob+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for name, c := range map[string]*cli{
 		"flag": startCLI(t, nil, "config", "decode", "--config-blob", blob),
 		"env":  startCLI(t, map[string]string{commconfig.EnvConfig: blob}, "config", "decode"),
+		"file": startCLI(t, nil, "config", "decode", "--config-file", file),
 	} {
 		if code := c.wait(t); code != 0 {
 			t.Fatalf("%s: exit %d: %s", name, code, c.stderr)
