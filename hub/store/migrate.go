@@ -1,0 +1,152 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations are the schema, one step per entry. Entry i takes the database
+// from version i to version i+1 (kept in PRAGMA user_version) and runs in its
+// own transaction. Append only: never edit a step that has shipped.
+var migrations = []string{
+	// 1: the first schema.
+	`
+CREATE TABLE devices (
+	id               TEXT    NOT NULL PRIMARY KEY,
+	name             TEXT    NOT NULL,
+	slug             TEXT    NOT NULL UNIQUE,
+	hardware_id      TEXT    NOT NULL UNIQUE,
+	channel_id       TEXT    NOT NULL,
+	blueprint_id     TEXT    NOT NULL DEFAULT '',
+	manifest         BLOB,
+	mqtt_username    TEXT    UNIQUE,
+	password_hash    TEXT,
+	cert_fingerprint TEXT    UNIQUE,
+	created_at       INTEGER NOT NULL,
+	updated_at       INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE telemetry (
+	device_id TEXT    NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+	attribute TEXT    NOT NULL,
+	ts        INTEGER NOT NULL,
+	value     TEXT    NOT NULL,
+	PRIMARY KEY (device_id, attribute, ts)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE telemetry_latest (
+	device_id TEXT    NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+	attribute TEXT    NOT NULL,
+	ts        INTEGER NOT NULL,
+	value     TEXT    NOT NULL,
+	PRIMARY KEY (device_id, attribute)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE properties (
+	device_id TEXT    NOT NULL PRIMARY KEY REFERENCES devices (id) ON DELETE CASCADE,
+	ts        INTEGER NOT NULL,
+	data      TEXT    NOT NULL
+) STRICT;
+
+CREATE TABLE connectivity (
+	device_id TEXT    NOT NULL PRIMARY KEY REFERENCES devices (id) ON DELETE CASCADE,
+	online    INTEGER NOT NULL,
+	changed_at INTEGER NOT NULL,
+	last_seen INTEGER
+) STRICT;
+
+CREATE TABLE logs (
+	id        INTEGER PRIMARY KEY,
+	device_id TEXT    NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+	ts        INTEGER NOT NULL,
+	severity  TEXT    NOT NULL,
+	message   TEXT    NOT NULL,
+	persist   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX logs_device_ts ON logs (device_id, ts);
+CREATE INDEX logs_ts ON logs (ts);
+
+CREATE TABLE executions (
+	seq           INTEGER PRIMARY KEY,
+	id            TEXT    NOT NULL UNIQUE,
+	device_id     TEXT    NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+	state         TEXT    NOT NULL,
+	created_at    INTEGER NOT NULL,
+	updated_at    INTEGER NOT NULL,
+	name          TEXT    NOT NULL,
+	arguments     TEXT,
+	manifest_name TEXT    NOT NULL DEFAULT ''
+) STRICT;
+CREATE INDEX executions_device ON executions (device_id, seq);
+
+CREATE TABLE execution_responses (
+	execution_id TEXT    NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+	n            INTEGER NOT NULL,
+	state        TEXT    NOT NULL,
+	payload      TEXT,
+	received_at  INTEGER NOT NULL,
+	PRIMARY KEY (execution_id, n)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE malformed (
+	device_id TEXT    NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+	kind      TEXT    NOT NULL,
+	count     INTEGER NOT NULL,
+	last_at   INTEGER NOT NULL,
+	PRIMARY KEY (device_id, kind)
+) STRICT, WITHOUT ROWID;
+`,
+}
+
+// migrate brings the schema up to len(migrations), one transaction per step,
+// and refuses a database whose version is beyond what this code knows.
+func (s *Store) migrate(ctx context.Context) error {
+	return migrateTo(ctx, s.w, migrations)
+}
+
+// migrateTo applies steps to db; separate from migrate so tests can run a
+// longer or shorter list.
+func migrateTo(ctx context.Context, db *sql.DB, steps []string) error {
+	for {
+		done, err := migrateStep(ctx, db, steps)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// migrateStep applies the next step, if any, reading the version inside the
+// write transaction so that two processes opening one file cannot both apply it.
+func migrateStep(ctx context.Context, db *sql.DB, steps []string) (done bool, err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("migrate: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	var v int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return false, fmt.Errorf("migrate: read version: %w", err)
+	}
+	switch {
+	case v > len(steps):
+		return false, fmt.Errorf("schema version %d, this edk knows up to %d (upgrade edk or use another data folder): %w",
+			v, len(steps), ErrSchemaTooNew)
+	case v == len(steps):
+		return true, tx.Rollback()
+	}
+	if _, err := tx.ExecContext(ctx, steps[v]); err != nil {
+		return false, fmt.Errorf("migrate to version %d: %w", v+1, err)
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+		return false, fmt.Errorf("migrate to version %d: %w", v+1, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("migrate to version %d: %w", v+1, err)
+	}
+	return false, nil
+}

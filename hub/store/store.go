@@ -1,0 +1,265 @@
+// Package store owns the hub's persistent state in SQLite: schema, migrations,
+// and every read/write the hub's ingest and HTTP API need; nothing else talks
+// SQL.
+//
+// The database runs in WAL mode with foreign keys on and synchronous=NORMAL.
+// SQLite allows one writer at a time, so a Store keeps two pools: a single
+// writer connection (every write transaction queues for it, so writers never
+// see SQLITE_BUSY from each other) and a pool of query-only reader
+// connections, which WAL lets run alongside the writer.
+//
+// Times are stored as Unix milliseconds and come back in UTC; anything finer
+// than a millisecond is dropped.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Errors a caller can test with errors.Is. Every returned error wraps one of
+// these when it is about the data rather than about SQLite itself.
+var (
+	// ErrNotFound means the device, execution or other record does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means a unique value (slug, hardware id, MQTT username,
+	// certificate fingerprint, id) is taken, or a finished execution was
+	// asked to change.
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid means the caller passed a value the store refuses (empty
+	// required field, reserved attribute name, invalid JSON).
+	ErrInvalid = errors.New("invalid")
+	// ErrUnauthorized means the MQTT username or password is wrong. Which
+	// of the two is never said.
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrSchemaTooNew means the database was written by a newer edk whose
+	// schema this code does not know.
+	ErrSchemaTooNew = errors.New("database schema is newer than this edk")
+)
+
+// Defaults for the zero fields of Options.
+const (
+	DefaultBusyTimeout        = 5 * time.Second
+	DefaultPasswordIterations = 100_000
+)
+
+// DefaultMaxReaders is the size of the reader pool when Options.MaxReaders is 0.
+var DefaultMaxReaders = max(4, runtime.GOMAXPROCS(0))
+
+// Options configures Open. The zero value is ready to use.
+type Options struct {
+	// BusyTimeout is how long a connection waits for a lock held by another
+	// process (another hub on the same file) before failing.
+	// Default DefaultBusyTimeout.
+	BusyTimeout time.Duration
+	// MaxReaders bounds the reader pool. Default DefaultMaxReaders.
+	MaxReaders int
+	// PasswordIterations is the PBKDF2-SHA256 iteration count for new
+	// password hashes; existing hashes keep the count they were made with.
+	// Default DefaultPasswordIterations.
+	PasswordIterations int
+	// Now returns the current time for created_at/updated_at. Default time.Now.
+	Now func() time.Time
+}
+
+// Store is the hub's database. It is safe for concurrent use.
+type Store struct {
+	w    *sql.DB // one connection: all writes
+	r    *sql.DB // query-only connections (the same pool as w for ":memory:")
+	opts Options
+}
+
+// Open opens (creating if needed) the database at path and brings its schema
+// up to date. path ":memory:" gives a private in-memory database on a single
+// connection, for tests. Open fails with ErrSchemaTooNew when the file was
+// migrated by a newer edk.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if path == "" {
+		return nil, fmt.Errorf("store: open: empty path: %w", ErrInvalid)
+	}
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("store: open %q: path may not contain '?' or '#': %w", path, ErrInvalid)
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = DefaultBusyTimeout
+	}
+	if opts.MaxReaders <= 0 {
+		opts.MaxReaders = DefaultMaxReaders
+	}
+	if opts.PasswordIterations <= 0 {
+		opts.PasswordIterations = DefaultPasswordIterations
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+
+	common := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)", opts.BusyTimeout.Milliseconds())
+	s := &Store{opts: opts}
+	var err error
+	if path == ":memory:" {
+		s.w, err = sql.Open("sqlite", path+"?"+common+"&_txlock=immediate")
+		if err != nil {
+			return nil, fmt.Errorf("store: open: %w", err)
+		}
+		s.w.SetMaxOpenConns(1)
+		s.w.SetMaxIdleConns(1)
+		s.w.SetConnMaxLifetime(0)
+		s.w.SetConnMaxIdleTime(0)
+		s.r = s.w
+	} else {
+		s.w, err = sql.Open("sqlite", path+"?"+common+
+			"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+		if err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", path, err)
+		}
+		s.w.SetMaxOpenConns(1)
+		s.w.SetMaxIdleConns(1)
+		s.w.SetConnMaxIdleTime(0)
+		s.w.SetConnMaxLifetime(0)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if s.r == nil {
+		// Readers open only after the writer has switched the file to WAL.
+		s.r, err = sql.Open("sqlite", path+"?"+common+"&_pragma=query_only(1)")
+		if err != nil {
+			s.w.Close()
+			return nil, fmt.Errorf("store: open %s: %w", path, err)
+		}
+		s.r.SetMaxOpenConns(opts.MaxReaders)
+		s.r.SetMaxIdleConns(opts.MaxReaders)
+		if err := s.r.PingContext(ctx); err != nil {
+			s.r.Close()
+			s.w.Close()
+			return nil, fmt.Errorf("store: open %s: %w", path, err)
+		}
+	}
+	return s, nil
+}
+
+// Close closes both pools and returns the first error. In WAL mode the last
+// connection to close checkpoints the log into the main file.
+func (s *Store) Close() error {
+	var err error
+	if s.r != s.w {
+		err = s.r.Close()
+	}
+	if werr := s.w.Close(); err == nil {
+		err = werr
+	}
+	if err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// SchemaVersion returns the schema version of the open database.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	if err := s.r.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return 0, fmt.Errorf("store: schema version: %w", err)
+	}
+	return v, nil
+}
+
+// write runs fn in one write transaction (BEGIN IMMEDIATE on the writer
+// connection), committing when fn returns nil.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// now returns the store's clock in milliseconds.
+func (s *Store) now() time.Time { return s.opts.Now().UTC().Truncate(time.Millisecond) }
+
+// ms turns a time into stored milliseconds.
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// fromMS turns stored milliseconds into a UTC time.
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+// nullMS maps the zero time to NULL.
+func nullMS(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
+}
+
+// fromNullMS maps NULL to the zero time.
+func fromNullMS(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return fromMS(v.Int64)
+}
+
+// newID returns a random RFC 4122 version 4 UUID.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:])
+}
+
+// sqliteCode returns the extended SQLite result code of err, or 0.
+func sqliteCode(err error) int {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()
+	}
+	return 0
+}
+
+// uniqueConflict turns a UNIQUE or PRIMARY KEY violation into an ErrConflict
+// naming the column; names maps "table.column" to a readable field name. Other
+// errors come back unchanged.
+func uniqueConflict(err error, names map[string]string) error {
+	switch sqliteCode(err) {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+	default:
+		return err
+	}
+	msg := err.Error()
+	for col, name := range names {
+		if strings.Contains(msg, col) {
+			return fmt.Errorf("%s is taken: %w", name, ErrConflict)
+		}
+	}
+	return fmt.Errorf("a unique value is taken: %w", ErrConflict)
+}
+
+// isForeignKey reports whether err is a foreign key violation.
+func isForeignKey(err error) bool {
+	return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+}
