@@ -42,6 +42,7 @@ func commands() []command {
 		{"exec", "send a command to a device and wait for its answer", runExec},
 		{"watch", "print a device's telemetry, properties, logs and commands as they pass", runWatch},
 		{"config", "work with communication configs (config decode)", runConfig},
+		{"blueprint", "check a blueprint's manifest.yml, or print its Markdown reference", runBlueprint},
 		{"version", "print the edk version", runVersion},
 	}
 }

@@ -1,0 +1,118 @@
+package blueprint
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+var (
+	// ErrInvalidManifest is matched (errors.Is) by a *ManifestError.
+	ErrInvalidManifest = errors.New("invalid manifest")
+	// ErrUnknownCommand is matched by an *ArgumentError whose command is
+	// not in the manifest.
+	ErrUnknownCommand = errors.New("unknown command")
+	// ErrInvalidArgument is matched by every other *ArgumentError.
+	ErrInvalidArgument = errors.New("invalid argument")
+)
+
+// Problem is one mistake in a manifest.
+type Problem struct {
+	File   string
+	Line   int    // 1-based; the line of the field, or of its parent when the field is missing
+	Column int    // 1-based
+	Path   string // the field, e.g. commands.set_power.arguments.power.min
+	// Message says what is wrong and what to do.
+	Message string
+	// Hint is an optional extra: an example, the allowed values.
+	Hint string
+}
+
+// String formats the problem as file:line:col: path: message (hint).
+func (p Problem) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s:%d:%d: ", p.File, p.Line, p.Column)
+	if p.Path != "" {
+		b.WriteString(p.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Message)
+	if p.Hint != "" {
+		b.WriteString(" (")
+		b.WriteString(p.Hint)
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// ManifestError holds every problem found in a manifest, in file order.
+type ManifestError struct {
+	File     string
+	Problems []Problem
+}
+
+func (e *ManifestError) Error() string {
+	if len(e.Problems) == 1 {
+		return "blueprint: " + e.Problems[0].String()
+	}
+	return fmt.Sprintf("blueprint: %d problems in %s, the first: %s", len(e.Problems), e.File, e.Problems[0])
+}
+
+// Is makes errors.Is(err, ErrInvalidManifest) true.
+func (e *ManifestError) Is(target error) bool { return target == ErrInvalidManifest }
+
+// Rule names the check that an argument failed.
+type Rule string
+
+// The rules of CheckCommand.
+const (
+	RuleUnknownCommand Rule = "unknown_command"
+	RuleRequired       Rule = "required"
+	RuleType           Rule = "type"
+	RuleEnum           Rule = "enum"
+	RuleMin            Rule = "min"
+	RuleMax            Rule = "max"
+)
+
+// ArgumentError is a command request that the manifest rejects. Its message
+// names the command, the argument and the rule, ready to be sent back as an
+// error response.
+type ArgumentError struct {
+	Command  string
+	Argument string // empty for RuleUnknownCommand
+	Rule     Rule
+	Message  string
+}
+
+func (e *ArgumentError) Error() string { return e.Message }
+
+// Is matches ErrUnknownCommand or ErrInvalidArgument according to the rule.
+func (e *ArgumentError) Is(target error) bool {
+	if e.Rule == RuleUnknownCommand {
+		return target == ErrUnknownCommand
+	}
+	return target == ErrInvalidArgument
+}
+
+// ViolationKind says what is wrong with a telemetry or property value. With
+// the attribute name it makes a key for reporting a problem once.
+type ViolationKind string
+
+// The kinds of Violation.
+const (
+	Undeclared      ViolationKind = "undeclared"       // the attribute is not in the manifest
+	WrongType       ViolationKind = "wrong_type"       // the value is not of the declared type
+	NotInEnum       ViolationKind = "not_in_enum"      // the value is not one of the declared enum values
+	UndeclaredAlert ViolationKind = "undeclared_alert" // an alert name not in the manifest's alerts
+)
+
+// Violation is a telemetry or property value that breaks the manifest.
+type Violation struct {
+	// Attribute is the attribute's name; for UndeclaredAlert found in the
+	// message's alerts list, it is the alert's name.
+	Attribute string
+	Problem   ViolationKind
+	Message   string
+}
+
+func (v Violation) String() string { return v.Message }
