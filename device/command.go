@@ -250,12 +250,18 @@ func (d *Device) execute(channel string, req mqttapi.CommandRequest, exec *execu
 		return
 	}
 	start := time.Now()
+	cmd := &Command{ID: req.ID, Name: req.Name, Arguments: req.Arguments, d: d, channel: channel, exec: exec}
+	if d.manifest != nil {
+		if err := d.manifest.checkCommand(cmd); err != nil {
+			d.finish(channel, req, start, d.responseFor(context.Background(), req, nil, err))
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(d.cmds.ctx, h.timeout)
 	defer cancel()
 	stopWatch := context.AfterFunc(ctx, func() {
 		d.finish(channel, req, start, d.responseFor(ctx, req, nil, ctx.Err()))
 	})
-	cmd := &Command{ID: req.ID, Name: req.Name, Arguments: req.Arguments, d: d, channel: channel, exec: exec}
 	payload, err := d.call(ctx, h.fn, cmd)
 	if !stopWatch() {
 		return // the timeout or shutdown already answered

@@ -45,8 +45,9 @@ type Device struct {
 	state  State
 	stateC chan struct{} // closed and replaced on every state change
 
-	cmds    *commandTracker
-	workers *workerPool
+	cmds     *commandTracker
+	workers  *workerPool
+	manifest *manifestGuard // nil without WithManifest
 
 	requestTopic    string // where command requests arrive
 	responseTopic   string // where their responses go
@@ -108,6 +109,9 @@ func New(cfg *commconfig.Config, opts ...Option) (*Device, error) {
 		d.clientID = defaultClientID(cfg.HardwareID, cfg.ChannelID)
 	}
 	d.cmds = newCommandTracker(o.dedupWindow)
+	if o.manifest != nil {
+		d.manifest = &manifestGuard{m: o.manifest, strict: o.strictManifest}
+	}
 	d.workers = newWorkerPool()
 	d.requestTopic = d.topic(mqttapi.ToDevice, cfg.ChannelID, mqttapi.KindCommandRequests)
 	d.responseTopic = d.topic(mqttapi.FromDevice, cfg.ChannelID, mqttapi.KindCommandResponses)

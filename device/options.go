@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/edk-go/edk/blueprint"
 	"github.com/edk-go/edk/mqttapi"
 )
 
@@ -52,6 +53,9 @@ type options struct {
 
 	publishLogs     bool
 	publishLogLevel slog.Level
+
+	manifest       *blueprint.Manifest
+	strictManifest bool
 }
 
 func defaultOptions() options {

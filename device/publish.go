@@ -11,6 +11,9 @@ import (
 // SendTelemetry publishes one telemetry message. A zero Timestamp means now.
 // It returns ErrNotConnected (wrapped) while offline: the message is not kept.
 func (d *Device) SendTelemetry(ctx context.Context, t mqttapi.Telemetry) error {
+	if err := d.checkTelemetry(t); err != nil {
+		return err
+	}
 	b, err := t.AppendJSON(nil)
 	if err != nil {
 		return err
@@ -21,6 +24,9 @@ func (d *Device) SendTelemetry(ctx context.Context, t mqttapi.Telemetry) error {
 // SendProperties publishes the device's properties, on v1/properties or,
 // with WithRegisterTopic, on v1/register.
 func (d *Device) SendProperties(ctx context.Context, p mqttapi.Properties) error {
+	if err := d.checkProperties(p); err != nil {
+		return err
+	}
 	b, err := p.AppendJSON(nil)
 	if err != nil {
 		return err

@@ -59,7 +59,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	inv := inverter.New("DEMO-0001")
-	d, err := device.New(cfg, append(inv.Options(), device.WithLogger(logger.With("component", "device")))...)
+	d, err := device.New(cfg, append(inv.Options(), device.WithLogger(logger.With("component", "device")), device.WithManifest(inverter.Manifest()))...)
 	if err != nil {
 		return err
 	}

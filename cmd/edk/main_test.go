@@ -81,7 +81,7 @@ func TestDemo(t *testing.T) {
 		`→ completed {"new_power":4700}`,
 		`log {"message":"step 1/3: power 3800 W"`,
 		`→ completed {"new_power":2000}`,
-		`→ error {"message":"argument \"power\": is the string \"abc\", want a number"}`,
+		`→ error {"message":"argument \"power\" of set_power must be a float (a number), not the string \"abc\""}`,
 		`→ error {"message":"unknown command \"self_destruct\"`,
 	} {
 		if !strings.Contains(out, want) {
@@ -140,7 +140,7 @@ func TestRunExecWatch(t *testing.T) {
 		{"completed", []string{"set_power", "power=4700"}, 0, `completed {"new_power":4700}`},
 		{"progress", []string{"ramp_power", "power=5700", "step_seconds=0"}, 0, `log       {"message":"step 1/1: power 5700 W"`},
 		{"json args", []string{"--args", `{"power": 100}`, "set_power"}, 0, `completed {"new_power":100}`},
-		{"device error", []string{"set_power", "power=-5"}, 1, `error     {"message":"argument \"power\": is -5 W, out of range: want 0 to 10000 W"}`},
+		{"device error", []string{"set_power", "power=-5"}, 1, `error     {"message":"argument \"power\" of set_power`},
 		{"json output", []string{"--json", "set_power", "power=1"}, 0, `"state":"completed","payload":{"new_power":1}`},
 	}
 	for _, tt := range tests {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
+	"github.com/edk-go/edk/blueprint"
 	"github.com/edk-go/edk/device"
 	"github.com/edk-go/edk/sim/inverter"
 )
@@ -18,6 +20,8 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	register := fs.Bool("register-topic", false, "publish properties on v1/register (as Enapter's Python SDK does) instead of v1/properties")
 	strict := fs.Bool("strict-tls", false, "also check that the broker's certificate names its host (off by default, as in Enapter's SDK)")
 	publishLogs := fs.String("publish-logs", "", "also publish the device's own log lines at this level and above to v3/logs (e.g. warning)")
+	manifestPath := fs.String("manifest", "", "blueprint manifest to hold the device to (file or folder; default: the simulated inverter's own)")
+	strictManifest := fs.Bool("strict-manifest", false, "refuse to send telemetry or properties that break the manifest (default: warn once per attribute)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -29,8 +33,17 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	manifest := inverter.Manifest()
+	if *manifestPath != "" {
+		if manifest, err = blueprint.Load(*manifestPath); err != nil {
+			return fmt.Errorf("--manifest: %w (edk blueprint check %s lists every problem)", err, *manifestPath)
+		}
+	}
 	inv := inverter.New(*serial)
-	opts := append(inv.Options(), device.WithLogger(logger))
+	opts := append(inv.Options(), device.WithLogger(logger), device.WithManifest(manifest))
+	if *strictManifest {
+		opts = append(opts, device.WithStrictManifest())
+	}
 	if *register {
 		opts = append(opts, device.WithRegisterTopic())
 	}

@@ -31,7 +31,9 @@ func run() error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	inv := inverter.New("SIM-0001")
-	d, err := device.FromEnv(append(inv.Options(), device.WithLogger(logger))...)
+	// The manifest makes the runtime refuse bad command arguments before a
+	// handler runs and warn about telemetry the manifest does not declare.
+	d, err := device.FromEnv(append(inv.Options(), device.WithLogger(logger), device.WithManifest(inverter.Manifest()))...)
 	if err != nil {
 		return err
 	}

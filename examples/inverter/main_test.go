@@ -118,10 +118,10 @@ func TestInverterAgainstMosquitto(t *testing.T) {
 				args map[string]any
 				want string
 			}{
-				{map[string]any{}, `argument "power": is required`},
-				{map[string]any{"power": "abc"}, `argument "power": is the string "abc", want a number`},
-				{map[string]any{"power": 10001}, `out of range`},
-				{map[string]any{"power": -1}, `out of range`},
+				{map[string]any{}, `argument "power" of set_power is required`},
+				{map[string]any{"power": "abc"}, `argument "power" of set_power must be a float (a number), not the string "abc"`},
+				{map[string]any{"power": 10001}, `argument "power" of set_power must be at most 10000 (max), not 10001`},
+				{map[string]any{"power": -1}, `argument "power" of set_power must be at least 0 (min), not -1`},
 			} {
 				id := "bad-" + strconv.Itoa(i)
 				send(id, "set_power", bad.args)

@@ -6,11 +6,13 @@ package inverter
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"math"
 	"sync"
 	"time"
 
+	"github.com/edk-go/edk/blueprint"
 	"github.com/edk-go/edk/device"
 	"github.com/edk-go/edk/mqttapi"
 )
@@ -22,6 +24,19 @@ const (
 	MaxStepSeconds   = 60.0
 	NominalVoltage   = 230.0
 )
+
+//go:embed manifest.yml
+var manifestYAML []byte
+
+// Manifest returns the inverter's blueprint manifest (manifest.yml beside
+// this file), which declares exactly what it sends and the commands it takes.
+func Manifest() *blueprint.Manifest {
+	return blueprint.MustParse("sim/inverter/manifest.yml", manifestYAML)
+}
+
+// GridOvervoltage is the voltage above which the grid_overvoltage alert is
+// active: 230 V + 10%.
+const GridOvervoltage = 253.0
 
 // Inverter is a simulated inverter. Its methods are safe for concurrent use.
 type Inverter struct {
@@ -80,8 +95,12 @@ func (inv *Inverter) Telemetry(context.Context) (mqttapi.Telemetry, error) {
 	}
 	t := time.Since(inv.start).Seconds()
 	voltage := NominalVoltage + 2*math.Sin(t/20) + 0.5*math.Sin(t/3)
+	alerts := mqttapi.NoAlerts()
+	if voltage > GridOvervoltage {
+		alerts = mqttapi.ActiveAlerts("grid_overvoltage")
+	}
 	return mqttapi.Telemetry{
-		Alerts: mqttapi.NoAlerts(),
+		Alerts: alerts,
 		Values: map[string]any{
 			"power":   p,
 			"status":  status,
