@@ -179,11 +179,17 @@ func (d *Device) startPeriodic(ctx context.Context, wg *sync.WaitGroup) {
 	}
 	if fn := d.opts.telemetryFn; fn != nil {
 		d.periodic(ctx, wg, "telemetry", d.opts.telemetryEvery, func() error {
-			t, err := fn(ctx)
-			if err != nil {
-				return fmt.Errorf("read telemetry: %w", err)
+			t, readErr := fn(ctx)
+			if readErr != nil && len(t.Values) == 0 && !t.Alerts.Known() {
+				return fmt.Errorf("read telemetry: %w", readErr)
 			}
-			return d.SendTelemetry(ctx, t)
+			if err := d.SendTelemetry(ctx, t); err != nil {
+				return err
+			}
+			if readErr != nil {
+				return fmt.Errorf("read telemetry (sent what could be read): %w", readErr)
+			}
+			return nil
 		})
 	}
 	if d.servesUCM() {

@@ -112,6 +112,9 @@ func New(cfg *commconfig.Config, opts ...Option) (*Device, error) {
 	if o.manifest != nil {
 		d.manifest = &manifestGuard{m: o.manifest, strict: o.strictManifest}
 	}
+	if o.driver != nil {
+		d.handleDriverCommands(o.driver)
+	}
 	d.workers = newWorkerPool()
 	d.requestTopic = d.topic(mqttapi.ToDevice, cfg.ChannelID, mqttapi.KindCommandRequests)
 	d.responseTopic = d.topic(mqttapi.FromDevice, cfg.ChannelID, mqttapi.KindCommandResponses)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/edk-go/edk/blueprint"
+	"github.com/edk-go/edk/driver"
 	"github.com/edk-go/edk/mqttapi"
 )
 
@@ -56,6 +57,8 @@ type options struct {
 
 	manifest       *blueprint.Manifest
 	strictManifest bool
+
+	driver driver.Driver
 }
 
 func defaultOptions() options {
@@ -145,7 +148,9 @@ func WithDedupWindow(n int) Option { return func(o *options) { o.dedupWindow = n
 func WithStateHandler(fn func(State)) Option { return func(o *options) { o.onState = fn } }
 
 // TelemetryFunc reads the device and returns one telemetry message; its
-// Timestamp may be left 0 for "now".
+// Timestamp may be left 0 for "now". A function that could read only part
+// of the device returns what it read together with the error: a message
+// with values or a known alert state is still sent, and the error logged.
 type TelemetryFunc func(ctx context.Context) (mqttapi.Telemetry, error)
 
 // PropertiesFunc returns the device's properties.

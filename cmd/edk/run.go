@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/edk-go/edk/blueprint"
 	"github.com/edk-go/edk/device"
+	"github.com/edk-go/edk/driver/modbus"
 	"github.com/edk-go/edk/sim/inverter"
 )
 
@@ -20,7 +22,8 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	register := fs.Bool("register-topic", false, "publish properties on v1/register (as Enapter's Python SDK does) instead of v1/properties")
 	strict := fs.Bool("strict-tls", false, "also check that the broker's certificate names its host (off by default, as in Enapter's SDK)")
 	publishLogs := fs.String("publish-logs", "", "also publish the device's own log lines at this level and above to v3/logs (e.g. warning)")
-	manifestPath := fs.String("manifest", "", "blueprint manifest to hold the device to (file or folder; default: the simulated inverter's own)")
+	mapPath := fs.String("config", "", "run a Modbus device from this register map (YAML, see docs/modbus.md) instead of the simulated inverter")
+	manifestPath := fs.String("manifest", "", "blueprint manifest to hold the device to (file or folder; default: the simulated inverter's own; none with --config)")
 	strictManifest := fs.Bool("strict-manifest", false, "refuse to send telemetry or properties that break the manifest (default: warn once per attribute)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -33,15 +36,37 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	manifest := inverter.Manifest()
+	var manifest *blueprint.Manifest
 	if *manifestPath != "" {
 		if manifest, err = blueprint.Load(*manifestPath); err != nil {
 			return fmt.Errorf("--manifest: %w (edk blueprint check %s lists every problem)", err, *manifestPath)
 		}
 	}
-	inv := inverter.New(*serial)
-	opts := append(inv.Options(), device.WithLogger(logger), device.WithManifest(manifest))
+	var opts []device.Option
+	var setup func(*device.Device)
+	if *mapPath != "" {
+		drv, err := modbusDriver(*mapPath, manifest, logger)
+		if err != nil {
+			return err
+		}
+		defer drv.Close()
+		opts = append(opts, device.WithDriver(drv, drv.Interval()))
+	} else {
+		if manifest == nil {
+			manifest = inverter.Manifest()
+		}
+		inv := inverter.New(*serial)
+		opts = append(opts, inv.Options()...)
+		setup = inv.Register
+	}
+	opts = append(opts, device.WithLogger(logger))
+	if manifest != nil {
+		opts = append(opts, device.WithManifest(manifest))
+	}
 	if *strictManifest {
+		if manifest == nil {
+			return usagef("--strict-manifest needs --manifest")
+		}
 		opts = append(opts, device.WithStrictManifest())
 	}
 	if *register {
@@ -62,9 +87,32 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	inv.Register(d)
-	logger.Info("starting simulated inverter", "config", cfg)
+	if setup != nil {
+		setup(d)
+	}
+	logger.Info("starting device", "config", cfg, "register_map", *mapPath)
 	return d.Run(ctx)
+}
+
+// modbusDriver loads a register map, checks it against the manifest when
+// there is one, and returns the driver for it (not yet connected: the
+// device's first telemetry read connects, and reconnects after failures).
+func modbusDriver(path string, manifest *blueprint.Manifest, logger *slog.Logger) (*modbus.Driver, error) {
+	m, err := modbus.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("--config: %w", err)
+	}
+	if manifest != nil {
+		if problems := m.CheckManifest(manifest); len(problems) > 0 {
+			return nil, fmt.Errorf("register map %s does not match the manifest:\n  %s", path, strings.Join(problems, "\n  "))
+		}
+	}
+	drv, err := modbus.New(m, modbus.Options{Logger: logger.With("component", "modbus")})
+	if err != nil {
+		return nil, fmt.Errorf("--config: %w", err)
+	}
+	logger.Info("register map loaded", "file", path, "device", m.Connection.Address, "reads_per_poll", drv.Plan().Requests())
+	return drv, nil
 }
 
 // minLevel returns the lowest level l logs.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -117,7 +118,31 @@ func (v *Value) Decode(words []uint16) (out any, ok bool, err error) {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return nil, false, nil
 	}
+	if kind == 'i' || kind == 'u' {
+		f = roundToScale(f, v.Scale, v.Offset)
+	}
 	return f, true, nil
+}
+
+// roundToScale removes the binary noise of raw*scale (23042*0.01 is
+// 230.42000000000002 in float64) by rounding to the decimals that scale
+// and offset can produce, so that 230.42 is published as 230.42.
+func roundToScale(f, scale, offset float64) float64 {
+	decimals := max(decimalsOf(scale), decimalsOf(offset))
+	if decimals == 0 || decimals > 12 {
+		return f
+	}
+	p := math.Pow10(decimals)
+	return math.Round(f*p) / p
+}
+
+// decimalsOf returns how many decimals x needs in its shortest form.
+func decimalsOf(x float64) int {
+	s := strconv.FormatFloat(math.Abs(x), 'f', -1, 64)
+	if i := strings.IndexByte(s, '.'); i >= 0 {
+		return len(s) - i - 1
+	}
+	return 0
 }
 
 // encode turns a number into the registers of the write, applying the

@@ -1,0 +1,39 @@
+package device
+
+import (
+	"context"
+	"time"
+
+	"github.com/edk-go/edk/driver"
+	"github.com/edk-go/edk/mqttapi"
+)
+
+// WithDriver makes the device publish what a hardware driver reads and run
+// its commands: telemetry every interval (a failed read still sends what
+// could be read, with the driver's communication_error alert, and the error
+// is logged), properties on connect and every DefaultPropertiesInterval,
+// and one handler per command the driver lists. The device does not close
+// the driver.
+func WithDriver(drv driver.Driver, interval time.Duration) Option {
+	return func(o *options) {
+		o.driver = drv
+		o.telemetryEvery = interval
+		o.telemetryFn = func(ctx context.Context) (mqttapi.Telemetry, error) {
+			r, err := drv.Telemetry(ctx)
+			return mqttapi.Telemetry{Alerts: mqttapi.ActiveAlerts(r.Alerts...), Values: r.Values}, err
+		}
+		if o.propertiesFn == nil {
+			o.propertiesFn = drv.Properties
+		}
+	}
+}
+
+// handleDriverCommands registers a handler for each of the driver's
+// commands; New calls it, so handlers given later with Handle win.
+func (d *Device) handleDriverCommands(drv driver.Driver) {
+	for _, name := range drv.Commands() {
+		d.Handle(name, func(ctx context.Context, cmd *Command) (any, error) {
+			return drv.Execute(ctx, cmd.Name, cmd.Args())
+		})
+	}
+}
