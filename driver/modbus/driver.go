@@ -218,13 +218,20 @@ var discardLog = log.New(io.Discard, "", 0)
 
 func dial(c Connection) (*mb.ModbusClient, error) {
 	cfg := &mb.ClientConfiguration{URL: c.Address, Timeout: c.Timeout, Logger: discardLog}
-	if strings.HasPrefix(c.Address, "rtu://") {
+	if i := strings.Index(cfg.URL, "://"); i > 0 {
+		// parseAddress accepts RTU:// (url.Parse folds the scheme), the library only rtu://
+		cfg.URL = strings.ToLower(cfg.URL[:i]) + cfg.URL[i:]
+	}
+	if strings.HasPrefix(cfg.URL, "rtu://") {
 		cc := c
 		if err := parseAddress(&cc); err != nil {
 			return nil, err
 		}
-		cfg.URL = "rtu://" + strings.SplitN(strings.TrimPrefix(c.Address, "rtu://"), "?", 2)[0]
+		cfg.URL = "rtu://" + strings.SplitN(strings.TrimPrefix(cfg.URL, "rtu://"), "?", 2)[0]
 		cfg.Speed, cfg.DataBits, cfg.Parity, cfg.StopBits = cc.Baud, cc.DataBits, cc.Parity, cc.StopBits
+	} else {
+		// parseAddress accepts tcp://host:502/, the library would dial "502/"
+		cfg.URL = strings.TrimRight(cfg.URL, "/")
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
