@@ -11,6 +11,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
+	"github.com/edk-go/edk/mdns"
 	"github.com/edk-go/edk/mqttapi"
 )
 
@@ -80,9 +81,13 @@ func (d *Device) serve(ctx context.Context, wg *sync.WaitGroup) error {
 // connect makes one connection attempt and subscribes; lost receives the
 // reason when that connection later drops.
 func (d *Device) connect(ctx context.Context) (mqtt.Client, <-chan error, error) {
+	brokerURL, err := d.resolveBroker(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	lost := make(chan error, 1)
 	opts := mqtt.NewClientOptions().
-		AddBroker(d.cfg.BrokerURL()).
+		AddBroker(brokerURL).
 		SetClientID(d.clientID).
 		SetProtocolVersion(4). // MQTT 3.1.1, what Enapter's broker and gateway speak
 		SetCleanSession(true).
@@ -108,7 +113,7 @@ func (d *Device) connect(ctx context.Context) (mqtt.Client, <-chan error, error)
 	client := mqtt.NewClient(opts)
 	if err := waitToken(ctx, client.Connect()); err != nil {
 		client.Disconnect(0)
-		return nil, nil, fmt.Errorf("connect to %s: %w", d.cfg.BrokerURL(), err)
+		return nil, nil, fmt.Errorf("connect to %s: %w", brokerURL, err)
 	}
 	// Publish through this client while subscribing, so that a request that
 	// arrives before the state says "connected" can still be answered.
@@ -130,6 +135,19 @@ func (d *Device) connect(ctx context.Context) (mqtt.Client, <-chan error, error)
 	return client, lost, nil
 }
 
+// resolveBroker returns the broker URL to dial now. A .local host that the
+// system resolver does not know is looked up by mDNS on every attempt; the
+// TLS configuration keeps the original name, so strict mode still checks it.
+func (d *Device) resolveBroker(ctx context.Context) (string, error) {
+	host, err := mdns.ResolveHost(ctx, d.cfg.Host, d.opts.mdns)
+	if err != nil {
+		return "", fmt.Errorf("find broker host: %w", err)
+	}
+	cfg := *d.cfg
+	cfg.Host = host
+	return cfg.BrokerURL(), nil
+}
+
 func (d *Device) topic(dir mqttapi.Direction, channel string, kind mqttapi.Kind) string {
 	return mqttapi.Topic{Direction: dir, HardwareID: d.cfg.HardwareID, ChannelID: channel, Kind: kind}.String()
 }
@@ -138,6 +156,8 @@ func connectHint(err error) string {
 	switch {
 	case errors.Is(err, packets.ErrorRefusedNotAuthorised) || errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword):
 		return "the broker refused the credentials: generate a new communication config"
+	case errors.Is(err, mdns.ErrNoAnswer):
+		return "nothing answered the mDNS query for the broker's .local name: is the gateway on this network segment?"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "no answer in time: check the host, port and firewall"
 	}

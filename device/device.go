@@ -15,6 +15,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edk-go/edk/commconfig"
+	"github.com/edk-go/edk/mdns"
 	"github.com/edk-go/edk/mqttapi"
 )
 
@@ -114,6 +115,12 @@ func New(cfg *commconfig.Config, opts ...Option) (*Device, error) {
 	}
 	if o.driver != nil {
 		d.handleDriverCommands(o.driver)
+	}
+	if d.opts.mdns == nil {
+		d.opts.mdns = mdns.NewCache(&mdns.Resolver{})
+	}
+	if d.opts.mdns.Logger == nil {
+		d.opts.mdns.Logger = d.log
 	}
 	d.workers = newWorkerPool()
 	d.requestTopic = d.topic(mqttapi.ToDevice, cfg.ChannelID, mqttapi.KindCommandRequests)

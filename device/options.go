@@ -8,6 +8,7 @@ import (
 
 	"github.com/edk-go/edk/blueprint"
 	"github.com/edk-go/edk/driver"
+	"github.com/edk-go/edk/mdns"
 	"github.com/edk-go/edk/mqttapi"
 )
 
@@ -59,6 +60,7 @@ type options struct {
 	strictManifest bool
 
 	driver driver.Driver
+	mdns   *mdns.Cache
 }
 
 func defaultOptions() options {
@@ -135,6 +137,13 @@ func WithStrictTLS() Option { return func(o *options) { o.strictTLS = true } }
 // WithTLSConfig replaces the TLS configuration built from the
 // communication config, e.g. to add a custom VerifyConnection.
 func WithTLSConfig(c *tls.Config) Option { return func(o *options) { o.tlsConfig = c } }
+
+// WithMDNS sets how a broker host ending in .local is resolved when the
+// system resolver cannot: by default a one-shot mDNS query to the standard
+// groups. The name is resolved again on every (re)connect, since a
+// gateway's address can change. Tests point the cache's resolver at a
+// responder on 127.0.0.1.
+func WithMDNS(c *mdns.Cache) Option { return func(o *options) { o.mdns = c } }
 
 // WithMaxRequestSize refuses command requests larger than n bytes with an
 // error response.
