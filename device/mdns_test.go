@@ -88,4 +88,3 @@ func ping(t *testing.T, addr, id string) {
 		t.Fatalf("response %+v", r)
 	}
 }
-
