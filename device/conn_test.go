@@ -271,6 +271,11 @@ func TestFailingTelemetryIsLoggedOnceThenRecovers(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- d.Run(ctx) }()
 	testutil.Receive(t, telemetry)
+	// The recovery is logged once the successful publish has returned,
+	// which may be after the subscriber got the message.
+	if !logs.WaitFor("periodic telemetry recovered", waitLimit) {
+		t.Fatalf("no recovery line:\n%s", logs)
+	}
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
