@@ -1,0 +1,377 @@
+// Package auth is the embedded broker's authentication and ACL hook: a device
+// connects only with credentials the hub issued, a password or a client
+// certificate of the hub's CA, and may then publish only under
+// v1/from/<its hardware id>/ and subscribe only under v1/to/<its hardware
+// id>/. Admin clients (the hub's own tools) and, when explicitly allowed,
+// anonymous clients may use every topic.
+//
+// The hub's own publishes and subscriptions go through mochi's inline client,
+// which mochi lets through without asking this hook (publishes skip
+// OnACLCheck, inline subscriptions are delivered without it); the hook also
+// allows a client marked Inline should mochi ever ask.
+package auth
+
+import (
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edk-go/edk/hub/ca"
+	"github.com/edk-go/edk/hub/store"
+)
+
+// DefaultStoreTimeout bounds one store look-up during CONNECT when
+// Options.StoreTimeout is zero.
+const DefaultStoreTimeout = 5 * time.Second
+
+// maxLoggedDenials bounds how many distinct denied topics are remembered (and
+// logged) per connection, so that a client probing topics cannot grow memory
+// or the log without bound.
+const maxLoggedDenials = 100
+
+// Log keys.
+const (
+	keyClient     = "client_id"
+	keyHardwareID = "hardware_id"
+	keyRemote     = "remote"
+	keyTopic      = "topic"
+	keyAccess     = "access"
+	keyMethod     = "method"
+	keyUsername   = "username"
+	keyError      = "error"
+)
+
+// Store is what the hook needs of the hub's store (*store.Store has it).
+// Both methods return an error wrapping store.ErrUnauthorized or
+// store.ErrNotFound when the credential is unknown.
+type Store interface {
+	VerifyCredentials(ctx context.Context, username, password string) (store.Device, error)
+	GetDeviceByCertFingerprint(ctx context.Context, fingerprint string) (store.Device, error)
+}
+
+// Options configures New. The zero value admits devices only.
+type Options struct {
+	// AllowAnonymous lets a client that presents no username and no client
+	// certificate connect and use every topic. For experiments only: New's
+	// hook logs a warning when the broker starts with it.
+	AllowAnonymous bool
+	// Admin reports whether a username and password belong to an admin
+	// client, which may use every topic (the hub's CLI tools, a bridge).
+	// It is asked before the store. Nil means no admins; see AdminPassword.
+	Admin func(username, password string) bool
+	// StoreTimeout bounds each store look-up. Zero means DefaultStoreTimeout.
+	StoreTimeout time.Duration
+	// Logger receives denials (Warn, once per connection and topic) and
+	// store failures (Error). Passwords are never logged. Nil discards.
+	Logger *slog.Logger
+}
+
+// AdminPassword returns an Options.Admin that accepts exactly this username
+// and password, compared in constant time.
+func AdminPassword(username, password string) func(string, string) bool {
+	return func(u, p string) bool {
+		uok := subtle.ConstantTimeCompare([]byte(u), []byte(username))
+		pok := subtle.ConstantTimeCompare([]byte(p), []byte(password))
+		return username != "" && uok&pok == 1
+	}
+}
+
+// role is what a connection was admitted as.
+type role int
+
+const (
+	roleDevice role = iota
+	roleAdmin
+	roleAnonymous
+)
+
+func (r role) String() string {
+	switch r {
+	case roleAdmin:
+		return "admin"
+	case roleAnonymous:
+		return "anonymous"
+	default:
+		return "device"
+	}
+}
+
+// session is what the hook remembers about one admitted connection.
+type session struct {
+	cl         *mqtt.Client
+	role       role
+	hardwareID string // roleDevice only
+	pubPrefix  string // "v1/from/<hw>/"
+	subPrefix  string // "v1/to/<hw>/"
+
+	mu     sync.Mutex
+	denied map[string]struct{} // "r:topic" / "w:topic" already logged
+}
+
+// Hook is the mochi hook. Add it to the broker with broker.Config.Hooks; it
+// provides OnConnectAuthenticate, OnACLCheck, OnDisconnect and
+// OnClientExpired. Its methods are called by mochi on the goroutine of each
+// client connection and are safe for concurrent use.
+type Hook struct {
+	mqtt.HookBase
+	store Store
+	opts  Options
+	log   *slog.Logger
+
+	// sessions maps a client id to its *session. An entry is replaced when
+	// a new connection takes the id over, and removed when the session
+	// ends: at disconnect for a clean session, at expiry for a persistent
+	// one, whose queued messages still pass OnACLCheck while it is offline.
+	// (A connection that fails between authentication and CONNACK gets no
+	// OnDisconnect; its entry stays until the client id is used again.)
+	sessions sync.Map
+}
+
+var _ mqtt.Hook = (*Hook)(nil)
+
+// New returns the hook for st.
+func New(st Store, opts Options) *Hook {
+	if opts.StoreTimeout <= 0 {
+		opts.StoreTimeout = DefaultStoreTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Hook{store: st, opts: opts, log: opts.Logger}
+}
+
+// ID names the hook in mochi's logs.
+func (h *Hook) ID() string { return "edk-auth" }
+
+// Provides reports the mochi events the hook handles.
+func (h *Hook) Provides(b byte) bool {
+	switch b {
+	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect, mqtt.OnClientExpired:
+		return true
+	}
+	return false
+}
+
+// Init is called by mochi when the hook is added; it warns when anonymous
+// clients are allowed.
+func (h *Hook) Init(any) error {
+	if h.opts.AllowAnonymous {
+		h.log.Warn("mqtt: anonymous clients are allowed and may use every topic; do not expose this broker")
+	}
+	return nil
+}
+
+// HardwareID returns the hardware id of the device connected as cl, and
+// false for an admin, anonymous or unknown client.
+func (h *Hook) HardwareID(cl *mqtt.Client) (string, bool) {
+	s := h.session(cl)
+	if s == nil || s.role != roleDevice {
+		return "", false
+	}
+	return s.hardwareID, true
+}
+
+func (h *Hook) session(cl *mqtt.Client) *session {
+	v, ok := h.sessions.Load(cl.ID)
+	if !ok {
+		return nil
+	}
+	s := v.(*session)
+	if s.cl != cl {
+		return nil // a connection whose client id was taken over
+	}
+	return s
+}
+
+// OnConnectAuthenticate admits a client by, in this order: admin username
+// and password; TLS client certificate known to the store; device username
+// and password; no credentials at all when AllowAnonymous. A client that
+// presents a credential that does not check out is refused even when
+// anonymous clients are allowed.
+func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	s, err := h.authenticate(cl, pk)
+	if err != nil {
+		lvl := slog.LevelWarn
+		if !errors.Is(err, errRefused) {
+			lvl = slog.LevelError // the store failed, not the client
+		}
+		h.log.Log(context.Background(), lvl, "mqtt connection refused",
+			keyClient, cl.ID, keyRemote, cl.Net.Remote, keyUsername, string(pk.Connect.Username), keyError, err)
+		return false
+	}
+	s.cl = cl
+	h.sessions.Store(cl.ID, s)
+	if s.role == roleDevice {
+		h.log.Debug("mqtt device authenticated", keyClient, cl.ID, keyHardwareID, s.hardwareID)
+	} else {
+		h.log.Debug("mqtt client authenticated", keyClient, cl.ID, keyAccess, s.role.String())
+	}
+	return true
+}
+
+// errRefused marks a refusal caused by the client's credentials.
+var errRefused = errors.New("refused")
+
+func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, error) {
+	user, pass := string(pk.Connect.Username), string(pk.Connect.Password)
+	hasUser := pk.Connect.UsernameFlag || user != ""
+	if hasUser && h.opts.Admin != nil && h.opts.Admin(user, pass) {
+		return &session{role: roleAdmin}, nil
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.StoreTimeout)
+	defer cancel()
+
+	peer := peerCertificate(cl)
+	if peer != nil {
+		d, err := h.store.GetDeviceByCertFingerprint(ctx, ca.Fingerprint(peer))
+		switch {
+		case err == nil:
+			return deviceSession(d)
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, fmt.Errorf("look up client certificate: %w", err)
+		case !hasUser:
+			return nil, fmt.Errorf("%w: client certificate %q is not (or no longer) issued to a device",
+				errRefused, peer.Subject.CommonName)
+		}
+		// An unknown certificate with a username: the password decides.
+	}
+	if hasUser {
+		d, err := h.store.VerifyCredentials(ctx, user, pass)
+		switch {
+		case err == nil:
+			return deviceSession(d)
+		case errors.Is(err, store.ErrUnauthorized), errors.Is(err, store.ErrNotFound):
+			return nil, fmt.Errorf("%w: wrong username or password", errRefused)
+		default:
+			return nil, fmt.Errorf("verify password: %w", err)
+		}
+	}
+	if h.opts.AllowAnonymous {
+		return &session{role: roleAnonymous}, nil
+	}
+	return nil, fmt.Errorf("%w: no credentials (username/password or client certificate)", errRefused)
+}
+
+func deviceSession(d store.Device) (*session, error) {
+	// The ACL compares topic prefixes; an id that is empty or holds a level
+	// separator or wildcard would widen them.
+	if d.HardwareID == "" || strings.ContainsAny(d.HardwareID, "/+#") {
+		return nil, fmt.Errorf("device %s has hardware id %q, unusable in MQTT topics", d.ID, d.HardwareID)
+	}
+	return &session{
+		role:       roleDevice,
+		hardwareID: d.HardwareID,
+		pubPrefix:  "v1/from/" + d.HardwareID + "/",
+		subPrefix:  "v1/to/" + d.HardwareID + "/",
+	}, nil
+}
+
+// peerCertificate returns the client's TLS leaf certificate, or nil for a
+// plain connection. hub/broker hands mochi the *tls.Conn itself; a wrapper
+// that exposes ConnectionState works too. By CONNECT the handshake is over:
+// mochi has read the packet through the TLS connection.
+func peerCertificate(cl *mqtt.Client) *x509.Certificate {
+	c, ok := cl.Net.Conn.(interface{ ConnectionState() tls.ConnectionState })
+	if !ok {
+		return nil
+	}
+	st := c.ConnectionState()
+	if !st.HandshakeComplete || len(st.PeerCertificates) == 0 {
+		return nil
+	}
+	return st.PeerCertificates[0]
+}
+
+// OnACLCheck allows a device to publish (write) only to topics under
+// v1/from/<hardware id>/ and to subscribe to filters, and receive messages,
+// only under v1/to/<hardware id>/. A filter's wildcards must come after that
+// prefix. Admin, anonymous and inline clients may use every topic. Each
+// denial is logged once per connection and topic.
+func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if cl.Net.Inline {
+		return true
+	}
+	s := h.session(cl)
+	if s == nil {
+		h.log.Warn("mqtt access denied: client not authenticated by this hook", keyClient, cl.ID, keyTopic, topic)
+		return false
+	}
+	if s.role != roleDevice {
+		return true
+	}
+	prefix := s.subPrefix
+	if write {
+		prefix = s.pubPrefix
+	}
+	if under(topic, prefix) {
+		return true
+	}
+	if s.firstDenial(topic, write) {
+		access := "subscribe"
+		if write {
+			access = "publish"
+		}
+		h.log.Warn("mqtt access denied: a device may publish only under v1/from/<its hardware id>/ and subscribe only under v1/to/<its hardware id>/",
+			keyClient, cl.ID, keyHardwareID, s.hardwareID, keyAccess, access, keyTopic, topic)
+	}
+	return false
+}
+
+// under reports whether topic (or filter) lies under prefix: the prefix's
+// levels match literally and something follows. The hardware id in prefix is
+// the store's and has no wildcards; a wildcard in the topic can then only
+// come after the prefix.
+func under(topic, prefix string) bool {
+	return len(topic) > len(prefix) && strings.HasPrefix(topic, prefix)
+}
+
+// firstDenial reports whether this denial was not logged before for the
+// connection, remembering at most maxLoggedDenials of them.
+func (s *session) firstDenial(topic string, write bool) bool {
+	key := "r:" + topic
+	if write {
+		key = "w:" + topic
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, seen := s.denied[key]; seen {
+		return false
+	}
+	if s.denied == nil {
+		s.denied = make(map[string]struct{})
+	}
+	if len(s.denied) >= maxLoggedDenials {
+		return false
+	}
+	s.denied[key] = struct{}{}
+	return true
+}
+
+// OnDisconnect forgets a clean session's client. A persistent session is
+// kept until OnClientExpired or a new connection with the same client id, so
+// that messages queued for it while offline still pass OnACLCheck.
+func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	if expire {
+		h.forget(cl)
+	}
+}
+
+// OnClientExpired forgets an expired persistent session.
+func (h *Hook) OnClientExpired(cl *mqtt.Client) { h.forget(cl) }
+
+func (h *Hook) forget(cl *mqtt.Client) {
+	if s := h.session(cl); s != nil {
+		h.sessions.CompareAndDelete(cl.ID, s)
+	}
+}
