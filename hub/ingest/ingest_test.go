@@ -1,0 +1,504 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/edk-go/edk/hub/broker"
+	"github.com/edk-go/edk/hub/ingest"
+	"github.com/edk-go/edk/hub/store"
+	"github.com/edk-go/edk/internal/testutil"
+	"github.com/edk-go/edk/mqttapi"
+)
+
+// waitTimeout bounds every wait on the store.
+const waitTimeout = 10 * time.Second
+
+type env struct {
+	t     *testing.T
+	st    *store.Store
+	p     *ingest.Pipeline
+	b     *broker.Broker
+	dev   store.Device
+	logs  *syncBuffer
+	clock *fakeClock
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+type sinkFunc func(deviceID, hardwareID, channelID string, resp mqttapi.CommandResponse)
+
+func (f sinkFunc) OnResponse(deviceID, hardwareID, channelID string, resp mqttapi.CommandResponse) {
+	f(deviceID, hardwareID, channelID, resp)
+}
+
+// newEnv starts a store with one device (hardware id "hw1", channel "ch1",
+// MQTT username "user1"), a pipeline with cfg's tuning, and a broker that
+// feeds it. start=false leaves Run unstarted.
+func newEnv(t *testing.T, cfg ingest.Config, start bool) *env {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "hub.db"), store.Options{PasswordIterations: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	dev, err := st.CreateDevice(ctx, store.NewDevice{Name: "one", Slug: "one", HardwareID: "hw1", ChannelID: "ch1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, st: st, dev: dev, logs: new(syncBuffer)}
+	cfg.Store = st
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(e.logs, nil))
+	}
+	if cfg.FlushInterval == 0 {
+		cfg.FlushInterval = 10 * time.Millisecond
+	}
+	if cfg.DeviceForClient == nil {
+		cfg.DeviceForClient = func(cl *mqtt.Client) (string, bool) {
+			if string(cl.Properties.Username) == "user1" {
+				return dev.ID, true
+			}
+			return "", false
+		}
+	}
+	e.p, err = ingest.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if start {
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- e.p.Run(runCtx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	e.b, err = broker.Start(ctx, broker.Config{Addr: "127.0.0.1:0", Hooks: []mqtt.Hook{e.p.Hook()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.b.Close() })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("ingest log:\n%s", e.logs)
+		}
+	})
+	return e
+}
+
+func (e *env) connect(username string) paho.Client {
+	e.t.Helper()
+	opts := testutil.ClientOptions(e.b.Addr())
+	if username != "" {
+		opts.SetUsername(username)
+	}
+	return testutil.ConnectWith(e.t, opts)
+}
+
+func (e *env) publish(c paho.Client, suffix, payload string) {
+	e.t.Helper()
+	if err := testutil.Wait(c.Publish("v1/from/hw1/ch1/"+suffix, 1, false, payload)); err != nil {
+		e.t.Fatalf("publish %s: %v", suffix, err)
+	}
+}
+
+// waitFor polls cond until it holds or waitTimeout passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, waitTimeout)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (e *env) latest(attr string) (store.Point, bool) {
+	pts, err := e.st.LatestTelemetry(context.Background(), e.dev.ID, []string{attr})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	p, ok := pts[attr]
+	return p, ok
+}
+
+func TestStoresEverything(t *testing.T) {
+	e := newEnv(t, ingest.Config{}, true)
+	ctx := context.Background()
+	c := e.connect("")
+
+	e.publish(c, "v1/telemetry", `{"timestamp":1700000000,"voltage":230.5,"status":"ok","alerts":["hot"]}`)
+	e.publish(c, "v1/properties", `{"timestamp":1700000000,"vendor":"acme"}`)
+	e.publish(c, "v3/logs", `{"timestamp":1700000001,"message":"hello","severity":"info","persist":true}`)
+
+	waitFor(t, "telemetry stored", func() bool { _, ok := e.latest("voltage"); return ok })
+	if p, _ := e.latest("voltage"); string(p.Value) != "230.5" || p.Time.Unix() != 1700000000 {
+		t.Errorf("voltage = %s at %v", p.Value, p.Time)
+	}
+	if p, _ := e.latest("status"); string(p.Value) != `"ok"` {
+		t.Errorf("status = %s", p.Value)
+	}
+	if p, _ := e.latest(store.AlertsAttribute); string(p.Value) != `["hot"]` {
+		t.Errorf("alerts = %s", p.Value)
+	}
+	waitFor(t, "properties stored", func() bool {
+		pr, err := e.st.GetProperties(ctx, e.dev.ID)
+		return err == nil && string(pr.Values["vendor"]) == `"acme"`
+	})
+	waitFor(t, "log stored", func() bool {
+		ls, err := e.st.ListLogs(ctx, e.dev.ID, time.Time{}, 10)
+		return err == nil && len(ls) == 1 && ls[0].Message == "hello" && ls[0].Severity == "info" && ls[0].Persist
+	})
+
+	// v1/register carries properties too; a newer message replaces them.
+	e.publish(c, "v1/register", `{"timestamp":1700000005,"vendor":"other","model":"x"}`)
+	waitFor(t, "register stored", func() bool {
+		pr, err := e.st.GetProperties(ctx, e.dev.ID)
+		return err == nil && string(pr.Values["vendor"]) == `"other"` && string(pr.Values["model"]) == `"x"`
+	})
+
+	// Last-seen: an anonymous client cannot be tracked, so talking means online.
+	waitFor(t, "last seen", func() bool {
+		cn, err := e.st.GetConnectivity(ctx, e.dev.ID)
+		return err == nil && cn.Known && cn.Online && !cn.LastSeen.IsZero()
+	})
+	s := e.p.Stats()
+	if s.Telemetry != 1 || s.Properties != 2 || s.Logs != 1 || s.Malformed != 0 || s.Dropped != 0 {
+		t.Errorf("stats = %+v", s)
+	}
+}
+
+func TestMalformedCountedLoggedAndIngestContinues(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1700000000, 0)}
+	e := newEnv(t, ingest.Config{Now: clock.Now}, true)
+	ctx := context.Background()
+	c := e.connect("")
+
+	e.publish(c, "v1/telemetry", `{"timestamp":1,"voltage":`)
+	e.publish(c, "v1/telemetry", `not json`)
+	e.publish(c, "v3/logs", `{"timestamp":1,"message":"x","severity":"loud"}`)
+	e.publish(c, "v1/command/responses", `{"state":"completed"}`)
+	e.publish(c, "v1/telemetry", `{"timestamp":1700000000,"voltage":1}`)
+
+	waitFor(t, "good telemetry after bad", func() bool { _, ok := e.latest("voltage"); return ok })
+	waitFor(t, "malformed counted", func() bool {
+		m, err := e.st.MalformedCounts(ctx, e.dev.ID)
+		return err == nil && m[string(mqttapi.KindTelemetry)].Count == 2 &&
+			m[string(mqttapi.KindLogs)].Count == 1 && m[string(mqttapi.KindCommandResponses)].Count == 1
+	})
+	if n := strings.Count(e.logs.String(), "malformed message"); n != 1 {
+		t.Errorf("%d log lines about malformed messages, want 1 per minute:\n%s", n, e.logs)
+	}
+
+	clock.Add(ingest.MalformedLogInterval)
+	e.publish(c, "v1/properties", `{"vendor":"no timestamp"}`)
+	waitFor(t, "second log line after a minute", func() bool {
+		return strings.Count(e.logs.String(), "malformed message") == 2
+	})
+	if s := e.p.Stats(); s.Malformed != 5 || s.Telemetry != 1 {
+		t.Errorf("stats = %+v", s)
+	}
+}
+
+func TestUnknownHardwareIDAndOtherChannelDropped(t *testing.T) {
+	e := newEnv(t, ingest.Config{}, true)
+	c := e.connect("")
+	for _, topic := range []string{"v1/from/nobody/ch1/v1/telemetry", "v1/from/hw1/ucm/v1/telemetry"} {
+		if err := testutil.Wait(c.Publish(topic, 1, false, `{"timestamp":1,"x":1}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.publish(c, "v1/telemetry", `{"timestamp":1700000000,"y":2}`)
+	waitFor(t, "good telemetry", func() bool { _, ok := e.latest("y"); return ok })
+	if _, ok := e.latest("x"); ok {
+		t.Error("telemetry from another channel was stored")
+	}
+	if s := e.p.Stats(); s.UnknownDevice != 1 || s.OtherChannel != 1 || s.Malformed != 0 {
+		t.Errorf("stats = %+v", s)
+	}
+}
+
+func TestConnectivityFromSessions(t *testing.T) {
+	e := newEnv(t, ingest.Config{}, true)
+	ctx := context.Background()
+	conn := func() store.Connectivity {
+		cn, err := e.st.GetConnectivity(ctx, e.dev.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cn
+	}
+	if cn := conn(); cn.Known {
+		t.Fatalf("connectivity before any connection: %+v", cn)
+	}
+	c := e.connect("user1")
+	waitFor(t, "online", func() bool { cn := conn(); return cn.Known && cn.Online })
+
+	c.Disconnect(100)
+	waitFor(t, "offline", func() bool { cn := conn(); return cn.Known && !cn.Online })
+
+	// A message still queued after the disconnect moves last-seen, not
+	// the state.
+	anon := e.connect("")
+	e.publish(anon, "v1/telemetry", `{"timestamp":1700000000,"z":1}`)
+	waitFor(t, "telemetry", func() bool { _, ok := e.latest("z"); return ok })
+	waitFor(t, "flushed", func() bool { return e.p.Stats().Flushes >= 1 })
+	if cn := conn(); cn.Online {
+		t.Errorf("device online after its session ended: %+v", cn)
+	}
+}
+
+func TestFlushBySize(t *testing.T) {
+	// The interval never fires during the test: only the batch size flushes.
+	e := newEnv(t, ingest.Config{FlushInterval: time.Hour, MaxBatch: 5}, true)
+	c := e.connect("")
+	for i := range 5 {
+		e.publish(c, "v1/telemetry", fmt.Sprintf(`{"timestamp":%d,"n":%d}`, 1700000000+i, i))
+	}
+	waitFor(t, "batch of 5 flushed", func() bool { p, ok := e.latest("n"); return ok && string(p.Value) == "4" })
+	if s := e.p.Stats(); s.Flushes != 1 || s.Stored != 5 {
+		t.Errorf("stats = %+v", s)
+	}
+	// One more stays queued until the next batch fills.
+	e.publish(c, "v1/telemetry", `{"timestamp":1700000010,"n":5}`)
+	waitFor(t, "received", func() bool { return e.p.Stats().Telemetry == 6 })
+	if p, _ := e.latest("n"); string(p.Value) != "4" {
+		t.Errorf("a partial batch was flushed before the interval: n = %s", p.Value)
+	}
+}
+
+func TestFlushByTime(t *testing.T) {
+	e := newEnv(t, ingest.Config{FlushInterval: 20 * time.Millisecond, MaxBatch: 1000}, true)
+	c := e.connect("")
+	start := time.Now()
+	e.publish(c, "v1/telemetry", `{"timestamp":1700000000,"n":1}`)
+	waitFor(t, "flushed by the timer", func() bool { _, ok := e.latest("n"); return ok })
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("flush took %v", d)
+	}
+}
+
+func TestFinalFlushOnShutdown(t *testing.T) {
+	e := newEnv(t, ingest.Config{FlushInterval: time.Hour, MaxBatch: 1000}, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.p.Run(ctx) }()
+	c := e.connect("")
+	e.publish(c, "v1/telemetry", `{"timestamp":1700000000,"n":1}`)
+	waitFor(t, "received", func() bool { return e.p.Stats().Telemetry == 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.latest("n"); !ok {
+		t.Error("the last batch was not written on shutdown")
+	}
+}
+
+func TestQueueFullDrops(t *testing.T) {
+	e := newEnv(t, ingest.Config{QueueSize: 2}, false) // Run never starts
+	c := e.connect("")
+	for range 5 {
+		e.publish(c, "v1/telemetry", `{"timestamp":1,"n":1}`)
+	}
+	// mochi calls the hook just after it acknowledged the publish.
+	waitFor(t, "all seen by the hook", func() bool { s := e.p.Stats(); return s.Received+s.Dropped == 5 })
+	if s := e.p.Stats(); s.Received != 2 || s.Dropped != 3 {
+		t.Errorf("stats = %+v", s)
+	}
+}
+
+func TestCommandResponsesGoToSink(t *testing.T) {
+	got := make(chan string, 4)
+	sink := sinkFunc(func(deviceID, hw, ch string, r mqttapi.CommandResponse) {
+		got <- fmt.Sprintf("%s %s %s %s %s %s", deviceID, hw, ch, r.ID, r.State, r.Payload)
+	})
+	e := newEnv(t, ingest.Config{Sink: sink, FlushInterval: time.Hour}, true)
+	c := e.connect("")
+	e.publish(c, "v1/command/responses", `{"id":"r1","state":"log","payload":{"p":1}}`)
+	e.publish(c, "v1/command/responses", `{"id":"r1","state":"completed"}`)
+	for _, want := range []string{
+		e.dev.ID + ` hw1 ch1 r1 log {"p":1}`,
+		e.dev.ID + ` hw1 ch1 r1 completed {}`,
+	} {
+		select {
+		case g := <-got:
+			if g != want {
+				t.Errorf("sink got %q, want %q", g, want)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatal("no response reached the sink (responses must not wait for a flush)")
+		}
+	}
+}
+
+func TestSubscribers(t *testing.T) {
+	e := newEnv(t, ingest.Config{SubscriberBuffer: 2}, true)
+	tel, cancelTel := e.p.Subscribe(e.dev.ID, mqttapi.KindTelemetry)
+	defer cancelTel()
+	all, cancelAll := e.p.Subscribe("", mqttapi.KindLogs, mqttapi.KindRegister)
+	defer cancelAll()
+	slow, cancelSlow := e.p.Subscribe(e.dev.ID)
+	_ = slow // never read
+
+	c := e.connect("")
+	e.publish(c, "v1/telemetry", `{"timestamp":1700000000,"v":1,"alerts":[]}`)
+	e.publish(c, "v3/logs", `{"timestamp":1700000000,"message":"m","severity":"error"}`)
+	e.publish(c, "v1/register", `{"timestamp":1700000000,"model":"x"}`)
+
+	recv := func(ch <-chan ingest.Event) ingest.Event {
+		t.Helper()
+		select {
+		case ev := <-ch:
+			return ev
+		case <-time.After(waitTimeout):
+			t.Fatal("no event")
+			return ingest.Event{}
+		}
+	}
+	if ev := recv(tel); ev.Kind != mqttapi.KindTelemetry || string(ev.Values["v"]) != "1" ||
+		ev.Alerts == nil || len(ev.Alerts) != 0 || ev.DeviceID != e.dev.ID {
+		t.Errorf("telemetry event = %+v", ev)
+	}
+	if ev := recv(all); ev.Kind != mqttapi.KindLogs || ev.Log.Message != "m" || ev.Log.Severity != "error" {
+		t.Errorf("log event = %+v", ev)
+	}
+	if ev := recv(all); ev.Kind != mqttapi.KindProperties || string(ev.Values["model"]) != `"x"` {
+		t.Errorf("properties event = %+v", ev)
+	}
+	// The slow subscriber's buffer (2) took two events and dropped the third,
+	// without holding anyone else up.
+	waitFor(t, "a drop for the slow subscriber", func() bool { return e.p.Stats().SubscriberDrops == 1 })
+	cancelSlow()
+	cancelSlow() // twice is fine
+	n := 0
+	for range slow {
+		n++
+	}
+	if n != 2 {
+		t.Errorf("slow subscriber got %d events, want 2", n)
+	}
+}
+
+func TestSubscriberChannelsCloseWithRun(t *testing.T) {
+	e := newEnv(t, ingest.Config{}, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.p.Run(ctx) }()
+	ch, stop := e.p.Subscribe("")
+	defer stop()
+	cancel()
+	<-done
+	if _, ok := <-ch; ok {
+		t.Error("channel open after Run returned")
+	}
+	late, stop2 := e.p.Subscribe("")
+	defer stop2()
+	if _, ok := <-late; ok {
+		t.Error("subscription after Run returned is open")
+	}
+}
+
+func TestNewNeedsStore(t *testing.T) {
+	if _, err := ingest.New(ingest.Config{}); err != ingest.ErrNoStore {
+		t.Errorf("New without store: %v", err)
+	}
+}
+
+// TestIngestRate reports a rough sustained rate: many devices, QoS 1.
+func TestIngestRate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("rate measurement")
+	}
+	const devices, perDevice = 20, 500
+	e := newEnv(t, ingest.Config{FlushInterval: 50 * time.Millisecond}, true)
+	ctx := context.Background()
+	ids := make([]string, devices)
+	for i := range devices {
+		d, err := e.st.CreateDevice(ctx, store.NewDevice{Name: fmt.Sprint("d", i), Slug: fmt.Sprint("d", i),
+			HardwareID: fmt.Sprint("rate", i), ChannelID: "ch"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = d.ID
+	}
+	clients := make([]paho.Client, devices)
+	for i := range clients {
+		clients[i] = e.connect("")
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Go(func() {
+			var toks []paho.Token
+			for n := range perDevice {
+				payload, _ := json.Marshal(map[string]any{"timestamp": 1700000000 + n, "voltage": 230.1, "current": n, "status": "ok"})
+				toks = append(toks, c.Publish(fmt.Sprintf("v1/from/rate%d/ch/v1/telemetry", i), 1, false, payload))
+			}
+			for _, tok := range toks {
+				if err := testutil.Wait(tok); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	waitFor(t, "all stored", func() bool { s := e.p.Stats(); return s.Stored+s.Dropped >= devices*perDevice })
+	d := time.Since(start)
+	s := e.p.Stats()
+	t.Logf("%d telemetry messages from %d devices stored in %v: %.0f msg/s (%d flushes, %d dropped)",
+		s.Stored, devices, d.Round(time.Millisecond), float64(s.Stored)/d.Seconds(), s.Flushes, s.Dropped)
+	if s.Dropped != 0 {
+		t.Errorf("%d messages dropped", s.Dropped)
+	}
+}
