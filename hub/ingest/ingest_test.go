@@ -305,6 +305,8 @@ func TestFlushBySize(t *testing.T) {
 		e.publish(c, "v1/telemetry", fmt.Sprintf(`{"timestamp":%d,"n":%d}`, 1700000000+i, i))
 	}
 	waitFor(t, "batch of 5 flushed", func() bool { p, ok := e.latest("n"); return ok && string(p.Value) == "4" })
+	// The counters move at the end of the write, after the rows are visible.
+	waitFor(t, "flush counted", func() bool { return e.p.Stats().Flushes == 1 })
 	if s := e.p.Stats(); s.Flushes != 1 || s.Stored != 5 {
 		t.Errorf("stats = %+v", s)
 	}
