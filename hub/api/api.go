@@ -1,0 +1,230 @@
+// Package api serves the hub's HTTP API: a subset of Enapter's v3 HTTP API
+// (provisioning, devices, command executions, telemetry) plus WebSocket
+// streams of telemetry and logs, so that scripts written for Enapter Cloud or
+// an Enapter Gateway work against a local hub unchanged.
+//
+// Every request must carry the hub's token in the X-Enapter-Auth-Token
+// header. WebSocket upgrades may pass it as ?token= instead, because
+// browsers cannot set headers on a WebSocket.
+//
+// Errors come back as {"errors": [{"code", "message", "details"}]} with the
+// matching HTTP status. docs/hub-api.md lists every endpoint.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/edk-go/edk/commconfig"
+	"github.com/edk-go/edk/hub/store"
+	"github.com/gorilla/websocket"
+)
+
+// Defaults and bounds.
+const (
+	// DefaultCommandTimeout is how long execute_command waits for the final
+	// response when neither the request nor Config says otherwise.
+	DefaultCommandTimeout = 30 * time.Second
+	// MaxCommandTimeout bounds the "timeout" of an execute_command request.
+	// An http.Server in front of the handler needs a WriteTimeout above it.
+	MaxCommandTimeout = 10 * time.Minute
+	// MaxBodyBytes bounds a request body.
+	MaxBodyBytes = 1 << 20
+	// DefaultLimit and MaxLimit bound the page size of list endpoints.
+	DefaultLimit = 50
+	MaxLimit     = 1000
+	// MaxBuckets bounds the number of buckets of an aggregated telemetry
+	// query.
+	MaxBuckets = 100_000
+)
+
+// Stream kinds passed to Streams.Subscribe.
+const (
+	StreamTelemetry = "telemetry"
+	StreamLogs      = "logs"
+)
+
+// AuthHeader is the header that carries the API token, as in Enapter's API.
+const AuthHeader = "X-Enapter-Auth-Token"
+
+// Store is the part of *store.Store the API uses.
+type Store interface {
+	CreateDevice(ctx context.Context, nd store.NewDevice) (store.Device, error)
+	GetDevice(ctx context.Context, id string) (store.Device, error)
+	ListDevices(ctx context.Context, offset, limit int) ([]store.Device, error)
+	UpdateDevice(ctx context.Context, id string, u store.DeviceUpdate) (store.Device, error)
+	DeleteDevice(ctx context.Context, id string) error
+	GetProperties(ctx context.Context, deviceID string) (store.Properties, error)
+	GetConnectivity(ctx context.Context, deviceID string) (store.Connectivity, error)
+	LatestTelemetry(ctx context.Context, deviceID string, attrs []string) (map[string]store.Point, error)
+	QueryTelemetry(ctx context.Context, deviceID string, attrs []string, from, to time.Time,
+		granularity time.Duration, agg store.Aggregation) ([]store.Series, error)
+	GetExecution(ctx context.Context, executionID string) (store.Execution, error)
+	ListExecutions(ctx context.Context, deviceID string, offset, limit int) ([]store.Execution, error)
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Executor sends a command to a device and waits for its final response or
+// the timeout. A device that does not answer in time is not an error: the
+// execution comes back in state TIMEOUT. Errors wrapping store.ErrNotFound
+// or store.ErrInvalid become 404 and 422; any other error is a 500.
+type Executor interface {
+	Execute(ctx context.Context, deviceID string, req store.ExecutionRequest, timeout time.Duration) (store.Execution, error)
+}
+
+// Provisioner issues a device's credentials and returns its communication
+// config (a Version3 config) for the protocol. Errors wrapping
+// store.ErrNotFound become 404; others are a 500.
+type Provisioner interface {
+	GenerateConfig(ctx context.Context, deviceID string, protocol commconfig.Protocol) (*commconfig.Config, error)
+}
+
+// StreamEvent is one message of a stream.
+type StreamEvent struct {
+	// Data is one JSON value; it is sent as it is, as one WebSocket text
+	// message.
+	Data json.RawMessage
+}
+
+// Streams hands out live streams of a device's messages. Subscribe returns
+// a channel of events and a function that ends the subscription; the
+// implementation may close the channel to end the stream (for example
+// when the hub shuts down). The API calls the function exactly once.
+type Streams interface {
+	Subscribe(deviceID string, kind string) (<-chan StreamEvent, func())
+}
+
+// Config configures New.
+type Config struct {
+	// Token is the API token every request must carry. Required.
+	Token string
+	// Store is the hub's store. Required.
+	Store Store
+	// Executor runs execute_command; nil answers 501.
+	Executor Executor
+	// Provisioner runs generate_config; nil answers 501.
+	Provisioner Provisioner
+	// Streams feeds the WebSocket streams; nil answers 501.
+	Streams Streams
+	// Logger gets one line per 5xx and per stream; nil discards.
+	Logger *slog.Logger
+	// DefaultCommandTimeout is used when an execute_command request has
+	// no timeout. Default DefaultCommandTimeout.
+	DefaultCommandTimeout time.Duration
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+}
+
+type server struct {
+	cfg      Config
+	log      *slog.Logger
+	tokenSum [sha256.Size]byte
+	mux      *http.ServeMux
+	upgrader websocket.Upgrader
+}
+
+// New returns the API handler. It panics when Token or Store is missing:
+// that is a wiring mistake, not a run-time condition.
+func New(cfg Config) http.Handler {
+	if cfg.Token == "" {
+		panic("api: Config.Token is required")
+	}
+	if cfg.Store == nil {
+		panic("api: Config.Store is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DefaultCommandTimeout <= 0 {
+		cfg.DefaultCommandTimeout = DefaultCommandTimeout
+	}
+	cfg.DefaultCommandTimeout = min(cfg.DefaultCommandTimeout, MaxCommandTimeout)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		tokenSum: sha256.Sum256([]byte(cfg.Token)),
+		mux:      http.NewServeMux(),
+		upgrader: websocket.Upgrader{HandshakeTimeout: 10 * time.Second},
+	}
+	m := s.mux
+	m.HandleFunc("POST /v3/provisioning/standalone", s.createStandalone)
+	m.HandleFunc("GET /v3/devices", s.listDevices)
+	m.HandleFunc("GET /v3/devices/{device_id}", s.getDevice)
+	m.HandleFunc("PATCH /v3/devices/{device_id}", s.updateDevice)
+	m.HandleFunc("DELETE /v3/devices/{device_id}", s.deleteDevice)
+	m.HandleFunc("POST /v3/devices/{device_id}/generate_config", s.generateConfig)
+	m.HandleFunc("POST /v3/devices/{device_id}/execute_command", s.executeCommand)
+	m.HandleFunc("GET /v3/devices/{device_id}/command_executions", s.listExecutions)
+	m.HandleFunc("GET /v3/devices/{device_id}/command_executions/{execution_id}", s.getExecution)
+	m.HandleFunc("GET /v3/telemetry/latest", s.latestTelemetry)
+	m.HandleFunc("GET /v3/telemetry", s.queryTelemetry)
+	m.HandleFunc("GET /v3/devices/{device_id}/telemetry", s.stream(StreamTelemetry))
+	m.HandleFunc("GET /v3/devices/{device_id}/logs", s.stream(StreamLogs))
+	return s
+}
+
+// ServeHTTP checks the token, then routes. The mux's own plain-text 404 and
+// 405 answers are turned into JSON errors.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(r) {
+		writeError(w, http.StatusUnauthorized, "unauthorized",
+			"missing or wrong API token: send it in the "+AuthHeader+" header", nil)
+		return
+	}
+	h, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		h.ServeHTTP(&jsonStatusWriter{ResponseWriter: w}, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *server) authorized(r *http.Request) bool {
+	got := r.Header.Get(AuthHeader)
+	if got == "" && websocket.IsWebSocketUpgrade(r) {
+		got = r.URL.Query().Get("token")
+	}
+	if got == "" {
+		return false
+	}
+	sum := sha256.Sum256([]byte(got))
+	return subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) == 1
+}
+
+// jsonStatusWriter replaces the body of the mux's 404 and 405 answers with
+// a JSON error, keeping the status and the Allow header.
+type jsonStatusWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (j *jsonStatusWriter) WriteHeader(code int) {
+	if j.wrote {
+		return
+	}
+	j.wrote = true
+	j.Header().Del("X-Content-Type-Options")
+	switch code {
+	case http.StatusMethodNotAllowed:
+		writeError(j.ResponseWriter, code, "method_not_allowed",
+			"method not allowed; allowed: "+j.Header().Get("Allow"), nil)
+	default:
+		writeError(j.ResponseWriter, http.StatusNotFound, "not_found", "no such endpoint", nil)
+	}
+}
+
+func (j *jsonStatusWriter) Write(p []byte) (int, error) {
+	if !j.wrote {
+		j.WriteHeader(http.StatusNotFound)
+	}
+	return len(p), nil
+}

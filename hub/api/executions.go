@@ -1,0 +1,209 @@
+package api
+
+import (
+	"encoding/json"
+	"math"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/edk-go/edk/hub/store"
+)
+
+// executionJSON is a command execution as Enapter's v3 API shows it.
+type executionJSON struct {
+	ID        string          `json:"id"`
+	DeviceID  string          `json:"device_id"`
+	State     string          `json:"state"`
+	CreatedAt string          `json:"created_at"`
+	Request   requestJSON     `json:"request"`
+	Response  *responseJSON   `json:"response"`
+	Log       *[]responseJSON `json:"log"`
+}
+
+type requestJSON struct {
+	Name         string          `json:"name"`
+	Arguments    json.RawMessage `json:"arguments"`
+	ManifestName string          `json:"manifest_name"`
+}
+
+type responseJSON struct {
+	State      string          `json:"state"`
+	Payload    json.RawMessage `json:"payload"`
+	ReceivedAt string          `json:"received_at"`
+}
+
+var emptyObject = json.RawMessage("{}")
+
+func orEmpty(m json.RawMessage) json.RawMessage {
+	if len(m) == 0 || string(m) == "null" {
+		return emptyObject
+	}
+	return m
+}
+
+func responseView(r store.ExecutionResponse) responseJSON {
+	return responseJSON{State: string(r.State), Payload: orEmpty(r.Payload), ReceivedAt: formatTime(r.ReceivedAt)}
+}
+
+// executionView renders e; the log only when withLog.
+func executionView(e store.Execution, withLog bool) executionJSON {
+	v := executionJSON{
+		ID: e.ID, DeviceID: e.DeviceID, State: string(e.State), CreatedAt: formatTime(e.CreatedAt),
+		Request: requestJSON{Name: e.Request.Name, Arguments: orEmpty(e.Request.Arguments), ManifestName: e.Request.ManifestName},
+	}
+	if e.Response != nil {
+		rv := responseView(*e.Response)
+		v.Response = &rv
+	}
+	if withLog {
+		l := make([]responseJSON, 0, len(e.Log))
+		for _, r := range e.Log {
+			l = append(l, responseView(r))
+		}
+		v.Log = &l
+	}
+	return v
+}
+
+func (s *server) executeCommand(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("device_id")
+	var body struct {
+		Name      string          `json:"name"`
+		Arguments json.RawMessage `json:"arguments"`
+		// Timeout is in seconds; an edk extension.
+		Timeout *float64 `json:"timeout"`
+	}
+	if !decode(w, r, &body) {
+		return
+	}
+	if strings.TrimSpace(body.Name) == "" {
+		invalid(w, "name", "is required")
+		return
+	}
+	if a := strings.TrimSpace(string(body.Arguments)); a != "" && a != "null" && !strings.HasPrefix(a, "{") {
+		invalid(w, "arguments", "must be a JSON object")
+		return
+	}
+	timeout := s.cfg.DefaultCommandTimeout
+	if body.Timeout != nil {
+		t := *body.Timeout
+		if math.IsNaN(t) || t <= 0 || t > MaxCommandTimeout.Seconds() {
+			invalid(w, "timeout", "must be more than 0 and at most "+MaxCommandTimeout.String()+" in seconds")
+			return
+		}
+		timeout = time.Duration(t * float64(time.Second))
+	}
+	if s.cfg.Executor == nil {
+		notAvailable(w, "execute_command")
+		return
+	}
+	details := map[string]any{"device_id": id}
+	if _, err := s.cfg.Store.GetDevice(r.Context(), id); err != nil {
+		s.fail(w, r, "device", err, details)
+		return
+	}
+	args := body.Arguments
+	if a := strings.TrimSpace(string(args)); a == "" || a == "null" {
+		args = nil
+	}
+	e, err := s.cfg.Executor.Execute(r.Context(), id, store.ExecutionRequest{
+		Name: body.Name, Arguments: args, ManifestName: body.Name,
+	}, timeout)
+	if err != nil {
+		s.fail(w, r, "command", err, details)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"execution": executionView(e, expandSet(r)["log"])})
+}
+
+func (s *server) getExecution(w http.ResponseWriter, r *http.Request) {
+	id, eid := r.PathValue("device_id"), r.PathValue("execution_id")
+	details := map[string]any{"device_id": id, "execution_id": eid}
+	e, err := s.cfg.Store.GetExecution(r.Context(), eid)
+	if err == nil && e.DeviceID != id {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		s.fail(w, r, "execution", err, details)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"execution": executionView(e, expandSet(r)["log"])})
+}
+
+// listExecutions supports Enapter's order (CREATED_AT_DESC, the default, or
+// CREATED_AT_ASC), state.in, name.in, created_at.gte and created_at.lt.
+// With any of them but the default order, the device's executions are
+// filtered in memory: fine for one laptop's hub.
+func (s *server) listExecutions(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("device_id")
+	offset, limit, ok := pagination(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	order := q.Get("order")
+	if order != "" && order != "CREATED_AT_ASC" && order != "CREATED_AT_DESC" {
+		invalid(w, "order", "must be CREATED_AT_ASC or CREATED_AT_DESC")
+		return
+	}
+	var gte, lt time.Time
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"created_at.gte", &gte}, {"created_at.lt", &lt}} {
+		if v := q.Get(p.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				badRequest(w, p.name+" must be an RFC 3339 time", map[string]any{"field": p.name})
+				return
+			}
+			*p.dst = t
+		}
+	}
+	states, names := splitList(q.Get("state.in")), splitList(q.Get("name.in"))
+	filtered := order == "CREATED_AT_ASC" || !gte.IsZero() || !lt.IsZero() || states != nil || names != nil
+	details := map[string]any{"device_id": id}
+	var es []store.Execution
+	var err error
+	if !filtered {
+		es, err = s.cfg.Store.ListExecutions(r.Context(), id, offset, limit)
+	} else {
+		es, err = s.cfg.Store.ListExecutions(r.Context(), id, 0, 0)
+	}
+	if err != nil {
+		s.fail(w, r, "device", err, details)
+		return
+	}
+	if filtered {
+		es = slices.DeleteFunc(es, func(e store.Execution) bool {
+			return (states != nil && !slices.Contains(states, string(e.State))) ||
+				(names != nil && !slices.Contains(names, e.Request.Name)) ||
+				(!gte.IsZero() && e.CreatedAt.Before(gte)) ||
+				(!lt.IsZero() && !e.CreatedAt.Before(lt))
+		})
+		if order == "CREATED_AT_ASC" {
+			slices.Reverse(es)
+		}
+		es = es[min(offset, len(es)):]
+		es = es[:min(limit, len(es))]
+	}
+	withLog := expandSet(r)["log"]
+	out := make([]executionJSON, 0, len(es))
+	for _, e := range es {
+		out = append(out, executionView(e, withLog))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"executions": out})
+}
+
+// splitList splits a comma-separated list, nil when empty.
+func splitList(v string) []string {
+	var out []string
+	for f := range strings.SplitSeq(v, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

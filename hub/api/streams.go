@@ -1,0 +1,118 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Stream timing.
+const (
+	wsWriteWait  = 10 * time.Second
+	wsPongWait   = 60 * time.Second
+	wsPingPeriod = wsPongWait * 9 / 10
+)
+
+// stream serves GET /v3/devices/{device_id}/<kind> as a WebSocket that
+// pushes each event of the device as one text message. It ends with a
+// close frame when the client goes, the request context ends or the
+// Streams implementation closes the channel. The client sends nothing; it
+// must answer pings (every browser and gorilla client does).
+func (s *server) stream(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("device_id")
+		if !websocket.IsWebSocketUpgrade(r) {
+			writeError(w, http.StatusBadRequest, "websocket_required",
+				"this endpoint is a WebSocket; connect with a WebSocket client", nil)
+			return
+		}
+		if s.cfg.Streams == nil {
+			notAvailable(w, kind+" stream")
+			return
+		}
+		if _, err := s.cfg.Store.GetDevice(r.Context(), id); err != nil {
+			s.fail(w, r, "device", err, map[string]any{"device_id": id})
+			return
+		}
+		conn, err := s.upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return // the upgrader has answered
+		}
+		events, cancel := s.cfg.Streams.Subscribe(id, kind)
+		defer cancel()
+		s.log.Debug("api: stream opened", "device_id", id, "kind", kind)
+
+		// The reader notices the client going (and answers its close
+		// frame); pongs push the read deadline forward.
+		readDone := make(chan error, 1)
+		_ = conn.SetReadDeadline(time.Now().Add(wsPongWait))
+		conn.SetPongHandler(func(string) error {
+			return conn.SetReadDeadline(time.Now().Add(wsPongWait))
+		})
+		go func() {
+			for {
+				if _, _, err := conn.NextReader(); err != nil {
+					readDone <- err
+					return
+				}
+			}
+		}()
+		ping := time.NewTicker(wsPingPeriod)
+		defer ping.Stop()
+
+		closeCode, reason := websocket.CloseNormalClosure, ""
+		clientGone, readEnded := false, false
+	loop:
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					closeCode, reason = websocket.CloseGoingAway, "stream ended"
+					break loop
+				}
+				_ = conn.SetWriteDeadline(time.Now().Add(wsWriteWait))
+				if err := conn.WriteMessage(websocket.TextMessage, ev.Data); err != nil {
+					clientGone = true
+					break loop
+				}
+			case <-ping.C:
+				if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wsWriteWait)); err != nil {
+					clientGone = true
+					break loop
+				}
+			case err := <-readDone:
+				// A close frame from the client has been answered by
+				// gorilla; any other read error means the client is gone.
+				readEnded, clientGone = true, true
+				var ce *websocket.CloseError
+				if !errors.As(err, &ce) {
+					s.log.Debug("api: stream read failed", "device_id", id, "err", err)
+				}
+				break loop
+			case <-r.Context().Done():
+				closeCode, reason = websocket.CloseGoingAway, "server going away"
+				break loop
+			}
+		}
+		if !clientGone {
+			// gorilla has already echoed a client's close frame; otherwise
+			// say goodbye and give the client a moment to answer.
+			_ = conn.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(closeCode, reason), time.Now().Add(wsWriteWait))
+			t := time.NewTimer(time.Second)
+			select {
+			case <-readDone:
+				readEnded = true
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		_ = conn.Close()
+		if !readEnded {
+			<-readDone
+		}
+		s.log.Debug("api: stream closed", "device_id", id, "kind", kind)
+	}
+}
