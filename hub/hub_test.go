@@ -1,0 +1,277 @@
+package hub_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
+
+	"github.com/edk-go/edk/commconfig"
+	"github.com/edk-go/edk/device"
+	"github.com/edk-go/edk/hub"
+	"github.com/edk-go/edk/internal/testutil"
+	"github.com/edk-go/edk/mqttapi"
+	"github.com/edk-go/edk/sim/inverter"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const waitLimit = 20 * time.Second
+
+// running is a hub started by a test on free loopback ports.
+type running struct {
+	info   hub.Info
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+}
+
+func startHub(t *testing.T, dir string) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan hub.Info, 1)
+	r := &running{cancel: cancel, done: make(chan error, 1)}
+	logs := &testutil.SyncBuffer{}
+	go func() {
+		r.done <- hub.Run(ctx, hub.Config{DataDir: dir, MQTTAddr: "127.0.0.1:0", MQTTSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+			Logger: logs.Logger(), Ready: func(i hub.Info) { ready <- i }})
+	}()
+	select {
+	case r.info = <-ready:
+	case err := <-r.done:
+		t.Fatalf("hub did not start: %v", err)
+	case <-time.After(waitLimit):
+		t.Fatal("hub did not start")
+	}
+	t.Cleanup(func() {
+		r.stop(t)
+		if t.Failed() {
+			t.Logf("hub log:\n%s", logs)
+		}
+	})
+	return r
+}
+
+func (r *running) stop(t *testing.T) {
+	r.once.Do(func() {
+		r.cancel()
+		select {
+		case err := <-r.done:
+			if err != nil {
+				t.Errorf("hub.Run = %v", err)
+			}
+		case <-time.After(waitLimit):
+			t.Error("hub did not stop")
+		}
+	})
+}
+
+// call makes one API request and decodes the JSON answer into out.
+func (r *running) call(t *testing.T, method, path string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, "http://"+r.info.HTTPAddr+path, rd)
+	req.Header.Set("X-Enapter-Auth-Token", r.info.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// provision creates a device and runs the simulated inverter with the
+// config the hub generates for protocol; it returns the device id.
+func (r *running) provision(t *testing.T, slug string, protocol commconfig.Protocol) (string, *commconfig.Config) {
+	t.Helper()
+	var created struct {
+		DeviceID string `json:"device_id"`
+	}
+	if code := r.call(t, "POST", "/v3/provisioning/standalone", map[string]any{"name": slug, "slug": slug}, &created); code != http.StatusCreated && code != http.StatusOK {
+		t.Fatalf("provision: %d", code)
+	}
+	var gen struct {
+		Blob string `json:"blob"`
+	}
+	if code := r.call(t, "POST", "/v3/devices/"+created.DeviceID+"/generate_config", map[string]any{"protocol": protocol}, &gen); code != http.StatusOK {
+		t.Fatalf("generate_config: %d", code)
+	}
+	cfg, err := commconfig.Parse(gen.Blob)
+	if err != nil {
+		t.Fatalf("generated config does not parse: %v", err)
+	}
+	return created.DeviceID, cfg
+}
+
+func runInverter(t *testing.T, cfg *commconfig.Config) *device.Device {
+	t.Helper()
+	inv := inverter.New("HUB-TEST")
+	d, err := device.New(cfg, append(inv.Options(), device.WithManifest(inverter.Manifest()), device.WithBackoff(5*time.Millisecond, 50*time.Millisecond))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv.Register(d)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	wctx, wcancel := context.WithTimeout(context.Background(), waitLimit)
+	defer wcancel()
+	if err := d.WaitState(wctx, device.StateConnected); err != nil {
+		t.Fatalf("device did not connect to the hub: %v", err)
+	}
+	return d
+}
+
+type execution struct {
+	ID       string `json:"id"`
+	State    string `json:"state"`
+	Response *struct {
+		State   string          `json:"state"`
+		Payload json.RawMessage `json:"payload"`
+	} `json:"response"`
+	Log []json.RawMessage `json:"log"`
+}
+
+func TestWholeFlow(t *testing.T) {
+	dir := t.TempDir()
+	h := startHub(t, dir)
+	for _, protocol := range []commconfig.Protocol{commconfig.ProtocolMQTT, commconfig.ProtocolMQTTS} {
+		t.Run(string(protocol), func(t *testing.T) {
+			id, cfg := h.provision(t, "inv-"+strings.ToLower(string(protocol)), protocol)
+			runInverter(t, cfg)
+
+			var out struct {
+				Execution execution `json:"execution"`
+			}
+			code := h.call(t, "POST", "/v3/devices/"+id+"/execute_command?expand=log",
+				map[string]any{"name": "ramp_power", "arguments": map[string]any{"power": 2000, "step_seconds": 0}}, &out)
+			if code != http.StatusOK || out.Execution.State != "SUCCESS" || out.Execution.Response == nil ||
+				out.Execution.Response.State != "SUCCEEDED" || len(out.Execution.Log) < 3 {
+				t.Fatalf("execute_command: %d %+v", code, out.Execution)
+			}
+			code = h.call(t, "POST", "/v3/devices/"+id+"/execute_command",
+				map[string]any{"name": "set_power", "arguments": map[string]any{"power": "abc"}}, &out)
+			if code != http.StatusOK || out.Execution.State != "ERROR" || !strings.Contains(string(out.Execution.Response.Payload), `power`) {
+				t.Fatalf("bad argument: %d %+v", code, out.Execution)
+			}
+
+			// Telemetry reaches the store: wait for power=2000.
+			deadline := time.Now().Add(waitLimit)
+			for {
+				var latest struct {
+					Telemetry map[string]map[string]*struct {
+						Timestamp *int64 `json:"timestamp"`
+						Value     any    `json:"value"`
+					} `json:"telemetry"`
+				}
+				h.call(t, "GET", fmt.Sprintf("/v3/telemetry/latest?devices[%s]=power,status", id), nil, &latest)
+				if p := latest.Telemetry[id]["power"]; p != nil && p.Value == 2000.0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("latest telemetry never showed power 2000: %+v", latest)
+				}
+				time.Sleep(20 * time.Millisecond) // polling an HTTP API, as a client would
+			}
+			var dev struct {
+				Device struct {
+					Connectivity struct {
+						Status string `json:"status"`
+					} `json:"connectivity"`
+					Properties map[string]any `json:"properties"`
+				} `json:"device"`
+			}
+			h.call(t, "GET", "/v3/devices/"+id+"?expand=properties,connectivity", nil, &dev)
+			if dev.Device.Connectivity.Status != "ONLINE" || dev.Device.Properties["model"] != "SimInverter 10K" {
+				t.Fatalf("device: %+v", dev.Device)
+			}
+		})
+	}
+}
+
+func TestTelemetryStream(t *testing.T) {
+	h := startHub(t, t.TempDir())
+	id, cfg := h.provision(t, "streamed", commconfig.ProtocolMQTT)
+	hdr := http.Header{"X-Enapter-Auth-Token": {h.info.Token}}
+	ws, resp, err := websocket.DefaultDialer.Dial("ws://"+h.info.HTTPAddr+"/v3/devices/"+id+"/telemetry", hdr)
+	if err != nil {
+		t.Fatalf("dial stream: %v (%v)", err, resp)
+	}
+	defer ws.Close()
+	runInverter(t, cfg)
+	_ = ws.SetReadDeadline(time.Now().Add(waitLimit))
+	_, msg, err := ws.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(msg, &m); err != nil || m["power"] == nil || m["device_id"] != id {
+		t.Fatalf("stream message %s: %v", msg, err)
+	}
+}
+
+func TestDeviceCannotUseAnotherDevicesTopics(t *testing.T) {
+	h := startHub(t, t.TempDir())
+	_, cfgA := h.provision(t, "dev-a", commconfig.ProtocolMQTT)
+	_, cfgB := h.provision(t, "dev-b", commconfig.ProtocolMQTT)
+	opts := testutil.ClientOptions(h.info.MQTTAddr).SetUsername(cfgA.Username).SetPassword(cfgA.Password)
+	a := testutil.ConnectWith(t, opts)
+	tok := a.Subscribe(mqttapi.DeviceFilter(mqttapi.ToDevice, cfgB.HardwareID, cfgB.ChannelID), 0, nil)
+	if err := testutil.Wait(tok); err != nil {
+		t.Fatal(err)
+	}
+	for _, code := range tok.(interface{ Result() map[string]byte }).Result() {
+		if code != 0x80 {
+			t.Fatalf("A subscribed to B's commands: SUBACK %#x", code)
+		}
+	}
+	bad := testutil.ClientOptions(h.info.MQTTAddr).SetUsername(cfgA.Username).SetPassword("wrong")
+	c := mqtt.NewClient(bad)
+	if err := testutil.Wait(c.Connect()); err == nil {
+		c.Disconnect(0)
+		t.Fatal("wrong password accepted")
+	}
+}
+
+func TestDataSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	h := startHub(t, dir)
+	id, _ := h.provision(t, "kept", commconfig.ProtocolMQTT)
+	token := h.info.Token
+	h.stop(t)
+
+	h2 := startHub(t, dir)
+	if h2.info.Token != token {
+		t.Fatal("the API token changed across a restart")
+	}
+	var dev struct {
+		Device struct {
+			ID   string `json:"id"`
+			Slug string `json:"slug"`
+		} `json:"device"`
+	}
+	if code := h2.call(t, "GET", "/v3/devices/"+id, nil, &dev); code != http.StatusOK || dev.Device.Slug != "kept" {
+		t.Fatalf("after restart: %d %+v", code, dev)
+	}
+}
