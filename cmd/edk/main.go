@@ -38,6 +38,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"demo", "run an embedded broker and a simulated inverter, and show them talking", runDemo},
+		{"hub", "run a local Enapter-compatible backend: broker, store, HTTP API", runHub},
 		{"run", "run the simulated inverter against a broker from a communication config", runRun},
 		{"exec", "send a command to a device and wait for its answer", runExec},
 		{"watch", "print a device's telemetry, properties, logs and commands as they pass", runWatch},
