@@ -36,7 +36,7 @@ type running struct {
 	once   sync.Once
 }
 
-func startHub(t *testing.T, dir string) *running {
+func startHub(t testing.TB, dir string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan hub.Info, 1)
@@ -62,7 +62,7 @@ func startHub(t *testing.T, dir string) *running {
 	return r
 }
 
-func (r *running) stop(t *testing.T) {
+func (r *running) stop(t testing.TB) {
 	r.once.Do(func() {
 		r.cancel()
 		select {
@@ -77,7 +77,7 @@ func (r *running) stop(t *testing.T) {
 }
 
 // call makes one API request and decodes the JSON answer into out.
-func (r *running) call(t *testing.T, method, path string, body any, out any) int {
+func (r *running) call(t testing.TB, method, path string, body any, out any) int {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -102,7 +102,7 @@ func (r *running) call(t *testing.T, method, path string, body any, out any) int
 
 // provision creates a device and runs the simulated inverter with the
 // config the hub generates for protocol; it returns the device id.
-func (r *running) provision(t *testing.T, slug string, protocol commconfig.Protocol) (string, *commconfig.Config) {
+func (r *running) provision(t testing.TB, slug string, protocol commconfig.Protocol) (string, *commconfig.Config) {
 	t.Helper()
 	var created struct {
 		DeviceID string `json:"device_id"`
@@ -123,7 +123,7 @@ func (r *running) provision(t *testing.T, slug string, protocol commconfig.Proto
 	return created.DeviceID, cfg
 }
 
-func runInverter(t *testing.T, cfg *commconfig.Config) *device.Device {
+func runInverter(t testing.TB, cfg *commconfig.Config) *device.Device {
 	t.Helper()
 	inv := inverter.New("HUB-TEST")
 	d, err := device.New(cfg, append(inv.Options(), device.WithManifest(inverter.Manifest()), device.WithBackoff(5*time.Millisecond, 50*time.Millisecond))...)

@@ -8,7 +8,8 @@
 //     accepted it (OnPublished, so after ACL checks), and every session that
 //     starts and ends. The hook only copies a reference to the message into
 //     a bounded queue and returns: it never waits for the store. When the
-//     queue is full the message is dropped and counted (Stats.Dropped).
+//     queue is full the publisher waits for room (up to 2 s), which pushes
+//     back on it; only then is the message dropped and counted (Stats.Dropped).
 //   - Run, which owns the goroutines that resolve hardware ids to devices,
 //     decode payloads with mqttapi, fan events out to live subscribers and
 //     write to the store in batches: one AppendTelemetry and one AppendLogs
@@ -88,8 +89,12 @@ type Config struct {
 	// FlushInterval. Default DefaultMaxBatch.
 	MaxBatch int
 	// QueueSize bounds the messages waiting between the hook and the
-	// pipeline; beyond it messages are dropped. Default DefaultQueueSize.
+	// pipeline. Default DefaultQueueSize.
 	QueueSize int
+	// QueueWait is how long a publisher waits for room in a full queue
+	// (pushing back on it) before its message is dropped. Default
+	// DefaultQueueWait.
+	QueueWait time.Duration
 	// SubscriberBuffer is the channel capacity of each Subscribe; events
 	// beyond it are dropped for that subscriber. Default DefaultSubscriberBuffer.
 	SubscriberBuffer int
@@ -113,6 +118,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.QueueSize <= 0 {
 		c.QueueSize = DefaultQueueSize
+	}
+	if c.QueueWait <= 0 {
+		c.QueueWait = DefaultQueueWait
 	}
 	if c.SubscriberBuffer <= 0 {
 		c.SubscriberBuffer = DefaultSubscriberBuffer
@@ -247,12 +255,26 @@ func (p *Pipeline) Forget(hardwareID string) {
 	p.cacheMu.Unlock()
 }
 
-// enqueue is called by the hook on mochi's goroutine; it never blocks.
+// DefaultQueueWait bounds how long a publisher waits for room in a full queue.
+const DefaultQueueWait = 2 * time.Second
+
+// enqueue is called by the hook on the publishing client's goroutine. When
+// the queue is full it waits, up to Config.QueueWait: that slows the publisher
+// down (its acknowledgements come later, TCP pushes back) instead of losing
+// its messages; only a store that stays stuck makes ingest drop.
 func (p *Pipeline) enqueue(m message) {
 	select {
 	case p.in <- m:
 		p.stat.received.Add(1)
+		return
 	default:
+	}
+	t := time.NewTimer(p.cfg.QueueWait)
+	defer t.Stop()
+	select {
+	case p.in <- m:
+		p.stat.received.Add(1)
+	case <-t.C:
 		p.stat.dropped.Add(1)
 	}
 }

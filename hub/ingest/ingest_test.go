@@ -347,7 +347,7 @@ func TestFinalFlushOnShutdown(t *testing.T) {
 }
 
 func TestQueueFullDrops(t *testing.T) {
-	e := newEnv(t, ingest.Config{QueueSize: 2}, false) // Run never starts
+	e := newEnv(t, ingest.Config{QueueSize: 2, QueueWait: time.Millisecond}, false) // Run never starts
 	c := e.connect("")
 	for range 5 {
 		e.publish(c, "v1/telemetry", `{"timestamp":1,"n":1}`)

@@ -1,0 +1,89 @@
+package hub_test
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edk-go/edk/commconfig"
+	"github.com/edk-go/edk/internal/testutil"
+)
+
+// BenchmarkExecuteCommand is one execute_command through the hub's HTTP
+// API: request stored, published, answered by the simulated inverter over
+// MQTT, response ingested, execution returned.
+func BenchmarkExecuteCommand(b *testing.B) {
+	h := startHub(b, b.TempDir())
+	id, cfg := h.provision(b, "bench", commconfig.ProtocolMQTT)
+	runInverter(b, cfg)
+	body := map[string]any{"name": "set_power", "arguments": map[string]any{"power": 100}}
+	b.ResetTimer()
+	for b.Loop() {
+		var out struct {
+			Execution execution `json:"execution"`
+		}
+		if code := h.call(b, "POST", "/v3/devices/"+id+"/execute_command", body, &out); code != http.StatusOK || out.Execution.State != "SUCCESS" {
+			b.Fatalf("execute_command: %d %+v", code, out.Execution)
+		}
+	}
+}
+
+// BenchmarkIngest is the hub's sustained ingest: 20 simulated devices
+// publish telemetry (10 attributes each, QoS 1, each waiting for its
+// acknowledgement) as fast as they can, and the benchmark waits until the
+// store holds the last message of every device.
+func BenchmarkIngest(b *testing.B) {
+	const devices, attrs = 20, 10
+	h := startHub(b, b.TempDir())
+	clients := make([]func(i int), devices)
+	ids := make([]string, devices)
+	for d := range devices {
+		id, cfg := h.provision(b, fmt.Sprintf("ingest-%d", d), commconfig.ProtocolMQTT)
+		ids[d] = id
+		c := testutil.ConnectWith(b, testutil.ClientOptions(h.info.MQTTAddr).SetUsername(cfg.Username).SetPassword(cfg.Password))
+		topic := "v1/from/" + cfg.HardwareID + "/" + cfg.ChannelID + "/v1/telemetry"
+		clients[d] = func(i int) {
+			payload := fmt.Sprintf(`{"timestamp":%d`, 1700000000+i)
+			for a := range attrs {
+				payload += fmt.Sprintf(`,"a%d":%d.5`, a, i)
+			}
+			// Wait for the broker's acknowledgement, as a device does.
+			c.Publish(topic, 1, false, payload+"}").Wait()
+		}
+	}
+	perDevice := max(b.N/devices, 1)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for d := range devices {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perDevice {
+				clients[d](i)
+			}
+		}()
+	}
+	wg.Wait()
+	// Stored when the last sample of every device is the latest value.
+	last := fmt.Sprintf("%d.5", perDevice-1)
+	for _, id := range ids {
+		for {
+			var latest struct {
+				Telemetry map[string]map[string]*struct {
+					Value any `json:"value"`
+				} `json:"telemetry"`
+			}
+			h.call(b, "GET", "/v3/telemetry/latest?devices["+id+"]=a0", nil, &latest)
+			if v := latest.Telemetry[id]["a0"]; v != nil && fmt.Sprint(v.Value) == last {
+				break
+			}
+			if time.Since(start) > 5*time.Minute {
+				b.Fatal("ingest did not catch up")
+			}
+			time.Sleep(10 * time.Millisecond) // polling the API, as a client would
+		}
+	}
+	b.ReportMetric(float64(perDevice*devices)/time.Since(start).Seconds(), "msgs/s")
+}
