@@ -48,7 +48,14 @@ type Config struct {
 	// AdminUser and AdminPassword, when set, let an MQTT client (edk watch,
 	// edk exec, a script) use every topic.
 	AdminUser, AdminPassword string
-	Logger                   *slog.Logger
+	// Retention is how long raw telemetry and logs are kept (latest
+	// values, properties and executions stay). Default DefaultRetention;
+	// negative keeps everything.
+	Retention time.Duration
+	// RetentionInterval is how often old data is deleted. Default
+	// DefaultRetentionInterval.
+	RetentionInterval time.Duration
+	Logger            *slog.Logger
 	// Ready, when set, is called once everything listens.
 	Ready func(Info)
 }
@@ -131,6 +138,13 @@ func Run(ctx context.Context, cfg Config) error {
 	var ingestErr error
 	wg.Add(1)
 	go func() { defer wg.Done(); ingestErr = pipeline.Run(ingestCtx) }()
+	if cfg.Retention > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			prune(ingestCtx, st, cfg.Retention, cfg.RetentionInterval, log.With("component", "retention"))
+		}()
+	}
 	stop := func() {
 		_ = b.Close() // first, so that the last disconnects are ingested
 		stopIngest()
@@ -196,6 +210,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = DefaultHTTPAddr
+	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.RetentionInterval <= 0 {
+		c.RetentionInterval = DefaultRetentionInterval
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

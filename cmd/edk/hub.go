@@ -19,6 +19,7 @@ func runHub(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&cfg.AllowAnonymous, "allow-anonymous", false, "let MQTT clients in without credentials, with access to every topic (development only)")
 	fs.StringVar(&cfg.AdminUser, "admin-user", "", "an MQTT user with access to every topic, for edk watch/exec against the hub")
 	fs.StringVar(&cfg.AdminPassword, "admin-password", "", "its password (or set EDK_HUB_ADMIN_PASSWORD)")
+	fs.DurationVar(&cfg.Retention, "retention", hub.DefaultRetention, "keep raw telemetry and logs this long (latest values, properties and executions are kept); negative keeps everything")
 	var lf logFlags
 	lf.register(fs, "info")
 	if err := parseFlags(fs, args); err != nil {
