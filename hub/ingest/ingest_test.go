@@ -504,3 +504,28 @@ func TestIngestRate(t *testing.T) {
 		t.Errorf("%d messages dropped", s.Dropped)
 	}
 }
+
+// A full queue slows the publisher down instead of losing its messages.
+func TestFullQueuePushesBackInsteadOfDropping(t *testing.T) {
+	e := newEnv(t, ingest.Config{QueueSize: 2, QueueWait: 10 * time.Second, MaxBatch: 1}, false)
+	c := e.connect("")
+	var toks []paho.Token
+	for i := range 5 {
+		// Not waiting for the acknowledgements: they are what the full queue holds back.
+		toks = append(toks, c.Publish("v1/from/hw1/ch1/v1/telemetry", 1, false, fmt.Sprintf(`{"timestamp":%d,"n":%d}`, 1700000000+i, i)))
+	}
+	// The hook holds the third message until there is room: start draining.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "every message stored", func() bool { p, ok := e.latest("n"); return ok && string(p.Value) == "4" })
+	if s := e.p.Stats(); s.Dropped != 0 || s.Received != 5 {
+		t.Fatalf("stats = %+v, want 5 received and none dropped", s)
+	}
+	for _, tok := range toks {
+		if err := testutil.Wait(tok); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+	}
+}
