@@ -1,36 +1,42 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"strconv"
+	"net/http"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/edk-go/edk/commconfig"
 	"github.com/edk-go/edk/controller"
 	"github.com/edk-go/edk/device"
-	"github.com/edk-go/edk/hub/broker"
-	"github.com/edk-go/edk/mqttapi"
+	"github.com/edk-go/edk/hub"
 	"github.com/edk-go/edk/sim/inverter"
 )
 
+// demoAdmin is the MQTT user the demo's watcher (and the person's own edk
+// watch/exec) uses on the hub; its password is random per run.
+const demoAdmin = "demo"
+
 func runDemo(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("demo", "[flags]", e.stderr)
-	addr := fs.String("mqtt-addr", broker.DefaultAddr, "where the embedded MQTT broker listens (127.0.0.1:0 picks a free port)")
-	hardwareID := fs.String("hardware-id", "demo-inverter", "hardware id of the simulated inverter")
+	mqttAddr := fs.String("mqtt-addr", hub.DefaultMQTTAddr, "where the hub's MQTT broker listens (127.0.0.1:0 picks a free port)")
+	httpAddr := fs.String("http-addr", hub.DefaultHTTPAddr, "where the hub's HTTP API listens (127.0.0.1:0 picks a free port)")
+	dataDir := fs.String("data", "", "keep the hub's data in this folder (default: a temporary folder, removed at exit)")
 	duration := fs.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
-	script := fs.Bool("script", true, "send a few example commands once the device is up")
+	script := fs.Bool("script", true, "send a few example commands once the devices are up")
 	var lf logFlags
 	lf.register(fs, "error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if err := mqttapi.ValidateID("--hardware-id", *hardwareID); err != nil {
-		return usagef("%v", err)
 	}
 	logger, err := lf.logger(e)
 	if err != nil {
@@ -41,51 +47,95 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
+	if *dataDir == "" {
+		dir, err := os.MkdirTemp("", "edk-demo-")
+		if err != nil {
+			return fmt.Errorf("create a data folder: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		*dataDir = dir
+	}
 	out := &lockedWriter{w: e.stdout}
+	adminPassword := randomHex(12)
 
-	b, err := broker.Start(ctx, broker.Config{Addr: *addr, Logger: logger.With("component", "broker")})
-	if errors.Is(err, broker.ErrAddrInUse) {
-		return fmt.Errorf("cannot listen on %s: the port is taken (another broker, or another edk demo?).\n"+
-			"Choose another port with --mqtt-addr 127.0.0.1:1884, or let the system pick one with --mqtt-addr 127.0.0.1:0", *addr)
-	}
-	if err != nil {
+	// The hub runs until hubCtx ends; the demo stops it last.
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	defer stopHub()
+	ready := make(chan hub.Info, 1)
+	hubDone := make(chan error, 1)
+	go func() {
+		hubDone <- hub.Run(hubCtx, hub.Config{
+			DataDir: *dataDir, MQTTAddr: *mqttAddr, MQTTSAddr: "-", HTTPAddr: *httpAddr,
+			AdminUser: demoAdmin, AdminPassword: adminPassword,
+			Logger: logger.With("component", "hub"), Ready: func(i hub.Info) { ready <- i },
+		})
+	}()
+	var info hub.Info
+	select {
+	case info = <-ready:
+	case err := <-hubDone:
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("%w\nA port is taken (another broker, hub or edk demo?). Choose others with --mqtt-addr 127.0.0.1:1884 --http-addr 127.0.0.1:8081, or let the system pick with --mqtt-addr 127.0.0.1:0 --http-addr 127.0.0.1:0", err)
+		}
 		return err
+	case <-ctx.Done():
+		stopHub()
+		return <-hubDone
 	}
-	defer b.Close()
-	brokerURL := "tcp://" + b.Addr()
+	api := &hubClient{base: "http://" + info.HTTPAddr, token: info.Token}
+	brokerURL := "tcp://" + info.MQTTAddr
 
-	cfg, err := demoConfig(b.Addr(), *hardwareID)
-	if err != nil {
-		return err
+	// Two inverters, provisioned through the same HTTP API a script would use.
+	type demoDevice struct {
+		id  string
+		cfg *commconfig.Config
+		dev *device.Device
 	}
-	inv := inverter.New("DEMO-0001")
-	d, err := device.New(cfg, append(inv.Options(), device.WithLogger(logger.With("component", "device")), device.WithManifest(inverter.Manifest()))...)
-	if err != nil {
-		return err
+	var devices []demoDevice
+	for i, name := range []string{"Inverter 1", "Inverter 2"} {
+		id, cfg, err := api.provision(ctx, name, fmt.Sprintf("inverter-%d", i+1))
+		if err != nil {
+			stopHub()
+			<-hubDone
+			return err
+		}
+		inv := inverter.New(fmt.Sprintf("DEMO-%04d", i+1))
+		d, err := device.New(cfg, append(inv.Options(), device.WithLogger(logger.With("component", "device", "device", name)), device.WithManifest(inverter.Manifest()))...)
+		if err != nil {
+			stopHub()
+			<-hubDone
+			return err
+		}
+		inv.Register(d)
+		devices = append(devices, demoDevice{id: id, cfg: cfg, dev: d})
 	}
-	inv.Register(d)
+	first := devices[0]
 
-	fmt.Fprintf(out, `edk demo: an MQTT broker and a simulated inverter, on this machine only.
+	fmt.Fprintf(out, `edk demo: a local hub and two simulated inverters, on this machine only.
 
-  broker   %s
-  device   hardware_id=%s channel_id=%s (the inverter, connected over MQTT)
+  hub MQTT   %s   (devices log in with the credentials the hub issued them)
+  hub HTTP   http://%s   (Enapter's v3 API; token %s)
+  devices    Inverter 1 (hardware_id=%s), Inverter 2 (hardware_id=%s)
 
-Below: every message on the device's topics, as the cloud would see it.
+Below: every message on Inverter 1's topics, as the cloud would see it.
 Ctrl-C stops everything cleanly.
 
-`, brokerURL, cfg.HardwareID, cfg.ChannelID)
+`, brokerURL, info.HTTPAddr, info.Token, devices[0].cfg.HardwareID, devices[1].cfg.HardwareID)
 
-	client, err := controller.Dial(ctx, controller.Config{BrokerURL: brokerURL, Logger: logger.With("component", "controller")})
+	client, err := controller.Dial(ctx, controller.Config{BrokerURL: brokerURL, Username: demoAdmin, Password: adminPassword,
+		Logger: logger.With("component", "controller")})
 	if err != nil {
+		stopHub()
+		<-hubDone
 		return err
 	}
 	defer client.Close()
 
-	// The device starts once the watch is subscribed, so that its first
+	// The devices start once the watch is subscribed, so that the first
 	// properties message shows too.
-	devCtx, stopDevice := context.WithCancel(context.Background())
-	defer stopDevice()
-	devDone := make(chan error, 1)
+	devCtx, stopDevices := context.WithCancel(context.Background())
+	defer stopDevices()
+	var devWG sync.WaitGroup
 	subscribed := make(chan struct{})
 	var wg sync.WaitGroup
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -94,64 +144,67 @@ Ctrl-C stops everything cleanly.
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		watchDone <- client.Watch(watchCtx, cfg.HardwareID, "", func(ev controller.Event) {
+		watchDone <- client.Watch(watchCtx, first.cfg.HardwareID, "", func(ev controller.Event) {
 			fmt.Fprintln(out, "  "+controller.FormatEvent(ev))
 		}, controller.OnSubscribed(func() { close(subscribed) }))
 	}()
+	shutdown := func() error {
+		stopWatch()
+		wg.Wait()
+		stopDevices()
+		devWG.Wait()
+		client.Close()
+		stopHub()
+		return <-hubDone
+	}
 	select {
 	case <-subscribed:
 	case err := <-watchDone:
 		if err == nil { // interrupted before the watch began
-			return nil
+			return shutdown()
 		}
+		_ = shutdown()
 		return fmt.Errorf("watch the device: %w", err)
 	case <-ctx.Done():
-		stopWatch()
-		wg.Wait()
-		return nil
+		return shutdown()
 	}
-	go func() { devDone <- d.Run(devCtx) }()
+	for _, d := range devices {
+		devWG.Add(1)
+		go func() {
+			defer devWG.Done()
+			if err := d.dev.Run(devCtx); err != nil {
+				logger.Error("device stopped", "err", err)
+			}
+		}()
+	}
 
 	if *script {
-		if err := demoScript(ctx, out, d, client, cfg, brokerURL); err != nil && ctx.Err() == nil {
+		if err := demoScript(ctx, out, first.dev, api, first.id); err != nil && ctx.Err() == nil {
 			fmt.Fprintf(out, "demo script stopped: %v\n", err)
 		}
+		fmt.Fprintf(out, `
+── your turn ──
+In another terminal, while this runs:
+  export HUB=http://%[1]s TOKEN=%[2]s
+  curl -s -X POST $HUB/v3/devices/%[3]s/execute_command -H "X-Enapter-Auth-Token: $TOKEN" -d '{"name":"set_power","arguments":{"power":3000}}'
+  curl -s "$HUB/v3/telemetry/latest?devices\[%[3]s\]=power,status" -H "X-Enapter-Auth-Token: $TOKEN"
+  go run ./cmd/edk watch --broker %[4]s --username %[5]s --password %[6]s --hardware-id %[7]s
+Live telemetry continues below; Ctrl-C to stop.
+
+`, info.HTTPAddr, info.Token, first.id, brokerURL, demoAdmin, adminPassword, devices[1].cfg.HardwareID)
 	}
 	<-ctx.Done()
-	fmt.Fprintln(out, "\nstopping: device first (it finishes running commands), then the broker")
-	stopWatch()
-	wg.Wait()
-	stopDevice()
-	if err := <-devDone; err != nil {
-		return fmt.Errorf("device: %w", err)
+	fmt.Fprintln(out, "\nstopping: devices first (they finish running commands), then the hub")
+	if err := shutdown(); err != nil {
+		return fmt.Errorf("hub: %w", err)
 	}
 	fmt.Fprintln(out, "stopped cleanly")
 	return nil
 }
 
-// demoConfig is the communication config the demo's device gets: the same
-// kind of blob Enapter hands out, pointing at the embedded broker.
-func demoConfig(addr, hardwareID string) (*commconfig.Config, error) {
-	host, portText, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("broker address %q: %w", addr, err)
-	}
-	port, err := strconv.Atoi(portText)
-	if err != nil {
-		return nil, fmt.Errorf("broker address %q: %w", addr, err)
-	}
-	return &commconfig.Config{
-		Version:    commconfig.Version3,
-		HardwareID: hardwareID,
-		ChannelID:  "primary",
-		Host:       host,
-		Port:       port,
-		Protocol:   commconfig.ProtocolMQTT,
-	}, nil
-}
-
-// demoScript shows a command round trip of each kind once the device is up.
-func demoScript(ctx context.Context, out io.Writer, d *device.Device, client *controller.Client, cfg *commconfig.Config, brokerURL string) error {
+// demoScript shows a command round trip of each kind, sent the way a
+// script would send it to Enapter: POST execute_command on the HTTP API.
+func demoScript(ctx context.Context, out io.Writer, d *device.Device, api *hubClient, deviceID string) error {
 	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := d.WaitState(waitCtx, device.StateConnected); err != nil {
@@ -165,32 +218,102 @@ func demoScript(ctx context.Context, out io.Writer, d *device.Device, client *co
 	}
 	steps := []struct {
 		title string
-		req   controller.Request
+		name  string
+		args  map[string]any
 	}{
-		{"set the power to 4700 W", controller.Request{Name: "set_power", Arguments: map[string]any{"power": 4700}}},
-		{"ramp down to 2000 W in steps, with progress", controller.Request{Name: "ramp_power", Arguments: map[string]any{"power": 2000, "step_seconds": 0.5}}},
-		{"a bad argument gets a clear error", controller.Request{Name: "set_power", Arguments: map[string]any{"power": "abc"}}},
-		{"an unknown command, too", controller.Request{Name: "self_destruct"}},
+		{"set the power to 4700 W", "set_power", map[string]any{"power": 4700}},
+		{"ramp down to 2000 W in steps, with progress", "ramp_power", map[string]any{"power": 2000, "step_seconds": 0.5}},
+		{"a bad argument gets a clear error", "set_power", map[string]any{"power": "abc"}},
+		{"an unknown command, too", "self_destruct", nil},
 	}
 	for i, s := range steps {
-		fmt.Fprintf(out, "\n── %d/%d: %s ──\n", i+1, len(steps), s.title)
-		execCtx, cancel := context.WithTimeout(ctx, time.Minute)
-		resp, err := client.Execute(execCtx, cfg.HardwareID, cfg.ChannelID, s.req, nil)
-		cancel()
+		fmt.Fprintf(out, "\n── %d/%d: %s (POST /v3/devices/…/execute_command) ──\n", i+1, len(steps), s.title)
+		state, payload, err := api.execute(ctx, deviceID, s.name, s.args)
 		if err != nil {
-			return fmt.Errorf("execute %s: %w", s.req.Name, err)
+			return fmt.Errorf("execute %s: %w", s.name, err)
 		}
-		fmt.Fprintf(out, "   → %s %s\n", resp.State, compact(resp.Payload))
+		fmt.Fprintf(out, "   → %s %s\n", state, payload)
 	}
-	fmt.Fprintf(out, `
-── your turn ──
-In another terminal, while this runs:
-  go run ./cmd/edk exec  --broker %[1]s --hardware-id %[2]s set_power power=3000
-  go run ./cmd/edk watch --broker %[1]s --hardware-id %[2]s
-Live telemetry continues below; Ctrl-C to stop.
-
-`, brokerURL, cfg.HardwareID)
 	return nil
+}
+
+// hubClient is the few calls of the hub's HTTP API the demo makes.
+type hubClient struct {
+	base, token string
+}
+
+func (c *hubClient) do(ctx context.Context, method, path string, body, out any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Enapter-Auth-Token", c.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data))
+	}
+	return json.Unmarshal(data, out)
+}
+
+func (c *hubClient) provision(ctx context.Context, name, slug string) (string, *commconfig.Config, error) {
+	var created struct {
+		DeviceID string `json:"device_id"`
+	}
+	if err := c.do(ctx, "POST", "/v3/provisioning/standalone", map[string]string{"name": name, "slug": slug}, &created); err != nil {
+		return "", nil, err
+	}
+	var gen struct {
+		Blob string `json:"blob"`
+	}
+	if err := c.do(ctx, "POST", "/v3/devices/"+created.DeviceID+"/generate_config", map[string]string{"protocol": "MQTT"}, &gen); err != nil {
+		return "", nil, err
+	}
+	cfg, err := commconfig.Parse(gen.Blob)
+	if err != nil {
+		return "", nil, fmt.Errorf("the hub's config for %s: %w", name, err)
+	}
+	return created.DeviceID, cfg, nil
+}
+
+func (c *hubClient) execute(ctx context.Context, deviceID, name string, args map[string]any) (string, string, error) {
+	var out struct {
+		Execution struct {
+			State    string `json:"state"`
+			Response *struct {
+				Payload json.RawMessage `json:"payload"`
+			} `json:"response"`
+		} `json:"execution"`
+	}
+	body := map[string]any{"name": name}
+	if args != nil {
+		body["arguments"] = args
+	}
+	if err := c.do(ctx, "POST", "/v3/devices/"+deviceID+"/execute_command", body, &out); err != nil {
+		return "", "", err
+	}
+	payload := "{}"
+	if out.Execution.Response != nil {
+		payload = compact(out.Execution.Response.Payload)
+	}
+	return out.Execution.State, payload, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // lockedWriter serialises lines from the watcher and the script.

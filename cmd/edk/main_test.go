@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -73,21 +75,33 @@ func (c *cli) waitFor(t *testing.T, s string) {
 }
 
 func TestDemo(t *testing.T) {
-	c := startCLI(t, nil, "demo", "--mqtt-addr", "127.0.0.1:0")
-	c.waitFor(t, "── your turn ──")
+	c := startCLI(t, nil, "demo", "--mqtt-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	c.waitFor(t, "Live telemetry continues below")
 	out := c.stdout.String()
 	for _, want := range []string{
 		`properties ch=primary model="SimInverter 10K"`,
-		`→ completed {"new_power":4700}`,
+		`→ SUCCESS {"new_power":4700}`,
 		`log {"message":"step 1/3: power 3800 W"`,
-		`→ completed {"new_power":2000}`,
-		`→ error {"message":"argument \"power\" of set_power must be a float (a number), not the string \"abc\""}`,
-		`→ error {"message":"unknown command \"self_destruct\"`,
+		`→ SUCCESS {"new_power":2000}`,
+		`→ ERROR {"message":"argument \"power\" of set_power must be a float (a number), not the string \"abc\""}`,
+		`→ ERROR {"message":"unknown command \"self_destruct\"`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)
 		}
 	}
+	// The "your turn" instructions work as printed: the hub answers the token.
+	m := regexp.MustCompile(`export HUB=(\S+) TOKEN=(\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no HUB/TOKEN line:\n%s", out)
+	}
+	req, _ := http.NewRequest("GET", m[1]+"/v3/devices", nil)
+	req.Header.Set("X-Enapter-Auth-Token", m[2])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v3/devices with the printed token: %v %v", resp, err)
+	}
+	resp.Body.Close()
 	c.waitFor(t, "power=2000 status=\"producing\"")
 	if code := c.interrupt(t); code != 0 {
 		t.Fatalf("exit code after Ctrl-C = %d, want 0; stderr:\n%s", code, c.stderr)
@@ -103,7 +117,7 @@ func TestDemoPortTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	c := startCLI(t, nil, "demo", "--mqtt-addr", ln.Addr().String())
+	c := startCLI(t, nil, "demo", "--mqtt-addr", ln.Addr().String(), "--http-addr", "127.0.0.1:0")
 	if code := c.wait(t); code != 1 {
 		t.Fatalf("exit code = %d, want 1", code)
 	}
