@@ -41,6 +41,15 @@ type Config struct {
 	MQTTAddr  string
 	MQTTSAddr string // "-" disables the MQTTS listener
 	HTTPAddr  string
+	// Broker, when set (mqtt://host:port), makes the hub use that broker
+	// instead of running its own: device messages come through shared
+	// subscriptions (group ShareGroup), so several hubs on one broker split
+	// the ingest. The broker authenticates devices; configs carry
+	// DeviceUsername/DevicePassword. MQTTSAddr, AllowAnonymous and the
+	// admin user do not apply.
+	Broker                         string
+	BrokerUsername, BrokerPassword string
+	DeviceUsername, DevicePassword string
 	// AllowAnonymous lets MQTT clients in without credentials, with access
 	// to every topic. Off by default: devices use the credentials that
 	// generate_config issues.
@@ -100,10 +109,11 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// The executor publishes through the broker, which needs the ingest
 	// hook, which answers the executor: break the loop with a late-bound publisher.
-	var b *broker.Broker
+	var publish func(topic string, payload []byte, retain bool, qos byte) error
 	executor := exec.New(st, exec.PublisherFunc(func(topic string, payload []byte, retain bool, qos byte) error {
-		return b.Publish(topic, payload, retain, qos)
+		return publish(topic, payload, retain, qos)
 	}), log.With("component", "exec"))
+	executor.OnlyPending = cfg.Broker != "" // other hubs on the broker see the same responses
 	pipeline, err := ingest.New(ingest.Config{
 		Store: st,
 		Sink:  executor,
@@ -120,24 +130,43 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	bcfg := broker.Config{Addr: cfg.MQTTAddr, Logger: log.With("component", "broker"), Hooks: []mqtt.Hook{authHook, pipeline.Hook()}}
-	if cfg.MQTTSAddr != "-" {
-		host, _, _ := net.SplitHostPort(cfg.MQTTSAddr)
-		tlsCfg, err := authority.ServerTLSConfig([]string{host})
-		if err != nil {
-			return err
-		}
-		bcfg.TLSAddr, bcfg.TLSConfig = cfg.MQTTSAddr, tlsCfg
-	}
-	if b, err = broker.Start(ctx, bcfg); err != nil {
-		return err
-	}
-
 	ingestCtx, stopIngest := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var ingestErr error
 	wg.Add(1)
 	go func() { defer wg.Done(); ingestErr = pipeline.Run(ingestCtx) }()
+	stopPipeline := func() {
+		stopIngest()
+		wg.Wait()
+	}
+
+	var closeBroker func()
+	var mqttAddr, mqttsAddr string
+	if cfg.Broker != "" {
+		ext, err := connectExternal(ctx, cfg.Broker, cfg.BrokerUsername, cfg.BrokerPassword, pipeline, log.With("component", "external-broker"))
+		if err != nil {
+			stopPipeline()
+			return err
+		}
+		publish, closeBroker, mqttAddr = ext.Publish, ext.Close, ext.addr
+	} else {
+		bcfg := broker.Config{Addr: cfg.MQTTAddr, Logger: log.With("component", "broker"), Hooks: []mqtt.Hook{authHook, pipeline.Hook()}}
+		if cfg.MQTTSAddr != "-" {
+			host, _, _ := net.SplitHostPort(cfg.MQTTSAddr)
+			tlsCfg, err := authority.ServerTLSConfig([]string{host})
+			if err != nil {
+				stopPipeline()
+				return err
+			}
+			bcfg.TLSAddr, bcfg.TLSConfig = cfg.MQTTSAddr, tlsCfg
+		}
+		b, err := broker.Start(ctx, bcfg)
+		if err != nil {
+			stopPipeline()
+			return err
+		}
+		publish, closeBroker, mqttAddr, mqttsAddr = b.Publish, func() { _ = b.Close() }, b.Addr(), b.TLSAddr()
+	}
 	if cfg.Retention > 0 {
 		wg.Add(1)
 		go func() {
@@ -146,9 +175,8 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 	stop := func() {
-		_ = b.Close() // first, so that the last disconnects are ingested
-		stopIngest()
-		wg.Wait()
+		closeBroker() // first, so that the last disconnects are ingested
+		stopPipeline()
 	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -156,14 +184,15 @@ func Run(ctx context.Context, cfg Config) error {
 		stop()
 		return fmt.Errorf("listen for HTTP on %s: %w (choose another with --http-addr)", cfg.HTTPAddr, err)
 	}
-	info := Info{DataDir: cfg.DataDir, MQTTAddr: b.Addr(), MQTTSAddr: b.TLSAddr(), HTTPAddr: ln.Addr().String(), Token: token}
+	info := Info{DataDir: cfg.DataDir, MQTTAddr: mqttAddr, MQTTSAddr: mqttsAddr, HTTPAddr: ln.Addr().String(), Token: token}
 	handler := api.New(api.Config{
-		Token:       token,
-		Store:       st,
-		Executor:    executor,
-		Provisioner: &Provisioner{Store: st, CA: authority, MQTTAddr: info.MQTTAddr, MQTTSAddr: info.MQTTSAddr},
-		Streams:     streams{pipeline},
-		Logger:      log.With("component", "api"),
+		Token:    token,
+		Store:    st,
+		Executor: executor,
+		Provisioner: &Provisioner{Store: st, CA: authority, MQTTAddr: info.MQTTAddr, MQTTSAddr: info.MQTTSAddr,
+			External: cfg.Broker != "", DeviceUsername: cfg.DeviceUsername, DevicePassword: cfg.DevicePassword},
+		Streams: streams{pipeline},
+		Logger:  log.With("component", "api"),
 	})
 	srv := &http.Server{
 		Handler:           handler,

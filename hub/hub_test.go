@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -38,13 +39,18 @@ type running struct {
 
 func startHub(t testing.TB, dir string) *running {
 	t.Helper()
+	return startHubWith(t, hub.Config{DataDir: dir, MQTTAddr: "127.0.0.1:0", MQTTSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"})
+}
+
+func startHubWith(t testing.TB, cfg hub.Config) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan hub.Info, 1)
 	r := &running{cancel: cancel, done: make(chan error, 1)}
 	logs := &testutil.SyncBuffer{}
 	go func() {
-		r.done <- hub.Run(ctx, hub.Config{DataDir: dir, MQTTAddr: "127.0.0.1:0", MQTTSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-			Logger: logs.Logger(), Ready: func(i hub.Info) { ready <- i }})
+		cfg.Logger, cfg.Ready = logs.Logger(), func(i hub.Info) { ready <- i }
+		r.done <- hub.Run(ctx, cfg)
 	}()
 	select {
 	case r.info = <-ready:
@@ -177,23 +183,7 @@ func TestWholeFlow(t *testing.T) {
 			}
 
 			// Telemetry reaches the store: wait for power=2000.
-			deadline := time.Now().Add(waitLimit)
-			for {
-				var latest struct {
-					Telemetry map[string]map[string]*struct {
-						Timestamp *int64 `json:"timestamp"`
-						Value     any    `json:"value"`
-					} `json:"telemetry"`
-				}
-				h.call(t, "GET", fmt.Sprintf("/v3/telemetry/latest?devices[%s]=power,status", id), nil, &latest)
-				if p := latest.Telemetry[id]["power"]; p != nil && p.Value == 2000.0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("latest telemetry never showed power 2000: %+v", latest)
-				}
-				time.Sleep(20 * time.Millisecond) // polling an HTTP API, as a client would
-			}
+			waitLatestPower(t, h, id, 2000)
 			var dev struct {
 				Device struct {
 					Connectivity struct {
@@ -275,3 +265,28 @@ func TestDataSurvivesRestart(t *testing.T) {
 		t.Fatalf("after restart: %d %+v", code, dev)
 	}
 }
+
+// waitLatestPower polls the latest-telemetry endpoint until the device's
+// power is want.
+func waitLatestPower(t testing.TB, h *running, id string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		var latest struct {
+			Telemetry map[string]map[string]*struct {
+				Timestamp *int64 `json:"timestamp"`
+				Value     any    `json:"value"`
+			} `json:"telemetry"`
+		}
+		h.call(t, "GET", fmt.Sprintf("/v3/telemetry/latest?devices[%s]=power,status", id), nil, &latest)
+		if p := latest.Telemetry[id]["power"]; p != nil && p.Value == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("latest telemetry never showed power %g: %+v", want, latest)
+		}
+		time.Sleep(20 * time.Millisecond) // polling an HTTP API, as a client would
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

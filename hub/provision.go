@@ -22,6 +22,11 @@ type Provisioner struct {
 	// MQTTAddr and MQTTSAddr are the host:port devices should dial; the
 	// host is what the configs name.
 	MQTTAddr, MQTTSAddr string
+	// External is set when devices connect to an external broker, which
+	// does its own authentication: configs then carry DeviceUsername and
+	// DevicePassword (possibly empty) instead of per-device credentials.
+	External                       bool
+	DeviceUsername, DevicePassword string
 }
 
 // GenerateConfig returns a v3 communication config for the device.
@@ -35,6 +40,10 @@ func (p *Provisioner) GenerateConfig(ctx context.Context, deviceID string, proto
 	case commconfig.ProtocolMQTT:
 		if cfg.Host, cfg.Port, err = splitAddr(p.MQTTAddr); err != nil {
 			return nil, err
+		}
+		if p.External {
+			cfg.Username, cfg.Password = p.DeviceUsername, p.DevicePassword
+			return cfg, nil
 		}
 		password, err := randomSecret()
 		if err != nil {

@@ -19,6 +19,11 @@ func runHub(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&cfg.AllowAnonymous, "allow-anonymous", false, "let MQTT clients in without credentials, with access to every topic (development only)")
 	fs.StringVar(&cfg.AdminUser, "admin-user", "", "an MQTT user with access to every topic, for edk watch/exec against the hub")
 	fs.StringVar(&cfg.AdminPassword, "admin-password", "", "its password (or set EDK_HUB_ADMIN_PASSWORD)")
+	fs.StringVar(&cfg.Broker, "broker", "", "use this external broker (mqtt://host:port) instead of the embedded one; hubs on one broker split the ingest (docs/hub.md)")
+	fs.StringVar(&cfg.BrokerUsername, "broker-username", "", "the hub's user on the external broker")
+	fs.StringVar(&cfg.BrokerPassword, "broker-password", "", "its password (or set EDK_HUB_BROKER_PASSWORD)")
+	fs.StringVar(&cfg.DeviceUsername, "device-username", "", "with --broker: the MQTT user name generate_config puts in device configs")
+	fs.StringVar(&cfg.DevicePassword, "device-password", "", "with --broker: its password (or set EDK_HUB_DEVICE_PASSWORD)")
 	fs.DurationVar(&cfg.Retention, "retention", hub.DefaultRetention, "keep raw telemetry and logs this long (latest values, properties and executions are kept); negative keeps everything")
 	var lf logFlags
 	lf.register(fs, "info")
@@ -27,6 +32,15 @@ func runHub(ctx context.Context, e *env, args []string) error {
 	}
 	if cfg.AdminPassword == "" {
 		cfg.AdminPassword = e.getenv("EDK_HUB_ADMIN_PASSWORD")
+	}
+	if cfg.BrokerPassword == "" {
+		cfg.BrokerPassword = e.getenv("EDK_HUB_BROKER_PASSWORD")
+	}
+	if cfg.DevicePassword == "" {
+		cfg.DevicePassword = e.getenv("EDK_HUB_DEVICE_PASSWORD")
+	}
+	if cfg.Broker != "" {
+		cfg.MQTTSAddr = "-" // the external broker serves the devices
 	}
 	if cfg.AdminUser != "" && cfg.AdminPassword == "" {
 		return usagef("--admin-user needs --admin-password or EDK_HUB_ADMIN_PASSWORD")

@@ -48,6 +48,12 @@ func (f PublisherFunc) Publish(topic string, payload []byte, retain bool, qos by
 
 // Executor runs command executions. It is safe for concurrent use.
 type Executor struct {
+	// OnlyPending makes OnResponse ignore responses that no Execute of this
+	// Executor waits for. Set it when several hub processes share one store
+	// and each sees every response (external-broker mode): the process that
+	// sent the command records its answers, the others would duplicate them.
+	OnlyPending bool
+
 	store *store.Store
 	pub   Publisher
 	log   *slog.Logger
@@ -191,6 +197,9 @@ func (x *Executor) OnResponse(deviceID, hardwareID, channelID string, resp mqtta
 	x.mu.Lock()
 	w := x.pending[resp.ID]
 	x.mu.Unlock()
+	if (w == nil || w.deviceID != deviceID) && x.OnlyPending {
+		return
+	}
 	if w == nil || w.deviceID != deviceID {
 		// Nobody waits (the caller went away, or the hub restarted): record
 		// it all the same, if the execution is this device's.

@@ -41,3 +41,13 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) { h.p.con
 // OnDisconnect marks the client's device offline when it was its last
 // connection.
 func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.p.disconnected(cl) }
+
+// Ingest queues one device message that arrived some other way than
+// through the hook: from the hub's subscription to an external broker.
+// Like the hook it waits when the queue is full (Config.QueueWait).
+func (p *Pipeline) Ingest(topic string, payload []byte) {
+	if !strings.HasPrefix(topic, fromPrefix) {
+		return
+	}
+	p.enqueue(message{topic: topic, payload: payload, at: p.cfg.Now()})
+}
