@@ -127,6 +127,8 @@ type server struct {
 	tokenSum [sha256.Size]byte
 	mux      *http.ServeMux
 	upgrader websocket.Upgrader
+
+	manifests manifestCache
 }
 
 // New returns the API handler. It panics when Token or Store is missing:
@@ -163,6 +165,7 @@ func New(cfg Config) http.Handler {
 	m.HandleFunc("DELETE /v3/devices/{device_id}", s.deleteDevice)
 	m.HandleFunc("POST /v3/devices/{device_id}/generate_config", s.generateConfig)
 	m.HandleFunc("POST /v3/devices/{device_id}/execute_command", s.executeCommand)
+	m.HandleFunc("POST /v3/devices/{device_id}/assign_blueprint", s.assignBlueprint)
 	m.HandleFunc("GET /v3/devices/{device_id}/command_executions", s.listExecutions)
 	m.HandleFunc("GET /v3/devices/{device_id}/command_executions/{execution_id}", s.getExecution)
 	m.HandleFunc("GET /v3/telemetry/latest", s.latestTelemetry)

@@ -100,13 +100,21 @@ func (s *server) executeCommand(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	details := map[string]any{"device_id": id}
-	if _, err := s.cfg.Store.GetDevice(r.Context(), id); err != nil {
+	dev, err := s.cfg.Store.GetDevice(r.Context(), id)
+	if err != nil {
 		s.fail(w, r, "device", err, details)
 		return
 	}
 	args := body.Arguments
 	if a := strings.TrimSpace(string(args)); a == "" || a == "null" {
 		args = nil
+	}
+	// A command the device's manifest rejects is refused here, with the
+	// manifest's message, and never sent.
+	if args, err = s.checkCommand(dev, body.Name, args); err != nil {
+		details["command"] = body.Name
+		writeError(w, http.StatusUnprocessableEntity, "rejected_by_manifest", err.Error(), details)
+		return
 	}
 	e, err := s.cfg.Executor.Execute(r.Context(), id, store.ExecutionRequest{
 		Name: body.Name, Arguments: args, ManifestName: body.Name,
