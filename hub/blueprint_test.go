@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edk-go/edk/commconfig"
 )
@@ -71,6 +72,40 @@ func TestAssignedBlueprintGuardsExecuteCommand(t *testing.T) {
 	h.call(t, "POST", "/v3/devices/"+id+"/execute_command", map[string]any{"name": "ramp_power", "arguments": map[string]any{"power": 1000, "step_seconds": 0}}, &ok)
 	if ok.Execution.State != "SUCCESS" || ok.Execution.Request.Arguments["step_watts"] != 1000.0 {
 		t.Fatalf("ramp_power with defaults: %+v", ok.Execution)
+	}
+}
+
+// Telemetry that breaks the assigned manifest is reported per device.
+func TestInvalidTelemetryIsReportedPerDevice(t *testing.T) {
+	h := startHub(t, t.TempDir())
+	id, cfg := h.provision(t, "reported", commconfig.ProtocolMQTT)
+	runInverter(t, cfg)
+	manifest, err := os.ReadFile("../sim/inverter/manifest.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same manifest without the voltage attribute the inverter sends.
+	withoutVoltage := strings.Replace(string(manifest), "  voltage:\n", "  .voltage_removed:\n", 1)
+	if code, out := h.post(t, "/v3/devices/"+id+"/assign_blueprint", "application/yaml", []byte(withoutVoltage)); code != http.StatusOK {
+		t.Fatalf("assign_blueprint: %d %v", code, out)
+	}
+	deadline := time.Now().Add(waitLimit)
+	for {
+		var dev struct {
+			Device struct {
+				Malformed map[string]struct {
+					Count int64 `json:"count"`
+				} `json:"malformed"`
+			} `json:"device"`
+		}
+		h.call(t, "GET", "/v3/devices/"+id+"?expand=malformed", nil, &dev)
+		if dev.Device.Malformed["manifest/voltage/undeclared"].Count > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("undeclared voltage never reported: %+v", dev.Device.Malformed)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the API, as a client would
 	}
 }
 

@@ -192,7 +192,9 @@ func Run(ctx context.Context, cfg Config) error {
 		Provisioner: &Provisioner{Store: st, CA: authority, MQTTAddr: info.MQTTAddr, MQTTSAddr: info.MQTTSAddr,
 			External: cfg.Broker != "", DeviceUsername: cfg.DeviceUsername, DevicePassword: cfg.DevicePassword},
 		Streams: streams{pipeline},
-		Logger:  log.With("component", "api"),
+		// Ingest caches devices; it checks telemetry against a new manifest at once.
+		ManifestAssigned: func(d store.Device) { pipeline.Forget(d.HardwareID) },
+		Logger:           log.With("component", "api"),
 	})
 	srv := &http.Server{
 		Handler:           handler,

@@ -61,6 +61,7 @@ type Store interface {
 	DeleteDevice(ctx context.Context, id string) error
 	GetProperties(ctx context.Context, deviceID string) (store.Properties, error)
 	GetConnectivity(ctx context.Context, deviceID string) (store.Connectivity, error)
+	MalformedCounts(ctx context.Context, deviceID string) (map[string]store.Malformed, error)
 	LatestTelemetry(ctx context.Context, deviceID string, attrs []string) (map[string]store.Point, error)
 	QueryTelemetry(ctx context.Context, deviceID string, attrs []string, from, to time.Time,
 		granularity time.Duration, agg store.Aggregation) ([]store.Series, error)
@@ -112,6 +113,9 @@ type Config struct {
 	Provisioner Provisioner
 	// Streams feeds the WebSocket streams; nil answers 501.
 	Streams Streams
+	// ManifestAssigned, when set, is called after assign_blueprint stored a
+	// device's manifest (the hub tells ingest to check telemetry against it).
+	ManifestAssigned func(d store.Device)
 	// Logger gets one line per 5xx and per stream; nil discards.
 	Logger *slog.Logger
 	// DefaultCommandTimeout is used when an execute_command request has

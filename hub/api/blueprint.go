@@ -66,6 +66,9 @@ func (s *server) assignBlueprint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.manifests.forget(id)
+	if s.cfg.ManifestAssigned != nil {
+		s.cfg.ManifestAssigned(d)
+	}
 	v, err := s.deviceView(r, d, map[string]bool{"manifest": true})
 	if err != nil {
 		s.fail(w, r, "device", err, map[string]any{"device_id": id})

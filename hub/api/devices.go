@@ -36,6 +36,10 @@ type deviceJSON struct {
 	Properties   any               `json:"properties,omitempty"` // an object when expanded, even empty
 	Connectivity *connectivityJSON `json:"connectivity,omitempty"`
 	Manifest     json.RawMessage   `json:"manifest,omitempty"`
+	// Malformed (an edk extension, ?expand=malformed) counts the device's
+	// messages that could not be decoded, by kind, and its telemetry values
+	// that broke its assigned manifest, as kind "manifest/<attribute>/<problem>".
+	Malformed map[string]store.Malformed `json:"malformed,omitempty"`
 }
 
 // connectivityJSON is {"status": ONLINE|OFFLINE|UNKNOWN}: Enapter's Python
@@ -89,6 +93,16 @@ func (s *server) deviceView(r *http.Request, d store.Device, expand map[string]b
 			st = "OFFLINE"
 		}
 		v.Connectivity = &connectivityJSON{Status: st}
+	}
+	if expand["malformed"] {
+		m, err := s.cfg.Store.MalformedCounts(r.Context(), d.ID)
+		if err != nil {
+			return v, err
+		}
+		if m == nil {
+			m = map[string]store.Malformed{}
+		}
+		v.Malformed = m
 	}
 	if expand["manifest"] {
 		v.Manifest = d.Manifest

@@ -37,6 +37,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
+	"github.com/edk-go/edk/blueprint"
 	"github.com/edk-go/edk/hub/store"
 	"github.com/edk-go/edk/mqttapi"
 )
@@ -156,12 +157,16 @@ type Stats struct {
 	StoreErrors      uint64 // store calls that failed
 	SubscriberDrops  uint64 // events dropped because a subscriber was slow
 	ConnectionEvents uint64 // connects and disconnects mapped to a device
+	// ManifestViolations counts telemetry values that broke the device's
+	// assigned manifest (stored per device as malformed kind "manifest/…").
+	ManifestViolations uint64
 }
 
 type counters struct {
 	received, dropped, unknown, otherChannel, malformed atomic.Uint64
 	telemetry, properties, logs, responses              atomic.Uint64
 	stored, flushes, storeErrors, subDrops, connEvents  atomic.Uint64
+	manifestViolations                                  atomic.Uint64
 }
 
 // message is one queued publish. The payload is mochi's own buffer, which
@@ -203,11 +208,13 @@ type Pipeline struct {
 
 	// processor goroutine only
 	malformedLogged map[string]time.Time
+	violationLogged map[string]struct{} // "device/kind" already logged
 	unknownLogged   time.Time
 }
 
 type cacheEntry struct {
 	deviceID, channelID string
+	manifest            *blueprint.Manifest // nil without an assigned blueprint
 	expires             time.Time
 }
 
@@ -225,6 +232,7 @@ func New(cfg Config) (*Pipeline, error) {
 		conns:           make(map[string]int),
 		subs:            make(map[*subscriber]struct{}),
 		malformedLogged: make(map[string]time.Time),
+		violationLogged: make(map[string]struct{}),
 	}
 	p.hook = &hook{p: p}
 	return p, nil
@@ -243,7 +251,7 @@ func (p *Pipeline) Stats() Stats {
 		Telemetry: c.telemetry.Load(), Properties: c.properties.Load(), Logs: c.logs.Load(),
 		Responses: c.responses.Load(), Stored: c.stored.Load(), Flushes: c.flushes.Load(),
 		StoreErrors: c.storeErrors.Load(), SubscriberDrops: c.subDrops.Load(),
-		ConnectionEvents: c.connEvents.Load(),
+		ConnectionEvents: c.connEvents.Load(), ManifestViolations: c.manifestViolations.Load(),
 	}
 }
 
@@ -440,6 +448,10 @@ func (p *Pipeline) device(ctx context.Context, hardwareID string) (cacheEntry, b
 	switch {
 	case err == nil:
 		e = cacheEntry{deviceID: d.ID, channelID: d.ChannelID, expires: now.Add(p.cfg.CacheTTL)}
+		if len(d.Manifest) > 0 && string(d.Manifest) != "null" {
+			// Stored as JSON, which is YAML too; assign_blueprint checked it.
+			e.manifest, _ = blueprint.Parse("manifest.json", d.Manifest)
+		}
 	case errors.Is(err, store.ErrNotFound):
 		e = cacheEntry{expires: now.Add(p.cfg.CacheTTL / 10)}
 	default:
@@ -486,6 +498,9 @@ func (p *Pipeline) process(ctx context.Context, m message, cur *batch) {
 	switch kind {
 	case mqttapi.KindTelemetry:
 		err = p.telemetry(id, m, cur)
+		if err == nil && dev.manifest != nil {
+			p.checkManifest(dev, hw, m, cur)
+		}
 	case mqttapi.KindProperties, mqttapi.KindRegister:
 		err = p.properties(id, m, cur)
 	case mqttapi.KindLogs:
@@ -505,6 +520,28 @@ func (p *Pipeline) process(ctx context.Context, m message, cur *batch) {
 	}
 	if err != nil {
 		p.malformed(id, hw, string(kind), err, cur)
+	}
+}
+
+// checkManifest counts the telemetry values that break the device's
+// manifest as malformed messages of kind "manifest/<attribute>/<problem>",
+// so that the API reports them per device; each problem is logged once
+// per device.
+func (p *Pipeline) checkManifest(dev cacheEntry, hw string, m message, cur *batch) {
+	t, err := mqttapi.DecodeTelemetry(m.payload)
+	if err != nil {
+		return
+	}
+	for _, v := range dev.manifest.CheckTelemetry(t.Values, t.Alerts.Names()) {
+		kind := "manifest/" + v.Attribute + "/" + string(v.Problem)
+		p.stat.manifestViolations.Add(1)
+		cur.malformed = append(cur.malformed, malformedRec{dev.deviceID, kind})
+		key := dev.deviceID + "/" + kind
+		if _, seen := p.violationLogged[key]; !seen {
+			p.violationLogged[key] = struct{}{}
+			p.cfg.Logger.Warn("ingest: telemetry breaks the device's manifest (logged once per device and problem)",
+				"device_id", dev.deviceID, "hardware_id", hw, "attribute", v.Attribute, "problem", string(v.Problem), "detail", v.Message)
+		}
 	}
 }
 
