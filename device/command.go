@@ -323,10 +323,12 @@ func (d *Device) responseFor(ctx context.Context, req mqttapi.CommandRequest, pa
 // finishAndRespond records resp as the final answer to id and sends it,
 // unless a final answer was already recorded: exactly one per id.
 func (d *Device) finishAndRespond(channel, id string, resp mqttapi.CommandResponse) {
-	if !d.cmds.finish(id, resp) {
+	sent, first := d.cmds.finish(id, resp)
+	if !first {
 		return
 	}
 	d.sendFinal(channel, resp)
+	sent()
 }
 
 func (d *Device) sendFinal(channel string, resp mqttapi.CommandResponse) {

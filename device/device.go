@@ -46,9 +46,10 @@ type Device struct {
 	state  State
 	stateC chan struct{} // closed and replaced on every state change
 
-	cmds     *commandTracker
-	workers  *workerPool
-	manifest *manifestGuard // nil without WithManifest
+	cmds      *commandTracker
+	workers   *workerPool
+	manifest  *manifestGuard // nil without WithManifest
+	responses inflight       // sent, not yet acknowledged
 
 	requestTopic    string // where command requests arrive
 	responseTopic   string // where their responses go
@@ -256,6 +257,7 @@ func (d *Device) shutdown() {
 	d.client = nil
 	d.connMu.Unlock()
 	if client != nil {
+		d.responses.wait(d.opts.publishTimeout)
 		client.Disconnect(uint(time.Second / time.Millisecond))
 	}
 	// Every request has had its answer by now; a handler that ignores its

@@ -69,6 +69,7 @@ func (d *Device) respond(channel string, r mqttapi.CommandResponse) error {
 			return fmt.Errorf("send response to %s: %w", r.ID, err)
 		}
 	default:
+		d.responses.add(tok)
 	}
 	return nil
 }

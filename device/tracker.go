@@ -63,31 +63,33 @@ func (t *commandTracker) begin(id, name string) (*execution, beginStatus, mqttap
 }
 
 // finish records the final response for id and reports whether it is the
-// first one (and so must be sent).
-func (t *commandTracker) finish(id string, r mqttapi.CommandResponse) bool {
+// first one (and so must be sent); the caller calls sent once it has been.
+func (t *commandTracker) finish(id string, r mqttapi.CommandResponse) (sent func(), first bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if _, ok := t.finished[id]; ok {
-		return false
+		return nil, false
 	}
+	sent = func() {}
 	if e, ok := t.active[id]; ok {
 		if !e.finished.CompareAndSwap(false, true) {
-			return false
+			return nil, false
 		}
 		delete(t.active, id)
-		defer t.wg.Done() // after the response is recorded, so wait sees it
+		// Shutdown waits until the response has been handed to the broker,
+		// not just recorded, before it disconnects.
+		sent = t.wg.Done
 	}
-	if t.window == 0 {
-		return true
+	if t.window > 0 {
+		t.finished[id] = r
+		t.order = append(t.order, id)
+		if len(t.order) > t.window {
+			delete(t.finished, t.order[0])
+			t.order[0] = ""
+			t.order = t.order[1:]
+		}
 	}
-	t.finished[id] = r
-	t.order = append(t.order, id)
-	if len(t.order) > t.window {
-		delete(t.finished, t.order[0])
-		t.order[0] = ""
-		t.order = t.order[1:]
-	}
-	return true
+	return sent, true
 }
 
 func (t *commandTracker) running() int {
