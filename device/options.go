@@ -102,7 +102,8 @@ func WithBackoff(min, max time.Duration) Option {
 }
 
 // WithKeepAlive sets the MQTT keep-alive; a dead link is noticed within
-// about 1.5 times this.
+// about twice this (a ping after one keep-alive of silence, half a
+// keep-alive to answer it).
 func WithKeepAlive(d time.Duration) Option { return func(o *options) { o.keepAlive = d } }
 
 // WithConnectTimeout bounds one connection attempt.
