@@ -227,7 +227,7 @@ func (d *Device) periodic(ctx context.Context, wg *sync.WaitGroup, what string, 
 	go func() {
 		defer wg.Done()
 		failures := 0
-		every(ctx, interval, true, func() {
+		every(ctx, interval, func() {
 			err := step()
 			switch {
 			case ctx.Err() != nil:
@@ -244,12 +244,9 @@ func (d *Device) periodic(ctx context.Context, wg *sync.WaitGroup, what string, 
 	}()
 }
 
-// every calls fn every interval until ctx is done; first says whether to
-// call it once right away.
-func every(ctx context.Context, interval time.Duration, first bool, fn func()) {
-	if first {
-		fn()
-	}
+// every calls fn now and then every interval until ctx is done.
+func every(ctx context.Context, interval time.Duration, fn func()) {
+	fn()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

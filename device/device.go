@@ -55,7 +55,6 @@ type Device struct {
 	responseTopic   string // where their responses go
 	ucmRequestTopic string // the same for the ucm channel of a v1 device; "" otherwise
 	running         atomic.Bool
-	stopped         atomic.Bool
 	logQueue        chan mqttapi.Log
 }
 
@@ -265,6 +264,5 @@ func (d *Device) shutdown() {
 	if !d.workers.close(time.Second) {
 		d.log.Warn("shutdown: a command handler ignored its cancelled context and is still running")
 	}
-	d.stopped.Store(true)
 	d.log.Info("stopped")
 }

@@ -26,13 +26,12 @@ import (
 const waitTimeout = 10 * time.Second
 
 type env struct {
-	t     *testing.T
-	st    *store.Store
-	p     *ingest.Pipeline
-	b     *broker.Broker
-	dev   store.Device
-	logs  *syncBuffer
-	clock *fakeClock
+	t    *testing.T
+	st   *store.Store
+	p    *ingest.Pipeline
+	b    *broker.Broker
+	dev  store.Device
+	logs *syncBuffer
 }
 
 type syncBuffer struct {

@@ -197,14 +197,6 @@ func ms(t time.Time) int64 { return t.UnixMilli() }
 // fromMS turns stored milliseconds into a UTC time.
 func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
 
-// nullMS maps the zero time to NULL.
-func nullMS(t time.Time) sql.NullInt64 {
-	if t.IsZero() {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
-}
-
 // fromNullMS maps NULL to the zero time.
 func fromNullMS(v sql.NullInt64) time.Time {
 	if !v.Valid {
