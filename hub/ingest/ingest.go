@@ -497,10 +497,7 @@ func (p *Pipeline) process(ctx context.Context, m message, cur *batch) {
 	var err error
 	switch kind {
 	case mqttapi.KindTelemetry:
-		err = p.telemetry(id, m, cur)
-		if err == nil && dev.manifest != nil {
-			p.checkManifest(dev, hw, m, cur)
-		}
+		err = p.telemetry(dev, hw, m, cur)
 	case mqttapi.KindProperties, mqttapi.KindRegister:
 		err = p.properties(id, m, cur)
 	case mqttapi.KindLogs:
@@ -527,11 +524,7 @@ func (p *Pipeline) process(ctx context.Context, m message, cur *batch) {
 // manifest as malformed messages of kind "manifest/<attribute>/<problem>",
 // so that the API reports them per device; each problem is logged once
 // per device.
-func (p *Pipeline) checkManifest(dev cacheEntry, hw string, m message, cur *batch) {
-	t, err := mqttapi.DecodeTelemetry(m.payload)
-	if err != nil {
-		return
-	}
+func (p *Pipeline) checkManifest(dev cacheEntry, hw string, t mqttapi.Telemetry, cur *batch) {
 	for _, v := range dev.manifest.CheckTelemetry(t.Values, t.Alerts.Names()) {
 		kind := "manifest/" + v.Attribute + "/" + string(v.Problem)
 		p.stat.manifestViolations.Add(1)
@@ -578,14 +571,18 @@ func rawValues(values map[string]any) (map[string]json.RawMessage, error) {
 	return out, nil
 }
 
-func (p *Pipeline) telemetry(deviceID string, m message, cur *batch) error {
+func (p *Pipeline) telemetry(dev cacheEntry, hw string, m message, cur *batch) error {
 	t, err := mqttapi.DecodeTelemetry(m.payload)
 	if err != nil {
 		return err
 	}
+	deviceID := dev.deviceID
 	values, err := rawValues(t.Values)
 	if err != nil {
 		return err
+	}
+	if dev.manifest != nil {
+		p.checkManifest(dev, hw, t, cur)
 	}
 	s := store.Sample{DeviceID: deviceID, Time: msgTime(t.Timestamp, m.at), Values: values}
 	if t.Alerts.Known() {
