@@ -253,20 +253,20 @@ func (d *Device) execute(channel string, req mqttapi.CommandRequest, exec *execu
 	cmd := &Command{ID: req.ID, Name: req.Name, Arguments: req.Arguments, d: d, channel: channel, exec: exec}
 	if d.manifest != nil {
 		if err := d.manifest.checkCommand(cmd); err != nil {
-			d.finish(channel, req, start, d.responseFor(context.Background(), req, nil, err))
+			d.finish(channel, req, start, d.responseFor(context.Background(), req, h.timeout, nil, err))
 			return
 		}
 	}
 	ctx, cancel := context.WithTimeout(d.cmds.ctx, h.timeout)
 	defer cancel()
 	stopWatch := context.AfterFunc(ctx, func() {
-		d.finish(channel, req, start, d.responseFor(ctx, req, nil, ctx.Err()))
+		d.finish(channel, req, start, d.responseFor(ctx, req, h.timeout, nil, ctx.Err()))
 	})
 	payload, err := d.call(ctx, h.fn, cmd)
 	if !stopWatch() {
 		return // the timeout or shutdown already answered
 	}
-	d.finish(channel, req, start, d.responseFor(ctx, req, payload, err))
+	d.finish(channel, req, start, d.responseFor(ctx, req, h.timeout, payload, err))
 }
 
 // call runs a handler, turning a panic into an error.
@@ -290,8 +290,8 @@ func (d *Device) finish(channel string, req mqttapi.CommandRequest, start time.T
 }
 
 // responseFor turns a handler's result into its final response; ctx is the
-// handler's context, which tells a timeout from a shutdown.
-func (d *Device) responseFor(ctx context.Context, req mqttapi.CommandRequest, payload any, err error) mqttapi.CommandResponse {
+// handler's context, which tells a timeout (of length timeout) from a shutdown.
+func (d *Device) responseFor(ctx context.Context, req mqttapi.CommandRequest, timeout time.Duration, payload any, err error) mqttapi.CommandResponse {
 	if err == nil {
 		r, encErr := mqttapi.NewCommandResponse(req.ID, mqttapi.StateCompleted, payload)
 		if encErr != nil {
@@ -312,8 +312,7 @@ func (d *Device) responseFor(ctx context.Context, req mqttapi.CommandRequest, pa
 		}
 		return mqttapi.ErrorResponse(req.ID, cerr.Message)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded) && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)):
-		h, _ := d.handler(req.Name)
-		return mqttapi.ErrorResponse(req.ID, fmt.Sprintf("command %q timed out after %s", req.Name, h.timeout))
+		return mqttapi.ErrorResponse(req.ID, fmt.Sprintf("command %q timed out after %s", req.Name, timeout))
 	case ctx.Err() != nil && d.cmds.isClosing():
 		return mqttapi.ErrorResponse(req.ID, fmt.Sprintf("command %q interrupted: the device is shutting down", req.Name))
 	}
