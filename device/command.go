@@ -217,7 +217,7 @@ func (d *Device) dispatch(channel string, payload []byte) {
 		var derr *mqttapi.DecodeError
 		if errors.As(err, &derr) && derr.ID != "" {
 			d.log.Warn("refused a malformed command request", logKeyID, derr.ID, logKeyErr, err)
-			d.finishAndRespond(channel, derr.ID, mqttapi.ErrorResponse(derr.ID, err.Error()))
+			d.finishAndRespond(channel, derr.ID, mqttapi.ErrorResponse(derr.ID, err.Error()), false)
 			return
 		}
 		d.log.Warn("dropped a command request without a usable id", logKeyErr, err, "bytes", len(payload))
@@ -246,27 +246,27 @@ func (d *Device) execute(channel string, req mqttapi.CommandRequest, exec *execu
 	if !ok {
 		d.log.Warn("unknown command", logKeyCommand, req.Name, logKeyID, req.ID)
 		d.finishAndRespond(channel, req.ID, mqttapi.ErrorResponse(req.ID,
-			fmt.Sprintf("unknown command %q; this device handles: %s", req.Name, d.commandNames())))
+			fmt.Sprintf("unknown command %q; this device handles: %s", req.Name, d.commandNames())), false)
 		return
 	}
 	start := time.Now()
 	cmd := &Command{ID: req.ID, Name: req.Name, Arguments: req.Arguments, d: d, channel: channel, exec: exec}
 	if d.manifest != nil {
 		if err := d.manifest.checkCommand(cmd); err != nil {
-			d.finish(channel, req, start, d.responseFor(context.Background(), req, h.timeout, nil, err))
+			d.finish(channel, req, start, d.responseFor(context.Background(), req, h.timeout, nil, err), false)
 			return
 		}
 	}
 	ctx, cancel := context.WithTimeout(d.cmds.ctx, h.timeout)
 	defer cancel()
 	stopWatch := context.AfterFunc(ctx, func() {
-		d.finish(channel, req, start, d.responseFor(ctx, req, h.timeout, nil, ctx.Err()))
+		d.finish(channel, req, start, d.responseFor(ctx, req, h.timeout, nil, ctx.Err()), timedOut(ctx, ctx.Err()))
 	})
 	payload, err := d.call(ctx, h.fn, cmd)
 	if !stopWatch() {
 		return // the timeout or shutdown already answered
 	}
-	d.finish(channel, req, start, d.responseFor(ctx, req, h.timeout, payload, err))
+	d.finish(channel, req, start, d.responseFor(ctx, req, h.timeout, payload, err), timedOut(ctx, err))
 }
 
 // call runs a handler, turning a panic into an error.
@@ -280,13 +280,13 @@ func (d *Device) call(ctx context.Context, fn HandlerFunc, cmd *Command) (payloa
 	return fn(ctx, cmd)
 }
 
-func (d *Device) finish(channel string, req mqttapi.CommandRequest, start time.Time, resp mqttapi.CommandResponse) {
+func (d *Device) finish(channel string, req mqttapi.CommandRequest, start time.Time, resp mqttapi.CommandResponse, timedOut bool) {
 	if resp.State == mqttapi.StateError {
 		d.log.Warn("command failed", logKeyCommand, req.Name, logKeyID, req.ID, "message", resp.Message(), "took", time.Since(start))
 	} else if d.log.Enabled(context.Background(), slog.LevelDebug) {
 		d.log.Debug("command completed", logKeyCommand, req.Name, logKeyID, req.ID, "took", time.Since(start))
 	}
-	d.finishAndRespond(channel, req.ID, resp)
+	d.finishAndRespond(channel, req.ID, resp, timedOut)
 }
 
 // responseFor turns a handler's result into its final response; ctx is the
@@ -311,7 +311,7 @@ func (d *Device) responseFor(ctx context.Context, req mqttapi.CommandRequest, ti
 			return r
 		}
 		return mqttapi.ErrorResponse(req.ID, cerr.Message)
-	case errors.Is(ctx.Err(), context.DeadlineExceeded) && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)):
+	case timedOut(ctx, err):
 		return mqttapi.ErrorResponse(req.ID, fmt.Sprintf("command %q timed out after %s", req.Name, timeout))
 	case ctx.Err() != nil && d.cmds.isClosing():
 		return mqttapi.ErrorResponse(req.ID, fmt.Sprintf("command %q interrupted: the device is shutting down", req.Name))
@@ -319,12 +319,25 @@ func (d *Device) responseFor(ctx context.Context, req mqttapi.CommandRequest, ti
 	return mqttapi.ErrorResponse(req.ID, err.Error())
 }
 
+// timedOut tells whether a handler's err comes from its own timeout.
+func timedOut(ctx context.Context, err error) bool {
+	return errors.Is(ctx.Err(), context.DeadlineExceeded) && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled))
+}
+
 // finishAndRespond records resp as the final answer to id and sends it,
 // unless a final answer was already recorded: exactly one per id.
-func (d *Device) finishAndRespond(channel, id string, resp mqttapi.CommandResponse) {
+func (d *Device) finishAndRespond(channel, id string, resp mqttapi.CommandResponse, timedOut bool) {
 	sent, first := d.cmds.finish(id, resp)
 	if !first {
 		return
+	}
+	switch {
+	case resp.State != mqttapi.StateError:
+		d.stats.completed.Add(1)
+	case timedOut:
+		d.stats.timedOut.Add(1)
+	default:
+		d.stats.failed.Add(1)
 	}
 	d.sendFinal(channel, resp)
 	sent()

@@ -29,7 +29,7 @@ func (d *Device) newBackoff() *backoff.ExponentialBackOff {
 // serve owns the connection: it connects, waits for the link to drop,
 // and reconnects with backoff, until ctx is done. On return the last
 // client, if connected, is left in d.client for shutdown to flush.
-func (d *Device) serve(ctx context.Context, wg *sync.WaitGroup) error {
+func (d *Device) serve(ctx context.Context) error {
 	bo := d.newBackoff()
 	broker := d.cfg.BrokerURL()
 	failures := 0
@@ -56,11 +56,20 @@ func (d *Device) serve(ctx context.Context, wg *sync.WaitGroup) error {
 		}
 		failures = 0
 		bo.Reset()
+		d.stats.connects.Add(1)
 		d.setState(StateConnected, client)
 
 		connCtx, stopPeriodic := context.WithCancel(ctx)
 		var periodic sync.WaitGroup
-		d.startPeriodic(connCtx, &periodic)
+		if d.outbox == nil {
+			// Without a buffer there is nowhere to keep readings while
+			// offline, so they are taken only while connected.
+			d.startProducers(connCtx, &periodic)
+		}
+		if d.servesUCM() {
+			periodic.Add(1)
+			go func() { defer periodic.Done(); d.serveUCM(connCtx) }()
+		}
 		select {
 		case <-ctx.Done():
 			stopPeriodic()
@@ -185,9 +194,9 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// startPeriodic starts the telemetry, properties and ucm loops for one
-// connection; they stop when ctx is cancelled.
-func (d *Device) startPeriodic(ctx context.Context, wg *sync.WaitGroup) {
+// startProducers starts the telemetry and properties loops; they stop
+// when ctx is cancelled.
+func (d *Device) startProducers(ctx context.Context, wg *sync.WaitGroup) {
 	if fn := d.opts.propertiesFn; fn != nil {
 		d.periodic(ctx, wg, "properties", d.opts.propertiesEvery, func() error {
 			props, err := fn(ctx)
@@ -211,10 +220,6 @@ func (d *Device) startPeriodic(ctx context.Context, wg *sync.WaitGroup) {
 			}
 			return nil
 		})
-	}
-	if d.servesUCM() {
-		wg.Add(1)
-		go func() { defer wg.Done(); d.serveUCM(ctx) }()
 	}
 }
 

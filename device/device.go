@@ -50,6 +50,8 @@ type Device struct {
 	workers   *workerPool
 	manifest  *manifestGuard // nil without WithManifest
 	responses inflight       // sent, not yet acknowledged
+	outbox    *outbox        // nil without WithBuffer
+	stats     counters
 
 	requestTopic    string // where command requests arrive
 	responseTopic   string // where their responses go
@@ -123,6 +125,9 @@ func New(cfg *commconfig.Config, opts ...Option) (*Device, error) {
 		d.opts.mdns.Logger = d.log
 	}
 	d.workers = newWorkerPool()
+	if o.buffer != nil {
+		d.outbox = newOutbox(o.buffer, o.replayRate, o.replayBurst)
+	}
 	d.requestTopic = d.topic(mqttapi.ToDevice, cfg.ChannelID, mqttapi.KindCommandRequests)
 	d.responseTopic = d.topic(mqttapi.FromDevice, cfg.ChannelID, mqttapi.KindCommandResponses)
 	if d.servesUCM() {
@@ -240,16 +245,33 @@ func (d *Device) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); d.publishLogs(loopCtx) }()
 	}
-	err := d.serve(ctx, &wg)
-	d.shutdown()
+	stopForwarder := func() {}
+	if d.outbox != nil {
+		// The forwarder outlives the connections, and stops only after
+		// shutdown has let it send the final command responses.
+		fwdCtx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); d.forward(fwdCtx) }()
+		stopForwarder = func() { cancel(); <-done }
+		// With a buffer, readings are kept while offline too.
+		var producers sync.WaitGroup
+		d.startProducers(ctx, &producers)
+		defer producers.Wait()
+	}
+	err := d.serve(ctx)
+	d.shutdown(stopForwarder)
 	return err
 }
 
-func (d *Device) shutdown() {
+func (d *Device) shutdown(stopForwarder func()) {
 	d.cmds.close()
 	d.log.Info("shutting down: waiting for running commands", "grace", d.opts.gracePeriod, "running", d.cmds.running())
 	if !d.cmds.wait(d.opts.gracePeriod) {
 		d.log.Warn("shutdown: commands were still running after the grace period and were answered with an error")
+	}
+	if d.outbox != nil && d.State() == StateConnected {
+		// The forwarder needs the connection for this.
+		d.drainUrgent(d.opts.publishTimeout)
 	}
 	d.connMu.Lock()
 	client := d.client
@@ -257,6 +279,10 @@ func (d *Device) shutdown() {
 	d.connMu.Unlock()
 	if client != nil {
 		d.responses.wait(d.opts.publishTimeout)
+	}
+	// Before the disconnect: a batch cut off by it would be sent again.
+	stopForwarder()
+	if client != nil {
 		client.Disconnect(uint(time.Second / time.Millisecond))
 	}
 	// Every request has had its answer by now; a handler that ignores its

@@ -114,19 +114,3 @@ func (d *Device) checkProperties(p mqttapi.Properties) error {
 	}
 	return d.checkOutgoing("properties", d.manifest.m.CheckProperties(p.Values))
 }
-
-// Stats are counters of what the device has done since New.
-type Stats struct {
-	// ManifestViolations counts telemetry and property values that broke the
-	// manifest (each attribute and problem of each message once).
-	ManifestViolations uint64
-}
-
-// Stats returns the device's counters.
-func (d *Device) Stats() Stats {
-	var s Stats
-	if d.manifest != nil {
-		s.ManifestViolations = d.manifest.violations.Load()
-	}
-	return s
-}

@@ -61,6 +61,10 @@ type options struct {
 
 	driver driver.Driver
 	mdns   *mdns.Cache
+
+	buffer      Buffer
+	replayRate  float64
+	replayBurst int
 }
 
 func defaultOptions() options {
@@ -78,6 +82,8 @@ func defaultOptions() options {
 		dedupWindow:     DefaultDedupWindow,
 		telemetryEvery:  DefaultTelemetryInterval,
 		propertiesEvery: DefaultPropertiesInterval,
+		replayRate:      DefaultReplayRate,
+		replayBurst:     DefaultReplayBurst,
 	}
 }
 
@@ -166,8 +172,9 @@ type TelemetryFunc func(ctx context.Context) (mqttapi.Telemetry, error)
 // PropertiesFunc returns the device's properties.
 type PropertiesFunc func(ctx context.Context) (map[string]any, error)
 
-// WithTelemetry makes the device call fn every interval while connected and
-// publish what it returns. An error is logged and that sample skipped.
+// WithTelemetry makes the device call fn every interval while connected
+// (with WithBuffer, also while offline) and publish what it returns. An
+// error is logged and that sample skipped.
 func WithTelemetry(interval time.Duration, fn TelemetryFunc) Option {
 	return func(o *options) { o.telemetryEvery, o.telemetryFn = interval, fn }
 }

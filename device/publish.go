@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/edk-go/edk/mqttapi"
 )
 
 // SendTelemetry publishes one telemetry message. A zero Timestamp means now.
-// It returns ErrNotConnected (wrapped) while offline: the message is not kept.
+// Without a buffer it returns ErrNotConnected (wrapped) while offline and
+// the message is not kept; with WithBuffer it returns once the message is
+// kept, to be sent when the broker is reachable.
 func (d *Device) SendTelemetry(ctx context.Context, t mqttapi.Telemetry) error {
 	if err := d.checkTelemetry(t); err != nil {
 		return err
@@ -54,36 +57,64 @@ func (d *Device) respond(channel string, r mqttapi.CommandResponse) error {
 		// Only a handler's own payload can be malformed here; say so instead.
 		b, _ = mqttapi.ErrorResponse(r.ID, fmt.Sprintf("device could not encode its response: %v", err)).MarshalJSON()
 	}
-	client, err := d.currentClient()
-	if err != nil {
-		return fmt.Errorf("send response to %s: %w", r.ID, err)
-	}
 	topic := d.responseTopic
 	if channel != d.cfg.ChannelID {
 		topic = d.topic(mqttapi.FromDevice, channel, mqttapi.KindCommandResponses)
+	}
+	if d.outbox != nil {
+		if err := d.enqueue(context.Background(), topic, b, true); err != nil {
+			return fmt.Errorf("send response to %s: %w", r.ID, err)
+		}
+		return nil
+	}
+	client, err := d.currentClient()
+	if err != nil {
+		d.stats.dropped.Add(1)
+		return fmt.Errorf("send response to %s: %w", r.ID, err)
 	}
 	tok := client.Publish(topic, 1, false, b)
 	select {
 	case <-tok.Done(): // failed at once, typically: not connected
 		if err := tok.Error(); err != nil {
+			d.stats.publishFailures.Add(1)
+			d.stats.dropped.Add(1)
 			return fmt.Errorf("send response to %s: %w", r.ID, err)
 		}
+		d.stats.published.Add(1)
 	default:
+		// Counted as published without a latency: waiting for the
+		// acknowledgement here would slow every command down.
+		d.stats.published.Add(1)
 		d.responses.add(tok)
 	}
 	return nil
 }
 
 func (d *Device) publish(ctx context.Context, channel string, kind mqttapi.Kind, qos byte, payload []byte) error {
+	topic := d.topic(mqttapi.FromDevice, channel, kind)
+	if d.outbox != nil {
+		if d.State() == StateStopped {
+			return fmt.Errorf("publish %s: %w", kind, ErrStopped)
+		}
+		if err := d.enqueue(ctx, topic, payload, false); err != nil {
+			return fmt.Errorf("publish %s: %w", kind, err)
+		}
+		return nil
+	}
 	client, err := d.currentClient()
 	if err != nil {
+		d.stats.dropped.Add(1)
 		return fmt.Errorf("publish %s: %w", kind, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.opts.publishTimeout)
 	defer cancel()
-	tok := client.Publish(d.topic(mqttapi.FromDevice, channel, kind), qos, false, payload)
+	start := time.Now()
+	tok := client.Publish(topic, qos, false, payload)
 	if err := waitToken(ctx, tok); err != nil {
+		d.stats.publishFailures.Add(1)
+		d.stats.dropped.Add(1)
 		return fmt.Errorf("publish %s: %w", kind, err)
 	}
+	d.stats.observePublish(time.Since(start))
 	return nil
 }

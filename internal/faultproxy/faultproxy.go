@@ -28,7 +28,8 @@ type Proxy struct {
 	conns    map[*link]struct{}
 	flowing  chan struct{} // closed while forwarding; open while hung
 	latency  time.Duration
-	throttle int // bytes per second per direction; 0 means unlimited
+	throttle int  // bytes per second per direction; 0 means unlimited
+	down     bool // new connections are refused
 
 	accepted atomic.Int64
 	cut      atomic.Int64
@@ -41,19 +42,25 @@ type link struct {
 	done           chan struct{}
 }
 
-func (l *link) close(abort bool) {
+func (l *link) close(rst bool) {
 	l.closeOnce.Do(func() {
-		if abort {
-			for _, c := range []net.Conn{l.client, l.server} {
-				if tc, ok := c.(*net.TCPConn); ok {
-					_ = tc.SetLinger(0) // RST instead of FIN
-				}
-			}
+		if rst {
+			abort(l.client)
+			abort(l.server)
+		} else {
+			_ = l.client.Close()
+			_ = l.server.Close()
 		}
-		_ = l.client.Close()
-		_ = l.server.Close()
 		close(l.done)
 	})
+}
+
+// abort closes c with an RST instead of a FIN.
+func abort(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
 }
 
 // Start listens on a free 127.0.0.1 port and forwards to upstream
@@ -103,6 +110,22 @@ func (p *Proxy) Cut() {
 		l.close(true)
 		p.cut.Add(1)
 	}
+}
+
+// Down makes the upstream unreachable: it cuts every open connection and
+// refuses new ones (RST) until Up.
+func (p *Proxy) Down() {
+	p.mu.Lock()
+	p.down = true
+	p.mu.Unlock()
+	p.Cut()
+}
+
+// Up accepts and forwards new connections again after Down.
+func (p *Proxy) Up() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = false
 }
 
 // Hang stops forwarding in both directions on every connection, open or
@@ -184,6 +207,13 @@ func (p *Proxy) accept() {
 			default:
 				continue
 			}
+		}
+		p.mu.Lock()
+		down := p.down
+		p.mu.Unlock()
+		if down {
+			abort(c)
+			continue
 		}
 		p.accepted.Add(1)
 		p.wg.Add(1)
