@@ -6,9 +6,14 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/edk-go/edk/blueprint"
+	"github.com/edk-go/edk/buffer"
 	"github.com/edk-go/edk/device"
+	"github.com/edk-go/edk/devicemetrics"
 	"github.com/edk-go/edk/driver/modbus"
+	"github.com/edk-go/edk/internal/metricsrv"
 	"github.com/edk-go/edk/sim/inverter"
 )
 
@@ -25,6 +30,12 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	mapPath := fs.String("config", "", "run a Modbus device from this register map (YAML, see docs/modbus.md) instead of the simulated inverter")
 	manifestPath := fs.String("manifest", "", "blueprint manifest to hold the device to (file or folder; default: the simulated inverter's own; none with --config)")
 	strictManifest := fs.Bool("strict-manifest", false, "refuse to send telemetry or properties that break the manifest (default: warn once per attribute)")
+	bufferDir := fs.String("buffer", "", "keep outgoing messages in this folder until the broker has them: nothing is lost while offline, even across restarts (README: Working offline)")
+	bufferMax := byteSize(buffer.DefaultMaxBytes)
+	fs.Var(&bufferMax, "buffer-max-size", "with --buffer: bound on buffered topics and payloads; the oldest messages are dropped beyond it")
+	bufferAge := fs.Duration("buffer-max-age", buffer.DefaultMaxAge, "with --buffer: drop buffered messages older than this")
+	replayRate := fs.Float64("replay-rate", device.DefaultReplayRate, "with --buffer: send at most this many messages a second when draining a backlog (0: as fast as the broker acknowledges)")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9465 (off by default)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -83,6 +94,14 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		}
 		opts = append(opts, device.WithLogPublishing(minLevel(l)))
 	}
+	if *bufferDir != "" {
+		buf, err := buffer.Open(*bufferDir, buffer.Options{MaxBytes: int64(bufferMax), MaxAge: *bufferAge, Logger: logger})
+		if err != nil {
+			return fmt.Errorf("--buffer: %w", err)
+		}
+		defer buf.Close()
+		opts = append(opts, device.WithBuffer(buf), device.WithReplayRate(*replayRate, device.DefaultReplayBurst))
+	}
 	d, err := device.New(cfg, opts...)
 	if err != nil {
 		return err
@@ -90,8 +109,37 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if setup != nil {
 		setup(d)
 	}
-	logger.Info("starting device", "config", cfg, "register_map", *mapPath)
+	if *metricsAddr != "" {
+		reg := metricsrv.NewRegistry()
+		reg.MustRegister(devicemetrics.NewCollector(d))
+		stop, err := serveMetrics(ctx, *metricsAddr, reg, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	logger.Info("starting device", "config", cfg, "register_map", *mapPath, "buffer", *bufferDir)
 	return d.Run(ctx)
+}
+
+// serveMetrics serves reg on addr until stop is called; it returns once
+// the listener is up, or with the reason it could not be.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, logger *slog.Logger) (stop func(), err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	errc, ready := make(chan error, 1), make(chan struct{})
+	go func() { errc <- metricsrv.Serve(ctx, addr, reg, logger, func(string) { close(ready) }) }()
+	select {
+	case err := <-errc:
+		cancel()
+		return nil, err
+	case <-ready:
+	}
+	return func() {
+		cancel()
+		if err := <-errc; err != nil {
+			logger.Warn("metrics server", "err", err)
+		}
+	}, nil
 }
 
 // modbusDriver loads a register map, checks it against the manifest when
