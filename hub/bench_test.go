@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edk-go/edk/commconfig"
+	"github.com/edk-go/edk/hub"
 	"github.com/edk-go/edk/internal/testutil"
 )
 
@@ -36,7 +37,9 @@ func BenchmarkExecuteCommand(b *testing.B) {
 // store holds the last message of every device.
 func BenchmarkIngest(b *testing.B) {
 	const devices, attrs = 20, 10
-	h := startHub(b, b.TempDir())
+	// Without the per-device rate limit: this measures how fast ingest
+	// goes, well above what one device may send by default.
+	h := startHubWith(b, hub.Config{DataDir: b.TempDir(), MQTTAddr: "127.0.0.1:0", MQTTSAddr: "-", HTTPAddr: "127.0.0.1:0", RateLimit: -1})
 	clients := make([]func(i int), devices)
 	ids := make([]string, devices)
 	for d := range devices {

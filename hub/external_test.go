@@ -26,7 +26,12 @@ func TestTwoHubsOnOneExternalBroker(t *testing.T) {
 	}
 	runInverter(t, devCfg)
 
-	for name, h := range map[string]*running{"first hub": a, "second hub": b} {
+	// In this order: the expected response counts depend on it.
+	for _, hh := range []struct {
+		name string
+		h    *running
+	}{{"first hub", a}, {"second hub", b}} {
+		name, h := hh.name, hh.h
 		var out struct {
 			Execution execution `json:"execution"`
 		}

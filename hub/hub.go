@@ -1,12 +1,14 @@
 // Package hub is the local Enapter-compatible backend: it wires the
-// embedded broker (with device authentication and the ACL), ingest into
-// the SQLite store, command executions and the HTTP API into one lifecycle,
+// embedded broker (with device authentication, the ACL and per-device
+// limits), ingest into the SQLite store, command executions, the HTTP API
+// (plain or HTTPS) and, optionally, Prometheus metrics into one lifecycle,
 // Run. Each part lives in its own package below this one; hub only owns
 // how they are put together and the data folder they share.
 package hub
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,7 +28,9 @@ import (
 	"github.com/edk-go/edk/hub/ca"
 	"github.com/edk-go/edk/hub/exec"
 	"github.com/edk-go/edk/hub/ingest"
+	"github.com/edk-go/edk/hub/limits"
 	"github.com/edk-go/edk/hub/store"
+	"github.com/edk-go/edk/internal/metricsrv"
 )
 
 // Default listen addresses; all on loopback, as a laptop hub should be.
@@ -33,6 +38,23 @@ const (
 	DefaultMQTTAddr  = "127.0.0.1:1883"
 	DefaultMQTTSAddr = "127.0.0.1:8883"
 	DefaultHTTPAddr  = "127.0.0.1:8080"
+)
+
+// Default per-device limits of the embedded broker (Config.MaxPayload,
+// RateLimit, RateBurst). Generous for a device that sends telemetry every
+// second; meant to stop a runaway loop, not to shape normal traffic.
+const (
+	DefaultMaxPayload = limits.DefaultMaxPayload // bytes
+	DefaultRateLimit  = limits.DefaultRate       // messages per second per connection
+	DefaultRateBurst  = limits.DefaultBurst      // messages
+)
+
+// maxPacketSize is the MQTT protocol's largest packet (the remaining-length
+// field's limit); packetOverhead covers the topic and headers around a
+// payload of MaxPayload bytes.
+const (
+	maxPacketSize  = 268435455
+	packetOverhead = 64 << 10
 )
 
 // Config configures Run. Zero values take the defaults above.
@@ -57,6 +79,34 @@ type Config struct {
 	// AdminUser and AdminPassword, when set, let an MQTT client (edk watch,
 	// edk exec, a script) use every topic.
 	AdminUser, AdminPassword string
+	// MaxPayload is the largest payload, in bytes, that a device may
+	// publish to the embedded broker; a larger message is acknowledged and
+	// dropped, and the connection stays up. Zero means DefaultMaxPayload;
+	// negative means no limit below the broker's own packet limit (1 MiB,
+	// above which mochi disconnects the client).
+	MaxPayload int
+	// RateLimit is how many messages per second, on average, one device
+	// connection may publish to the embedded broker, with bursts of up to
+	// RateBurst; a faster device is slowed down (its messages wait for
+	// their turn), and only a message that would wait over a second is
+	// acknowledged and dropped. Zero
+	// means DefaultRateLimit; negative means no limit. RateBurst zero or
+	// negative means DefaultRateBurst. Neither limit applies to admin or
+	// anonymous clients, to the hub's own publishes, or with Broker.
+	RateLimit float64
+	RateBurst int
+	// HTTPTLS serves the HTTP API (and its WebSockets) over HTTPS with a
+	// certificate that the hub's CA issues at start for the listen host,
+	// localhost and the loopback addresses; clients trust the CA's
+	// certificate (Info.HTTPCAFile).
+	HTTPTLS bool
+	// HTTPCertFile and HTTPKeyFile, both set, serve HTTPS with this PEM
+	// certificate (chain) and key instead of one of the hub's CA; they
+	// imply HTTPTLS.
+	HTTPCertFile, HTTPKeyFile string
+	// MetricsAddr, when set (host:port), serves Prometheus metrics at
+	// http://MetricsAddr/metrics (docs/hub.md, "Monitoring").
+	MetricsAddr string
 	// Retention is how long raw telemetry and logs are kept (latest
 	// values, properties and executions stay). Default DefaultRetention;
 	// negative keeps everything.
@@ -74,8 +124,15 @@ type Info struct {
 	DataDir   string
 	MQTTAddr  string
 	MQTTSAddr string // "" when disabled
-	HTTPAddr  string
-	Token     string
+	HTTPAddr  string // host:port
+	// HTTPURL is the API's base URL: https://HTTPAddr with HTTPS, else
+	// http://HTTPAddr.
+	HTTPURL string
+	// HTTPCAFile is the CA certificate (PEM) that HTTPS clients should
+	// trust, when the hub's CA issued the HTTPS certificate; "" otherwise.
+	HTTPCAFile  string
+	MetricsAddr string // host:port of /metrics; "" when off
+	Token       string
 }
 
 // Run starts the hub and serves until ctx is cancelled; then it stops
@@ -92,11 +149,15 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer st.Close()
-	authority, err := ca.Open(filepath.Join(cfg.DataDir, "ca"))
+	authority, err := ca.Open(cfg.caDir())
 	if err != nil {
 		return err
 	}
 	token, err := loadOrCreateToken(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	httpTLS, httpCAFile, err := cfg.httpTLS(authority)
 	if err != nil {
 		return err
 	}
@@ -129,6 +190,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	var limitsHook *limits.Hook
+	if cfg.Broker == "" {
+		limitsHook = limits.New(limits.Options{
+			MaxPayload: cfg.MaxPayload,
+			Rate:       cfg.RateLimit,
+			Burst:      cfg.RateBurst,
+			Device:     authHook.HardwareID,
+			Logger:     log.With("component", "limits"),
+		})
+	}
 
 	ingestCtx, stopIngest := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -150,10 +221,16 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		publish, closeBroker, mqttAddr = ext.Publish, ext.Close, ext.addr
 	} else {
-		bcfg := broker.Config{Addr: cfg.MQTTAddr, Logger: log.With("component", "broker"), Hooks: []mqtt.Hook{authHook, pipeline.Hook()}}
+		bcfg := broker.Config{Addr: cfg.MQTTAddr, Logger: log.With("component", "broker"),
+			// limits drops floods by marking them ignored; ingest skips those.
+			Hooks: []mqtt.Hook{authHook, limitsHook, pipeline.Hook()}}
+		if need := cfg.MaxPayload + packetOverhead; cfg.MaxPayload > 0 && need > broker.DefaultMaxPacketSize {
+			// Let a payload up to the limit in: mochi disconnects a client
+			// whose packet is over the broker's size.
+			bcfg.MaxPacketSize = uint32(min(need, maxPacketSize))
+		}
 		if cfg.MQTTSAddr != "-" {
-			host, _, _ := net.SplitHostPort(cfg.MQTTSAddr)
-			tlsCfg, err := authority.ServerTLSConfig([]string{host})
+			tlsCfg, err := authority.ServerTLSConfig(serverHosts(cfg.MQTTSAddr))
 			if err != nil {
 				stopPipeline()
 				return err
@@ -174,9 +251,16 @@ func Run(ctx context.Context, cfg Config) error {
 			prune(ingestCtx, st, cfg.Retention, cfg.RetentionInterval, log.With("component", "retention"))
 		}()
 	}
+	stopMetrics, metricsAddr, err := startMetrics(cfg, pipeline, limitsHook, executor)
+	if err != nil {
+		closeBroker()
+		stopPipeline()
+		return err
+	}
 	stop := func() {
 		closeBroker() // first, so that the last disconnects are ingested
 		stopPipeline()
+		stopMetrics()
 	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -184,7 +268,11 @@ func Run(ctx context.Context, cfg Config) error {
 		stop()
 		return fmt.Errorf("listen for HTTP on %s: %w (choose another with --http-addr)", cfg.HTTPAddr, err)
 	}
-	info := Info{DataDir: cfg.DataDir, MQTTAddr: mqttAddr, MQTTSAddr: mqttsAddr, HTTPAddr: ln.Addr().String(), Token: token}
+	info := Info{DataDir: cfg.DataDir, MQTTAddr: mqttAddr, MQTTSAddr: mqttsAddr, HTTPAddr: ln.Addr().String(),
+		HTTPURL: "http://" + ln.Addr().String(), MetricsAddr: metricsAddr, Token: token}
+	if httpTLS != nil {
+		info.HTTPURL, info.HTTPCAFile = "https://"+info.HTTPAddr, httpCAFile
+	}
 	handler := api.New(api.Config{
 		Token:    token,
 		Store:    st,
@@ -205,8 +293,13 @@ func Run(ctx context.Context, cfg Config) error {
 		// and the WebSocket streams stay open; both end with r.Context().
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("hub running", "mqtt", info.MQTTAddr, "mqtts", info.MQTTSAddr, "http", info.HTTPAddr, "data", info.DataDir)
+	if httpTLS != nil {
+		srv.TLSConfig = httpTLS
+		go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
+	log.Info("hub running", "mqtt", info.MQTTAddr, "mqtts", info.MQTTSAddr, "http", info.HTTPURL, "metrics", info.MetricsAddr, "data", info.DataDir)
 	if cfg.Ready != nil {
 		cfg.Ready(info)
 	}
@@ -251,7 +344,107 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	// limits takes zero or negative as "no limit"; here zero is the default.
+	if c.MaxPayload == 0 {
+		c.MaxPayload = DefaultMaxPayload
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = DefaultRateLimit
+	}
+	if c.RateBurst <= 0 {
+		c.RateBurst = DefaultRateBurst
+	}
 	return c
+}
+
+// caDir is where the hub's CA lives in the data folder.
+func (c Config) caDir() string { return filepath.Join(c.DataDir, "ca") }
+
+// httpTLS returns the HTTPS settings of the API, or nil for plain HTTP, and
+// the CA file clients should trust when the hub's CA issued the certificate.
+func (c Config) httpTLS(authority *ca.CA) (*tls.Config, string, error) {
+	var cert tls.Certificate
+	caFile := ""
+	switch {
+	case c.HTTPCertFile != "" || c.HTTPKeyFile != "":
+		if c.HTTPCertFile == "" || c.HTTPKeyFile == "" {
+			return nil, "", errors.New("HTTPS: a certificate file needs its key file and the other way round (--http-cert and --http-key)")
+		}
+		var err error
+		cert, err = tls.LoadX509KeyPair(c.HTTPCertFile, c.HTTPKeyFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("HTTPS: load certificate %s and key %s: %w", c.HTTPCertFile, c.HTTPKeyFile, err)
+		}
+	case c.HTTPTLS:
+		var err error
+		cert, err = authority.ServerCertificate(serverHosts(c.HTTPAddr))
+		if err != nil {
+			return nil, "", fmt.Errorf("HTTPS: %w", err)
+		}
+		caFile = filepath.Join(c.caDir(), ca.CertFile)
+	default:
+		return nil, "", nil
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, caFile, nil
+}
+
+// serverHosts lists the names that the certificate of a listener on addr
+// carries besides the loopback ones ca.ServerCertificate always adds: the
+// listen host, or, for a listener on every interface, the machine's name
+// (also as name.local, for mDNS) and each interface address.
+func serverHosts(addr string) []string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return []string{host}
+	}
+	var hosts []string
+	if name, err := os.Hostname(); err == nil && name != "" {
+		hosts = append(hosts, name)
+		if !strings.Contains(name, ".") {
+			hosts = append(hosts, name+".local")
+		}
+	}
+	addrs, _ := net.InterfaceAddrs() // best effort: loopback is always named
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLinkLocalUnicast() {
+			hosts = append(hosts, n.IP.String())
+		}
+	}
+	return hosts
+}
+
+// startMetrics serves the hub's metrics when cfg.MetricsAddr is set and
+// returns once it listens, with the function that stops it and the address.
+func startMetrics(cfg Config, p *ingest.Pipeline, l *limits.Hook, x *exec.Executor) (stop func(), addr string, err error) {
+	if cfg.MetricsAddr == "" {
+		return func() {}, "", nil
+	}
+	reg := metricsrv.NewRegistry()
+	if err := reg.Register(newCollector(p, l, x)); err != nil {
+		return nil, "", fmt.Errorf("register hub metrics: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	log := cfg.Logger.With("component", "metrics")
+	go func() {
+		done <- metricsrv.Serve(ctx, cfg.MetricsAddr, reg, log, func(a string) { ready <- a })
+	}()
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		cancel()
+		return nil, "", err
+	}
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			log.Error("metrics server stopped", "error", err)
+		}
+	}, addr, nil
 }
 
 // deviceIDForHardware maps a connected device's hardware id to its id. It

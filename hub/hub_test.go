@@ -32,6 +32,7 @@ const waitLimit = 20 * time.Second
 // running is a hub started by a test on free loopback ports.
 type running struct {
 	info   hub.Info
+	client *http.Client // http.DefaultClient unless a test set one (HTTPS)
 	cancel context.CancelFunc
 	done   chan error
 	once   sync.Once
@@ -90,9 +91,13 @@ func (r *running) call(t testing.TB, method, path string, body any, out any) int
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, "http://"+r.info.HTTPAddr+path, rd)
+	req, _ := http.NewRequest(method, r.info.HTTPURL+path, rd)
 	req.Header.Set("X-Enapter-Auth-Token", r.info.Token)
-	resp, err := http.DefaultClient.Do(req)
+	client := r.client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"syscall"
 
 	"github.com/edk-go/edk/hub"
@@ -25,6 +26,13 @@ func runHub(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&cfg.DeviceUsername, "device-username", "", "with --broker: the MQTT user name generate_config puts in device configs")
 	fs.StringVar(&cfg.DevicePassword, "device-password", "", "with --broker: its password (or set EDK_HUB_DEVICE_PASSWORD)")
 	fs.DurationVar(&cfg.Retention, "retention", hub.DefaultRetention, "keep raw telemetry and logs this long (latest values, properties and executions are kept); negative keeps everything")
+	fs.IntVar(&cfg.MaxPayload, "max-payload", hub.DefaultMaxPayload, "largest message payload a device may publish, in bytes; larger ones are dropped (negative: no limit)")
+	fs.Float64Var(&cfg.RateLimit, "rate-limit", hub.DefaultRateLimit, "messages per second one device connection may publish on average; a faster device is slowed down (negative: no limit)")
+	fs.IntVar(&cfg.RateBurst, "rate-burst", hub.DefaultRateBurst, "how many messages a device may send in a burst before --rate-limit holds it back")
+	fs.BoolVar(&cfg.HTTPTLS, "http-tls", false, "serve the HTTP API over HTTPS with a certificate from the hub's CA (clients trust <data>/ca/ca.pem)")
+	fs.StringVar(&cfg.HTTPCertFile, "http-cert", "", "serve the HTTP API over HTTPS with this certificate (PEM; needs --http-key)")
+	fs.StringVar(&cfg.HTTPKeyFile, "http-key", "", "the private key (PEM) of --http-cert")
+	fs.StringVar(&cfg.MetricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 (off by default)")
 	var lf logFlags
 	lf.register(fs, "info")
 	if err := parseFlags(fs, args); err != nil {
@@ -45,33 +53,51 @@ func runHub(ctx context.Context, e *env, args []string) error {
 	if cfg.AdminUser != "" && cfg.AdminPassword == "" {
 		return usagef("--admin-user needs --admin-password or EDK_HUB_ADMIN_PASSWORD")
 	}
+	if (cfg.HTTPCertFile == "") != (cfg.HTTPKeyFile == "") {
+		return usagef("--http-cert and --http-key go together")
+	}
+	if cfg.RateLimit == 0 || cfg.MaxPayload == 0 {
+		return usagef("--rate-limit and --max-payload: give a positive limit, or a negative number for none")
+	}
 	logger, err := lf.logger(e)
 	if err != nil {
 		return err
 	}
 	cfg.Logger = logger
-	cfg.Ready = func(i hub.Info) {
-		mqtts := i.MQTTSAddr
-		if mqtts == "" {
-			mqtts = "(off)"
-		}
-		fmt.Fprintf(e.stdout, `edk hub is running.
+	cfg.Ready = func(i hub.Info) { printHubBanner(e.stdout, i) }
+	err = hub.Run(ctx, cfg)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w\nAnother hub or broker is using the port: pick others with --mqtt-addr, --mqtts-addr, --http-addr and --metrics (127.0.0.1:0 picks a free one)", err)
+	}
+	return err
+}
+
+// printHubBanner tells the user where the hub listens and how to try it.
+func printHubBanner(w io.Writer, i hub.Info) {
+	mqtts := i.MQTTSAddr
+	if mqtts == "" {
+		mqtts = "(off)"
+	}
+	metrics := "(off)"
+	if i.MetricsAddr != "" {
+		metrics = "http://" + i.MetricsAddr + "/metrics"
+	}
+	curl := "curl -s"
+	if i.HTTPCAFile != "" {
+		curl = "curl -s --cacert " + i.HTTPCAFile
+	}
+	fmt.Fprintf(w, `edk hub is running.
 
   MQTT    %s
   MQTTS   %s
-  HTTP    http://%s
+  HTTP    %s
+  metrics %s
   data    %s
   token   %s
 
 Try:
-  export HUB=http://%s TOKEN=%s
-  curl -s -X POST $HUB/v3/provisioning/standalone -H "X-Enapter-Auth-Token: $TOKEN" -d '{"name": "Inverter", "slug": "inverter"}'
+  export HUB=%s TOKEN=%s
+  %s -X POST $HUB/v3/provisioning/standalone -H "X-Enapter-Auth-Token: $TOKEN" -d '{"name": "Inverter", "slug": "inverter"}'
 (docs/hub-api.md has every endpoint). Ctrl-C stops the hub.
-`, i.MQTTAddr, mqtts, i.HTTPAddr, i.DataDir, i.Token, i.HTTPAddr, i.Token)
-	}
-	err = hub.Run(ctx, cfg)
-	if errors.Is(err, syscall.EADDRINUSE) {
-		return fmt.Errorf("%w\nAnother hub or broker is using the port: pick others with --mqtt-addr, --mqtts-addr and --http-addr (127.0.0.1:0 picks a free one)", err)
-	}
-	return err
+`, i.MQTTAddr, mqtts, i.HTTPURL, metrics, i.DataDir, i.Token, i.HTTPURL, i.Token, curl)
 }

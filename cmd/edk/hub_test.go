@@ -1,9 +1,12 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -53,5 +56,71 @@ func TestHubCommand(t *testing.T) {
 	}
 	if code := h.interrupt(t); code != 0 {
 		t.Fatalf("hub exit %d: %s", code, h.stderr)
+	}
+}
+
+func TestHubCommandHTTPSAndMetrics(t *testing.T) {
+	dir := t.TempDir()
+	h := startCLI(t, nil, "hub", "--data", dir, "--mqtt-addr", "127.0.0.1:0", "--mqtts-addr", "-", "--http-addr", "127.0.0.1:0",
+		"--http-tls", "--metrics", "127.0.0.1:0", "--rate-limit", "50", "--rate-burst", "10", "--max-payload", "4096", "--log-level", "warning")
+	h.waitFor(t, "Ctrl-C stops the hub")
+	out := h.stdout.String()
+	base := regexp.MustCompile(`HTTP    (https://\S+)`).FindStringSubmatch(out)
+	metrics := regexp.MustCompile(`metrics (http://\S+/metrics)`).FindStringSubmatch(out)
+	cacert := regexp.MustCompile(`curl -s --cacert (\S+) `).FindStringSubmatch(out)
+	token := regexp.MustCompile(`token   (\S+)`).FindStringSubmatch(out)
+	if base == nil || metrics == nil || cacert == nil || token == nil || !strings.Contains(out, "export HUB="+base[1]) {
+		t.Fatalf("hub output:\n%s", out)
+	}
+	pem, err := os.ReadFile(cacert[1])
+	if err != nil {
+		t.Fatalf("the banner's --cacert file: %v", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	defer client.CloseIdleConnections()
+	req, _ := http.NewRequest("GET", base[1]+"/v3/devices", nil)
+	req.Header.Set("X-Enapter-Auth-Token", token[1])
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("API over HTTPS with the hub's CA: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v3/devices: %s", resp.Status)
+	}
+
+	resp, err = http.Get(metrics[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	http.DefaultClient.CloseIdleConnections()
+	if !strings.Contains(string(b), "edk_hub_connected_devices 0") || !strings.Contains(string(b), `edk_hub_messages_dropped_total{reason="rate"} 0`) {
+		t.Fatalf("metrics:\n%s", b)
+	}
+	if code := h.interrupt(t); code != 0 {
+		t.Fatalf("hub exit %d: %s", code, h.stderr)
+	}
+}
+
+func TestHubCommandUsageErrors(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--http-cert", "cert.pem"}, "--http-cert and --http-key go together"},
+		{[]string{"--http-key", "key.pem"}, "--http-cert and --http-key go together"},
+		{[]string{"--rate-limit", "0"}, "negative number for none"},
+		{[]string{"--max-payload", "0"}, "negative number for none"},
+	} {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			c := startCLI(t, nil, append([]string{"hub", "--data", t.TempDir()}, tt.args...)...)
+			if code := c.wait(t); code != 2 || !strings.Contains(c.stderr.String(), tt.want) {
+				t.Fatalf("exit %d, stderr:\n%s\nwant code 2 and %q", code, c.stderr, tt.want)
+			}
+		})
 	}
 }

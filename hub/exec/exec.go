@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edk-go/edk/hub/store"
@@ -60,6 +61,34 @@ type Executor struct {
 
 	mu      sync.Mutex
 	pending map[string]*waiter // execution id → waiter
+
+	success, failed, timedOut atomic.Uint64
+}
+
+// Stats are the Executor's counters since New.
+type Stats struct {
+	// Executions this Executor saw finish, by final state: a final
+	// response it recorded (SUCCESS or ERROR), a request it could not
+	// send (ERROR), a timeout it recorded (TIMEOUT).
+	Success, Error, Timeout uint64
+	Pending                 int // executions waiting for their final response
+}
+
+// Stats returns a snapshot of the counters.
+func (x *Executor) Stats() Stats {
+	return Stats{Success: x.success.Load(), Error: x.failed.Load(), Timeout: x.timedOut.Load(), Pending: x.Pending()}
+}
+
+// finished counts an execution that this Executor moved to a final state.
+func (x *Executor) finished(st store.ExecutionState) {
+	switch st {
+	case store.ExecutionSuccess:
+		x.success.Add(1)
+	case store.ExecutionError:
+		x.failed.Add(1)
+	case store.ExecutionTimeout:
+		x.timedOut.Add(1)
+	}
 }
 
 type waiter struct {
@@ -141,8 +170,11 @@ func (x *Executor) Execute(ctx context.Context, deviceID string, req store.Execu
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
 	out, err := x.store.SetExecutionState(sctx, e.ID, store.ExecutionTimeout)
+	if err == nil {
+		x.finished(store.ExecutionTimeout)
+	}
 	if errors.Is(err, store.ErrConflict) {
-		// The final response won the race with the timer.
+		// The final response won the race with the timer (and counted).
 		out, err = x.store.GetExecution(sctx, e.ID)
 	}
 	if err != nil {
@@ -157,6 +189,8 @@ func (x *Executor) fail(e store.Execution, err error) (store.Execution, error) {
 	defer cancel()
 	if _, serr := x.store.SetExecutionState(ctx, e.ID, store.ExecutionError); serr != nil {
 		x.log.Error("exec: mark execution failed", "execution_id", e.ID, "error", serr)
+	} else {
+		x.finished(store.ExecutionError)
 	}
 	return store.Execution{}, err
 }
@@ -220,6 +254,9 @@ func (x *Executor) OnResponse(deviceID, hardwareID, channelID string, resp mqtta
 	case err != nil:
 		x.log.Error("exec: record response", "device_id", deviceID, "execution_id", resp.ID, "error", err)
 		return
+	}
+	if e.State.Finished() {
+		x.finished(e.State)
 	}
 	if w != nil && resp.State.Final() {
 		select {

@@ -219,6 +219,9 @@ func TestTimeoutThenLateResponseIgnored(t *testing.T) {
 	if got := e.get(ex.ID); got.State != store.ExecutionTimeout || len(got.Log) != 0 {
 		t.Errorf("after a late answer: %+v", got)
 	}
+	if st := e.x.Stats(); st != (exec.Stats{Timeout: 1}) {
+		t.Errorf("stats = %+v, want one timeout and nothing else", st)
+	}
 }
 
 func TestDuplicateFinalIgnored(t *testing.T) {
@@ -232,6 +235,9 @@ func TestDuplicateFinalIgnored(t *testing.T) {
 	if ex.State != store.ExecutionSuccess || got.State != store.ExecutionSuccess || len(got.Log) != 1 ||
 		string(got.Response.Payload) != `{"n":1}` {
 		t.Errorf("returned %+v, stored %+v", ex, got)
+	}
+	if st := e.x.Stats(); st != (exec.Stats{Success: 1}) {
+		t.Errorf("stats = %+v, want one success counted once", st)
 	}
 }
 
@@ -283,6 +289,9 @@ func TestPublishFailureStoresError(t *testing.T) {
 	}
 	if x.Pending() != 0 {
 		t.Errorf("%d pending", x.Pending())
+	}
+	if st := x.Stats(); st != (exec.Stats{Error: 1}) {
+		t.Errorf("stats = %+v, want one error", st)
 	}
 }
 

@@ -28,8 +28,11 @@ func (h *hook) Provides(b byte) bool {
 
 // OnPublished sees every message the broker accepted from a client (after
 // the ACL check), once, whatever its QoS; the hub's own inline publishes too.
+// mochi calls it also for a message that a hook told it to ignore (hub/limits
+// drops a flooding device's messages that way); those were not delivered
+// and are not stored either.
 func (h *hook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
-	if !strings.HasPrefix(pk.TopicName, fromPrefix) {
+	if pk.Ignore || !strings.HasPrefix(pk.TopicName, fromPrefix) {
 		return
 	}
 	h.p.enqueue(message{topic: pk.TopicName, payload: pk.Payload, at: h.p.cfg.Now()})

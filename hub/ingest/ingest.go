@@ -5,7 +5,8 @@
 //
 //   - a mochi-mqtt hook (Pipeline.Hook, to put in broker.Config.Hooks) that
 //     sees every message a client published on v1/from/… once the broker has
-//     accepted it (OnPublished, so after ACL checks), and every session that
+//     accepted it (OnPublished, so after ACL checks, and not those a hook
+//     such as hub/limits told mochi to ignore), and every session that
 //     starts and ends. The hook only copies a reference to the message into
 //     a bounded queue and returns: it never waits for the store. When the
 //     queue is full the publisher waits for room (up to 2 s), which pushes
@@ -153,6 +154,8 @@ type Stats struct {
 	Logs             uint64 // log messages decoded
 	Responses        uint64 // command responses handed to the sink
 	Stored           uint64 // telemetry samples and log entries the store wrote
+	StoredSamples    uint64 // telemetry samples the store wrote (part of Stored)
+	StoredLogs       uint64 // log entries the store wrote (part of Stored)
 	Flushes          uint64 // batches written
 	StoreErrors      uint64 // store calls that failed
 	SubscriberDrops  uint64 // events dropped because a subscriber was slow
@@ -160,13 +163,21 @@ type Stats struct {
 	// ManifestViolations counts telemetry values that broke the device's
 	// assigned manifest (stored per device as malformed kind "manifest/…").
 	ManifestViolations uint64
+
+	// Gauges, as of the snapshot.
+	QueueLength   int // messages waiting between the hook and the pipeline
+	QueueCapacity int // Config.QueueSize
+	// ConnectedDevices counts devices with at least one open MQTT
+	// connection, as DeviceForClient mapped them (zero without it, e.g.
+	// with an external broker).
+	ConnectedDevices int
 }
 
 type counters struct {
 	received, dropped, unknown, otherChannel, malformed atomic.Uint64
 	telemetry, properties, logs, responses              atomic.Uint64
 	stored, flushes, storeErrors, subDrops, connEvents  atomic.Uint64
-	manifestViolations                                  atomic.Uint64
+	manifestViolations, storedSamples, storedLogs       atomic.Uint64
 }
 
 // message is one queued publish. The payload is mochi's own buffer, which
@@ -242,17 +253,33 @@ func New(cfg Config) (*Pipeline, error) {
 // broker.Config.Hooks.
 func (p *Pipeline) Hook() mqtt.Hook { return p.hook }
 
-// Stats returns a snapshot of the counters.
+// Stats returns a snapshot of the counters and gauges. It is cheap enough
+// to call on every metrics scrape.
 func (p *Pipeline) Stats() Stats {
 	c := &p.stat
 	return Stats{
 		Received: c.received.Load(), Dropped: c.dropped.Load(), UnknownDevice: c.unknown.Load(),
 		OtherChannel: c.otherChannel.Load(), Malformed: c.malformed.Load(),
 		Telemetry: c.telemetry.Load(), Properties: c.properties.Load(), Logs: c.logs.Load(),
-		Responses: c.responses.Load(), Stored: c.stored.Load(), Flushes: c.flushes.Load(),
+		Responses: c.responses.Load(), Stored: c.stored.Load(),
+		StoredSamples: c.storedSamples.Load(), StoredLogs: c.storedLogs.Load(), Flushes: c.flushes.Load(),
 		StoreErrors: c.storeErrors.Load(), SubscriberDrops: c.subDrops.Load(),
 		ConnectionEvents: c.connEvents.Load(), ManifestViolations: c.manifestViolations.Load(),
+		QueueLength: len(p.in), QueueCapacity: cap(p.in), ConnectedDevices: p.connectedDevices(),
 	}
+}
+
+// connectedDevices counts the devices with an open connection.
+func (p *Pipeline) connectedDevices() int {
+	p.connMu.Lock()
+	defer p.connMu.Unlock()
+	n := 0
+	for _, c := range p.conns {
+		if c > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // Forget drops the cached device of a hardware id, e.g. after the device was
@@ -651,6 +678,7 @@ func (p *Pipeline) write(ctx context.Context, b *batch) {
 		call("append telemetry", func(ctx context.Context) error {
 			n, err := p.cfg.Store.AppendTelemetry(ctx, b.samples)
 			p.stat.stored.Add(uint64(n))
+			p.stat.storedSamples.Add(uint64(n))
 			return err
 		})
 	}
@@ -658,6 +686,7 @@ func (p *Pipeline) write(ctx context.Context, b *batch) {
 		call("append logs", func(ctx context.Context) error {
 			n, err := p.cfg.Store.AppendLogs(ctx, b.logs)
 			p.stat.stored.Add(uint64(n))
+			p.stat.storedLogs.Add(uint64(n))
 			return err
 		})
 	}

@@ -1,0 +1,95 @@
+package hub
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edk-go/edk/hub/exec"
+	"github.com/edk-go/edk/hub/ingest"
+	"github.com/edk-go/edk/hub/limits"
+)
+
+// metricsPrefix starts every hub metric name.
+const metricsPrefix = "edk_hub_"
+
+// collector exports the hub's counters to Prometheus. It keeps no state of
+// its own: every scrape reads the Stats of ingest, the limits hook and the
+// executor, so the numbers are never out of step with what the hub logs
+// and nothing needs updating on the hot path.
+type collector struct {
+	ingest *ingest.Pipeline
+	limits *limits.Hook // nil with an external broker
+	exec   *exec.Executor
+
+	connected, received, malformed, unknown, dropped, throttled *prometheus.Desc
+	queueLen, queueCap, samples, logs, storeErrors              *prometheus.Desc
+	executions, pending                                         *prometheus.Desc
+}
+
+func newCollector(p *ingest.Pipeline, l *limits.Hook, x *exec.Executor) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(metricsPrefix+name, help, labels, nil)
+	}
+	return &collector{
+		ingest: p, limits: l, exec: x,
+		connected:   d("connected_devices", "Devices with at least one open MQTT connection to the embedded broker."),
+		received:    d("messages_received_total", "Device messages decoded, by kind (telemetry, properties, logs, responses).", "kind"),
+		malformed:   d("messages_malformed_total", "Device messages that failed to decode."),
+		unknown:     d("messages_unknown_device_total", "Messages on v1/from/ topics of a hardware id no device has, or of another channel."),
+		dropped:     d("messages_dropped_total", "Device messages dropped: far over the rate limit (rate), over the payload limit (size), or because the ingest queue stayed full (queue_full).", "reason"),
+		throttled:   d("messages_throttled_total", "Device messages that waited for the rate limit before the broker took them (slowed down, not dropped)."),
+		queueLen:    d("ingest_queue_length", "Messages waiting to be decoded and stored."),
+		queueCap:    d("ingest_queue_capacity", "Size of the ingest queue; publishers wait when it is full."),
+		samples:     d("telemetry_samples_stored_total", "Telemetry samples written to the store."),
+		logs:        d("log_entries_stored_total", "Device log entries written to the store."),
+		storeErrors: d("store_errors_total", "Store calls of ingest that failed."),
+		executions:  d("command_executions_total", "Command executions finished by this hub, by final state (success, error, timeout).", "state"),
+		pending:     d("command_executions_pending", "Command executions waiting for the device's final response."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.connected, c.received, c.malformed, c.unknown, c.dropped, c.throttled,
+		c.queueLen, c.queueCap, c.samples, c.logs, c.storeErrors, c.executions, c.pending} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v int, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+
+	in := c.ingest.Stats()
+	gauge(c.connected, in.ConnectedDevices)
+	counter(c.received, in.Telemetry, "telemetry")
+	counter(c.received, in.Properties, "properties")
+	counter(c.received, in.Logs, "logs")
+	counter(c.received, in.Responses, "responses")
+	counter(c.malformed, in.Malformed)
+	counter(c.unknown, in.UnknownDevice+in.OtherChannel)
+	gauge(c.queueLen, in.QueueLength)
+	gauge(c.queueCap, in.QueueCapacity)
+	counter(c.samples, in.StoredSamples)
+	counter(c.logs, in.StoredLogs)
+	counter(c.storeErrors, in.StoreErrors)
+
+	var lim limits.Counts
+	if c.limits != nil {
+		lim = c.limits.Stats().Total
+	}
+	counter(c.dropped, lim.Rate, string(limits.ReasonRate))
+	counter(c.dropped, lim.Size, string(limits.ReasonSize))
+	counter(c.dropped, in.Dropped, "queue_full")
+	counter(c.throttled, lim.Throttled)
+
+	x := c.exec.Stats()
+	counter(c.executions, x.Success, "success")
+	counter(c.executions, x.Error, "error")
+	counter(c.executions, x.Timeout, "timeout")
+	gauge(c.pending, x.Pending)
+}
