@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // levelHandler drops records below min before they reach next. mochi logs
@@ -28,7 +30,50 @@ func (h levelHandler) Handle(ctx context.Context, r slog.Record) error {
 	if closedConnNoise(r) {
 		return nil
 	}
-	return h.next.Handle(ctx, r)
+	return h.next.Handle(ctx, redactPackets(r))
+}
+
+// redactPackets replaces every MQTT packet mochi attaches to a record (a
+// CONNECT carries the password, a PUBLISH the payload) with its type and
+// topic: a log line must never hold a secret, and payloads are the
+// device's data.
+func redactPackets(r slog.Record) slog.Record {
+	found := false
+	r.Attrs(func(a slog.Attr) bool {
+		_, found = packetOf(a.Value)
+		return !found
+	})
+	if !found {
+		return r
+	}
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		if pk, ok := packetOf(a.Value); ok {
+			s := packets.PacketNames[pk.FixedHeader.Type]
+			if pk.TopicName != "" {
+				s += " " + pk.TopicName
+			}
+			a = slog.String(a.Key, s+" (contents not logged)")
+		}
+		out.AddAttrs(a)
+		return true
+	})
+	return out
+}
+
+func packetOf(v slog.Value) (packets.Packet, bool) {
+	if v.Kind() != slog.KindAny {
+		return packets.Packet{}, false
+	}
+	switch pk := v.Any().(type) {
+	case packets.Packet:
+		return pk, true
+	case *packets.Packet:
+		if pk != nil {
+			return *pk, true
+		}
+	}
+	return packets.Packet{}, false
 }
 
 // closedConnNoise reports mochi's warning about a write to a connection
