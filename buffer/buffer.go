@@ -14,6 +14,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -122,6 +123,13 @@ func Open(dir string, opts Options) (*Buffer, error) {
 		return nil, fmt.Errorf("open buffer: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
+	// Created private before SQLite would create it with the umask's mode
+	// (its WAL file takes the same mode): it holds the device's data.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("open buffer: %w", err)
+	}
 	// WAL with synchronous=NORMAL: a committed Put survives the process
 	// being killed; only a power cut can lose the last commits. Exclusive
 	// locking keeps a second process (which would send the same messages)

@@ -291,3 +291,16 @@ func TestKilledProcessKeepsMessages(t *testing.T) {
 		}
 	}
 }
+
+func TestFileIsPrivate(t *testing.T) {
+	dir := t.TempDir()
+	b := open(t, dir, buffer.Options{})
+	put(t, b, "t", "1", false)
+	fi, err := os.Stat(b.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := fi.Mode().Perm(); mode != 0o600 {
+		t.Fatalf("%s has mode %o, want 600: it holds the device's data", b.Path(), mode)
+	}
+}

@@ -19,6 +19,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -117,6 +119,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.w.SetConnMaxIdleTime(0)
 		s.r = s.w
 	} else {
+		// SQLite creates the file with the umask's mode (often 0644), and its
+		// WAL files with the file's mode: create it private first. It holds
+		// password hashes and every device's data.
+		if err := createPrivate(path); err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", path, err)
+		}
 		s.w, err = sql.Open("sqlite", path+"?"+common+
 			"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
 		if err != nil {
@@ -254,4 +262,16 @@ func uniqueConflict(err error, names map[string]string) error {
 // isForeignKey reports whether err is a foreign key violation.
 func isForeignKey(err error) bool {
 	return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+}
+
+// createPrivate creates path with mode 0600 unless it exists.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
