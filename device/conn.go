@@ -249,11 +249,13 @@ func (d *Device) periodic(ctx context.Context, wg *sync.WaitGroup, what string, 
 	}()
 }
 
-// every calls fn now and then every interval until ctx is done.
+// every calls fn now and then every interval until ctx is done. The
+// ticker starts before the first call, so that the readings keep the
+// cadence of the start (a slow first read does not shift them all).
 func every(ctx context.Context, interval time.Duration, fn func()) {
-	fn()
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	fn()
 	for {
 		select {
 		case <-ctx.Done():
