@@ -200,6 +200,9 @@ func (h *Hook) session(cl *mqtt.Client) *session {
 // anonymous clients are allowed.
 func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	s, err := h.authenticate(cl, pk)
+	if err == nil {
+		err = h.checkTakeOver(cl, s)
+	}
 	if err != nil {
 		lvl := slog.LevelWarn
 		if !errors.Is(err, errRefused) {
@@ -221,6 +224,25 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 
 // errRefused marks a refusal caused by the client's credentials.
 var errRefused = errors.New("refused")
+
+// checkTakeOver refuses a connection that would take over the client id of
+// another identity's open connection: MQTT lets the newer connection win,
+// which would let any device knock another off the broker. The same
+// device reconnecting (its old link not yet noticed dead) and admins may.
+func (h *Hook) checkTakeOver(cl *mqtt.Client, s *session) error {
+	v, ok := h.sessions.Load(cl.ID)
+	if !ok || s.role == roleAdmin {
+		return nil
+	}
+	old := v.(*session)
+	if old.role == s.role && old.hardwareID == s.hardwareID {
+		return nil
+	}
+	if old.cl == nil || old.cl.Closed() {
+		return nil
+	}
+	return fmt.Errorf("%w: client id %q is in use by another identity's open connection; every device needs a client id of its own", errRefused, cl.ID)
+}
 
 func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, error) {
 	user, pass := string(pk.Connect.Username), string(pk.Connect.Password)

@@ -434,3 +434,39 @@ func TestPersistentSessionQueue(t *testing.T) {
 		t.Fatalf("got %s %q", topic, payload)
 	}
 }
+
+func TestClientIDTakeOver(t *testing.T) {
+	e := newEnv(t, auth.Options{})
+	a, b := e.provision("HWA"), e.provision("HWB")
+	ca, err := connect(t, e.opts(a.user, a.pass).SetClientID("shared-id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another device may not knock A off by using its client id.
+	mustRefuse(t, "another device taking over a client id", e.opts(b.user, b.pass).SetClientID("shared-id"))
+	if !ca.IsConnectionOpen() {
+		t.Fatal("device A was disconnected by B's attempt")
+	}
+	if !e.log.WaitFor("in use by another identity", waitLimit) {
+		t.Error("refusal not explained in the log")
+	}
+	// The same device reconnecting before its old link is noticed dead may.
+	ca2, err := connect(t, e.opts(a.user, a.pass).SetClientID("shared-id"))
+	if err != nil {
+		t.Fatalf("the same device taking over its own client id: %v", err)
+	}
+	// Once A's connection is gone, the id is free for others. mochi ends
+	// the session on its own goroutine, so try until it has.
+	ca2.Disconnect(250)
+	deadline := time.Now().Add(waitLimit)
+	for {
+		_, err := connect(t, e.opts(b.user, b.pass).SetClientID("shared-id"))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a free client id refused: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
