@@ -46,9 +46,12 @@ func runConfigEncode(e *env, args []string) error {
 	fs.StringVar(&cfg.Host, "host", "127.0.0.1", "MQTT broker host")
 	fs.IntVar(&cfg.Port, "port", 1883, "MQTT broker port")
 	fs.StringVar(&cfg.Username, "username", "", "MQTT user name")
-	fs.StringVar(&cfg.Password, "password", "", "MQTT password")
+	fs.StringVar(&cfg.Password, "password", "", "MQTT password (or set EDK_MQTT_PASSWORD, which the process list does not show)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if cfg.Password == "" {
+		cfg.Password = e.getenv("EDK_MQTT_PASSWORD")
 	}
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)

@@ -257,3 +257,17 @@ func TestExitCodeOfUnexpectedError(t *testing.T) {
 		t.Fatalf("code = %d", code)
 	}
 }
+
+func TestConfigEncodePasswordFromEnv(t *testing.T) {
+	c := startCLI(t, map[string]string{"EDK_MQTT_PASSWORD": "from-env-secret"}, "config", "encode", "--hardware-id", "hw1", "--username", "u")
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("exit %d: %s", code, c.stderr)
+	}
+	cfg, err := commconfig.Parse(strings.TrimSpace(c.stdout.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Password != "from-env-secret" || cfg.Username != "u" {
+		t.Fatalf("config has user %q and a password of %d bytes, want the password from EDK_MQTT_PASSWORD", cfg.Username, len(cfg.Password))
+	}
+}
