@@ -38,7 +38,7 @@ Example: edk exec --hardware-id demo-inverter set_power power=4700
 
 Flags:
 `)
-		fs.PrintDefaults()
+		printDefaults(fs, e.stderr)
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err

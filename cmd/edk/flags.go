@@ -24,9 +24,19 @@ func newFlags(name, usage string, w io.Writer) *flag.FlagSet {
 	fs.SetOutput(w)
 	fs.Usage = func() {
 		fmt.Fprintf(w, "Usage: edk %s %s\n\nFlags:\n", name, usage)
-		fs.PrintDefaults()
+		printDefaults(fs, w)
 	}
 	return fs
+}
+
+// printDefaults writes the flag list to w. parseFlags silences the set's
+// own output (errors are reported as usage errors instead), so a Usage
+// function must not rely on it.
+func printDefaults(fs *flag.FlagSet, w io.Writer) {
+	out := fs.Output()
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(out)
 }
 
 // parseFlags parses args, turning flag errors into usage errors.

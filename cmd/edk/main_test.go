@@ -271,3 +271,14 @@ func TestConfigEncodePasswordFromEnv(t *testing.T) {
 		t.Fatalf("config has user %q and a password of %d bytes, want the password from EDK_MQTT_PASSWORD", cfg.Username, len(cfg.Password))
 	}
 }
+
+func TestHelpListsFlags(t *testing.T) {
+	for _, args := range [][]string{{"run", "-h"}, {"hub", "-h"}, {"exec", "-h"}} {
+		c := startCLI(t, nil, args...)
+		c.wait(t)
+		help := c.stderr.String() + c.stdout.String()
+		if !strings.Contains(help, "Usage: edk "+args[0]) || !strings.Contains(help, "-hardware-id") && !strings.Contains(help, "-log-level") {
+			t.Errorf("edk %s -h printed no flag list:\n%s", args[0], help)
+		}
+	}
+}
