@@ -211,3 +211,28 @@ func TestWithoutBufferOfflineSendsFailAndAreCounted(t *testing.T) {
 		t.Fatalf("stats = %+v, want 1 dropped", st)
 	}
 }
+
+func TestStatsCountCommandOutcomes(t *testing.T) {
+	b := testutil.StartBroker(t)
+	d := startDevice(t, testConfig(t, b.Addr()), func(d *device.Device) {
+		d.Handle("ok", func(context.Context, *device.Command) (any, error) { return nil, nil })
+		d.Handle("fail", func(context.Context, *device.Command) (any, error) { return nil, device.Errorf("no") })
+		d.Handle("slow", func(ctx context.Context, _ *device.Command) (any, error) {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}, device.Timeout(20*time.Millisecond))
+	})
+	c := newCloud(t, b.Addr(), testHW, testCH)
+	for i, name := range []string{"ok", "ok", "fail", "slow", "unknown"} {
+		c.send("id-"+string(rune('a'+i)), name, nil)
+		c.final()
+	}
+	st := d.Stats()
+	if st.CommandsCompleted != 2 || st.CommandsFailed != 2 || st.CommandsTimedOut != 1 {
+		t.Fatalf("completed %d, failed %d, timed out %d; want 2, 2 (one unknown), 1",
+			st.CommandsCompleted, st.CommandsFailed, st.CommandsTimedOut)
+	}
+	if st.State != device.StateConnected || st.Connects != 1 || st.Reconnects != 0 {
+		t.Fatalf("connection stats %+v", st)
+	}
+}
