@@ -146,10 +146,8 @@ func TestSizeBoundDropsOldestAndLogs(t *testing.T) {
 }
 
 func TestAgeBound(t *testing.T) {
-	var mu sync.Mutex
-	now := time.Unix(1_700_000_000, 0)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	clk := testutil.NewClock()
+	clock, advance := clk.Now, clk.Add
 
 	dir := t.TempDir()
 	b, err := buffer.Open(dir, buffer.Options{MaxAge: time.Hour, Now: clock})

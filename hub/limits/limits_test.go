@@ -24,27 +24,6 @@ const (
 	topic     = "v1/from/HW1/ch/v1/telemetry"
 )
 
-// clock is a settable test clock; a token bucket on a clock that does not
-// move refills never, which makes the number of drops exact.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // deviceByID treats clients whose id starts with "dev-" as devices, with the
 // rest of the id as hardware id; the others are like admins.
 func deviceByID(cl *mqtt.Client) (string, bool) {
@@ -116,7 +95,7 @@ func (e *env) delivered(t *testing.T, n int) []string {
 func noSleep(time.Duration) {}
 
 func TestRateLimitSlowsDownThenDrops(t *testing.T) {
-	clk := newClock()
+	clk := testutil.NewClock()
 	var mu sync.Mutex
 	var waits []time.Duration
 	sleep := func(d time.Duration) { mu.Lock(); waits = append(waits, d); mu.Unlock() }
@@ -175,7 +154,7 @@ func TestOversizedPayloadDroppedConnectionStays(t *testing.T) {
 }
 
 func TestAdminAndInlineNotLimited(t *testing.T) {
-	clk := newClock()
+	clk := testutil.NewClock()
 	e := newEnv(t, Options{Rate: 1, Burst: 1, MaxPayload: 10, Now: clk.Now})
 	admin := e.connect(t, "admin")
 	big := strings.Repeat("a", 50)
@@ -209,7 +188,7 @@ func TestStateFreedOnDisconnect(t *testing.T) {
 }
 
 func TestDropsLoggedOncePerIntervalWithCount(t *testing.T) {
-	clk := newClock()
+	clk := testutil.NewClock()
 	log := new(testutil.SyncBuffer)
 	// A tiny MaxWait: every message over the rate is dropped, none waits.
 	h := New(Options{Rate: 1, Burst: 1, MaxWait: time.Millisecond, Sleep: noSleep, MaxPayload: 10, Device: deviceByID, Logger: log.Logger(), Now: clk.Now})
