@@ -246,6 +246,7 @@ func TestMetrics(t *testing.T) {
 		`edk_hub_messages_dropped_total{reason="rate"}`:       eq(0),
 		`edk_hub_messages_dropped_total{reason="size"}`:       eq(0),
 		`edk_hub_messages_dropped_total{reason="queue_full"}`: eq(0),
+		"edk_hub_messages_unacknowledged_total":               eq(0),
 		"edk_hub_ingest_queue_length":                         atLeast(0),
 		"edk_hub_ingest_queue_capacity":                       eq(10000),
 		"edk_hub_log_entries_stored_total":                    atLeast(0),

@@ -222,7 +222,12 @@ func Run(ctx context.Context, cfg Config) error {
 		publish, closeBroker, mqttAddr = ext.Publish, ext.Close, ext.addr
 	} else {
 		bcfg := broker.Config{Addr: cfg.MQTTAddr, Logger: log.With("component", "broker"),
-			// limits drops floods by marking them ignored; ingest skips those.
+			// In this order: mochi calls the hooks' OnPublish in the order
+			// they were added and stops at the first that drops a message,
+			// so a message limits drops (mochi's "ignore") never reaches
+			// ingest's OnPublish, which stores a device's QoS 1 message
+			// before mochi acknowledges it; ingest's OnPublished skips
+			// ignored messages too.
 			Hooks: []mqtt.Hook{authHook, limitsHook, pipeline.Hook()}}
 		if need := cfg.MaxPayload + packetOverhead; cfg.MaxPayload > 0 && need > broker.DefaultMaxPacketSize {
 			// Let a payload up to the limit in: mochi disconnects a client

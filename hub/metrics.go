@@ -21,6 +21,7 @@ type collector struct {
 	exec   *exec.Executor
 
 	connected, received, malformed, unknown, dropped, throttled *prometheus.Desc
+	unacknowledged                                              *prometheus.Desc
 	queueLen, queueCap, samples, logs, storeErrors              *prometheus.Desc
 	executions, pending                                         *prometheus.Desc
 }
@@ -31,25 +32,26 @@ func newCollector(p *ingest.Pipeline, l *limits.Hook, x *exec.Executor) *collect
 	}
 	return &collector{
 		ingest: p, limits: l, exec: x,
-		connected:   d("connected_devices", "Devices with at least one open MQTT connection to the embedded broker."),
-		received:    d("messages_received_total", "Device messages decoded, by kind (telemetry, properties, logs, responses).", "kind"),
-		malformed:   d("messages_malformed_total", "Device messages that failed to decode."),
-		unknown:     d("messages_unknown_device_total", "Messages on v1/from/ topics of a hardware id no device has, or of another channel."),
-		dropped:     d("messages_dropped_total", "Device messages dropped: far over the rate limit (rate), over the payload limit (size), or because the ingest queue stayed full (queue_full).", "reason"),
-		throttled:   d("messages_throttled_total", "Device messages that waited for the rate limit before the broker took them (slowed down, not dropped)."),
-		queueLen:    d("ingest_queue_length", "Messages waiting to be decoded and stored."),
-		queueCap:    d("ingest_queue_capacity", "Size of the ingest queue; publishers wait when it is full."),
-		samples:     d("telemetry_samples_stored_total", "Telemetry samples written to the store."),
-		logs:        d("log_entries_stored_total", "Device log entries written to the store."),
-		storeErrors: d("store_errors_total", "Store calls of ingest that failed."),
-		executions:  d("command_executions_total", "Command executions finished by this hub, by final state (success, error, timeout).", "state"),
-		pending:     d("command_executions_pending", "Command executions waiting for the device's final response."),
+		connected:      d("connected_devices", "Devices with at least one open MQTT connection to the embedded broker."),
+		received:       d("messages_received_total", "Device messages decoded, by kind (telemetry, properties, logs, responses).", "kind"),
+		malformed:      d("messages_malformed_total", "Device messages that failed to decode."),
+		unknown:        d("messages_unknown_device_total", "Messages on v1/from/ topics of a hardware id no device has, or of another channel."),
+		dropped:        d("messages_dropped_total", "Device messages dropped: far over the rate limit (rate), over the payload limit (size), or, at QoS 0, because the ingest queue stayed full (queue_full).", "reason"),
+		throttled:      d("messages_throttled_total", "Device messages that waited for the rate limit before the broker took them (slowed down, not dropped)."),
+		unacknowledged: d("messages_unacknowledged_total", "Device messages at QoS 1 or 2 not acknowledged because they could not be stored in time (queue full, store error or timeout); the device sends them again."),
+		queueLen:       d("ingest_queue_length", "Messages waiting to be decoded and stored."),
+		queueCap:       d("ingest_queue_capacity", "Size of the ingest queue; publishers wait when it is full."),
+		samples:        d("telemetry_samples_stored_total", "Telemetry samples written to the store."),
+		logs:           d("log_entries_stored_total", "Device log entries written to the store."),
+		storeErrors:    d("store_errors_total", "Store calls of ingest that failed."),
+		executions:     d("command_executions_total", "Command executions finished by this hub, by final state (success, error, timeout).", "state"),
+		pending:        d("command_executions_pending", "Command executions waiting for the device's final response."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.connected, c.received, c.malformed, c.unknown, c.dropped, c.throttled,
+	for _, d := range []*prometheus.Desc{c.connected, c.received, c.malformed, c.unknown, c.dropped, c.throttled, c.unacknowledged,
 		c.queueLen, c.queueCap, c.samples, c.logs, c.storeErrors, c.executions, c.pending} {
 		ch <- d
 	}
@@ -86,6 +88,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.dropped, lim.Size, string(limits.ReasonSize))
 	counter(c.dropped, in.Dropped, "queue_full")
 	counter(c.throttled, lim.Throttled)
+	counter(c.unacknowledged, in.Unacknowledged)
 
 	x := c.exec.Stats()
 	counter(c.executions, x.Success, "success")

@@ -5,17 +5,39 @@
 //
 //   - a mochi-mqtt hook (Pipeline.Hook, to put in broker.Config.Hooks) that
 //     sees every message a client published on v1/from/… once the broker has
-//     accepted it (OnPublished, so after ACL checks, and not those a hook
-//     such as hub/limits told mochi to ignore), and every session that
-//     starts and ends. The hook only copies a reference to the message into
-//     a bounded queue and returns: it never waits for the store. When the
-//     queue is full the publisher waits for room (up to 2 s), which pushes
-//     back on it; only then is the message dropped and counted (Stats.Dropped).
+//     accepted it (after ACL checks, and not those a hook such as hub/limits
+//     told mochi to ignore), and every session that starts and ends. The
+//     hook copies a reference to the message into a bounded queue. When the
+//     queue is full the publisher waits for room (Config.QueueWait, 2 s),
+//     which pushes back on it.
 //   - Run, which owns the goroutines that resolve hardware ids to devices,
 //     decode payloads with mqttapi, fan events out to live subscribers and
-//     write to the store in batches: one AppendTelemetry and one AppendLogs
-//     per flush, the latest properties per device, and the device's
-//     connectivity and last-seen time.
+//     write to the store in batches: one transaction (store.WriteBatch) per
+//     batch holds its telemetry, logs, the latest properties per device,
+//     malformed-message counts and the devices' connectivity and last-seen
+//     time.
+//
+// A device message at QoS 1 or 2 is acknowledged only once it is stored
+// (nothing is lost when the hub is killed after the acknowledgement): the
+// hook queues it in OnPublish, before mochi sends PUBACK, and waits there
+// until the batch holding it is committed. Whoever waits makes the writer
+// commit at once rather than at the next FlushInterval, taking everything
+// queued meanwhile into the same transaction (a group commit): mochi reads
+// each client's packets one after the other, so one device waits for one
+// commit per message, and many devices share each commit. The wait is
+// bounded: QueueWait for room in the queue, then CommitTimeout for the
+// commit. A message that could not be stored by then (queue still full,
+// store error, ingest stopped) is not acknowledged at all
+// (packets.ErrRejectPacket): it is counted (Stats.Unacknowledged) and
+// logged, and the device, which still holds it, sends it again. A message
+// that needs no write (malformed, unknown device, a command response the
+// sink has taken) is released as soon as it is decoded.
+//
+// QoS 0 messages, the hub's own publishes and messages from an external
+// broker (Pipeline.Ingest) are queued without waiting for the store, once
+// the broker has delivered them (OnPublished): they are written at the
+// next FlushInterval or MaxBatch, and dropped (Stats.Dropped) when the
+// queue stays full for QueueWait.
 //
 // Command responses are not batched: each is handed to the ResponseSink as
 // soon as it is decoded, in the order the broker delivered them.
@@ -31,6 +53,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,6 +73,9 @@ const (
 	DefaultQueueSize        = 10000
 	DefaultSubscriberBuffer = 256
 	DefaultWriteTimeout     = 10 * time.Second
+	// DefaultCommitTimeout bounds how long an acknowledgement waits for
+	// the commit once its message is queued.
+	DefaultCommitTimeout = 10 * time.Second
 	// DefaultCacheTTL bounds how long a hardware id → device mapping is
 	// trusted; unknown hardware ids are remembered for a tenth of it, so a
 	// device created after its first message is seen soon.
@@ -84,8 +110,10 @@ type Config struct {
 	// Nil, or ok == false, means the connection does not change any
 	// device's connectivity; messages still update last-seen.
 	DeviceForClient func(cl *mqtt.Client) (deviceID string, ok bool)
-	// FlushInterval is the longest a message waits before it is written.
-	// Default DefaultFlushInterval.
+	// FlushInterval is the longest a message that nobody waits for (QoS 0,
+	// external broker) stays queued before it is written; a message whose
+	// acknowledgement waits for the store is written at once. Default
+	// DefaultFlushInterval.
 	FlushInterval time.Duration
 	// MaxBatch is the number of messages that triggers a flush before
 	// FlushInterval. Default DefaultMaxBatch.
@@ -94,9 +122,14 @@ type Config struct {
 	// pipeline. Default DefaultQueueSize.
 	QueueSize int
 	// QueueWait is how long a publisher waits for room in a full queue
-	// (pushing back on it) before its message is dropped. Default
-	// DefaultQueueWait.
+	// (pushing back on it) before its message is dropped, or, at QoS 1 and
+	// 2, not acknowledged. Default DefaultQueueWait.
 	QueueWait time.Duration
+	// CommitTimeout is how long, once its message is queued, a QoS 1 or 2
+	// publisher's acknowledgement waits for the commit; a message not
+	// stored by then is not acknowledged (the device sends it again).
+	// Default DefaultCommitTimeout.
+	CommitTimeout time.Duration
 	// SubscriberBuffer is the channel capacity of each Subscribe; events
 	// beyond it are dropped for that subscriber. Default DefaultSubscriberBuffer.
 	SubscriberBuffer int
@@ -124,6 +157,9 @@ func (c Config) withDefaults() Config {
 	if c.QueueWait <= 0 {
 		c.QueueWait = DefaultQueueWait
 	}
+	if c.CommitTimeout <= 0 {
+		c.CommitTimeout = DefaultCommitTimeout
+	}
 	if c.SubscriberBuffer <= 0 {
 		c.SubscriberBuffer = DefaultSubscriberBuffer
 	}
@@ -145,7 +181,7 @@ func (c Config) withDefaults() Config {
 // Stats are the Pipeline's counters since New.
 type Stats struct {
 	Received         uint64 // device messages the hook queued
-	Dropped          uint64 // messages dropped because the queue was full
+	Dropped          uint64 // messages nobody waited for (QoS 0, external broker) dropped because the queue was full
 	UnknownDevice    uint64 // messages from a hardware id no device has
 	OtherChannel     uint64 // messages on a channel that is not the device's
 	Malformed        uint64 // messages that failed to decode
@@ -156,13 +192,18 @@ type Stats struct {
 	Stored           uint64 // telemetry samples and log entries the store wrote
 	StoredSamples    uint64 // telemetry samples the store wrote (part of Stored)
 	StoredLogs       uint64 // log entries the store wrote (part of Stored)
-	Flushes          uint64 // batches written
+	Flushes          uint64 // batches written (committed)
 	StoreErrors      uint64 // store calls that failed
 	SubscriberDrops  uint64 // events dropped because a subscriber was slow
 	ConnectionEvents uint64 // connects and disconnects mapped to a device
 	// ManifestViolations counts telemetry values that broke the device's
 	// assigned manifest (stored per device as malformed kind "manifest/…").
 	ManifestViolations uint64
+	// Unacknowledged counts QoS 1 and 2 messages that were not
+	// acknowledged because they could not be stored in time (the queue
+	// stayed full, the store failed, no commit within CommitTimeout, or
+	// ingest had stopped); their devices send them again.
+	Unacknowledged uint64
 
 	// Gauges, as of the snapshot.
 	QueueLength   int // messages waiting between the hook and the pipeline
@@ -178,6 +219,7 @@ type counters struct {
 	telemetry, properties, logs, responses              atomic.Uint64
 	stored, flushes, storeErrors, subDrops, connEvents  atomic.Uint64
 	manifestViolations, storedSamples, storedLogs       atomic.Uint64
+	unacked                                             atomic.Uint64
 }
 
 // message is one queued publish. The payload is mochi's own buffer, which
@@ -186,6 +228,17 @@ type message struct {
 	topic   string
 	payload []byte
 	at      time.Time
+	// done, when set, receives exactly one value once the message needs
+	// nothing more: nil when it is stored (or needs no write), the error
+	// when its batch failed. It has room for that value.
+	done chan<- error
+}
+
+// release tells whoever waits for m (if anyone) how it went.
+func (m message) release(err error) {
+	if m.done != nil {
+		m.done <- err
+	}
 }
 
 type connEvent struct {
@@ -216,8 +269,14 @@ type Pipeline struct {
 	subDone bool
 
 	running atomic.Bool
+	stopped chan struct{} // closed when Run returns
+
+	unackMu     sync.Mutex
+	unackLogged time.Time // last log line about unacknowledged messages
+	unackN      uint64    // since then
 
 	// processor goroutine only
+	seen            map[string]time.Time // device → last message time, until written
 	malformedLogged map[string]time.Time
 	violationLogged map[string]struct{} // "device/kind" already logged
 	unknownLogged   time.Time
@@ -242,8 +301,10 @@ func New(cfg Config) (*Pipeline, error) {
 		clients:         make(map[*mqtt.Client]string),
 		conns:           make(map[string]int),
 		subs:            make(map[*subscriber]struct{}),
+		seen:            make(map[string]time.Time),
 		malformedLogged: make(map[string]time.Time),
 		violationLogged: make(map[string]struct{}),
+		stopped:         make(chan struct{}),
 	}
 	p.hook = &hook{p: p}
 	return p, nil
@@ -258,7 +319,7 @@ func (p *Pipeline) Hook() mqtt.Hook { return p.hook }
 func (p *Pipeline) Stats() Stats {
 	c := &p.stat
 	return Stats{
-		Received: c.received.Load(), Dropped: c.dropped.Load(), UnknownDevice: c.unknown.Load(),
+		Received: c.received.Load(), Dropped: c.dropped.Load(), Unacknowledged: c.unacked.Load(), UnknownDevice: c.unknown.Load(),
 		OtherChannel: c.otherChannel.Load(), Malformed: c.malformed.Load(),
 		Telemetry: c.telemetry.Load(), Properties: c.properties.Load(), Logs: c.logs.Load(),
 		Responses: c.responses.Load(), Stored: c.stored.Load(),
@@ -293,15 +354,15 @@ func (p *Pipeline) Forget(hardwareID string) {
 // DefaultQueueWait bounds how long a publisher waits for room in a full queue.
 const DefaultQueueWait = 2 * time.Second
 
-// enqueue is called by the hook on the publishing client's goroutine. When
-// the queue is full it waits, up to Config.QueueWait: that slows the publisher
-// down (its acknowledgements come later, TCP pushes back) instead of losing
-// its messages; only a store that stays stuck makes ingest drop.
-func (p *Pipeline) enqueue(m message) {
+// put queues m and reports whether it did. When the queue is full it
+// waits, up to Config.QueueWait: that slows the publisher down (its
+// acknowledgements come later, TCP pushes back) instead of losing its
+// messages; only a store that stays stuck makes it give up.
+func (p *Pipeline) put(m message) bool {
 	select {
 	case p.in <- m:
 		p.stat.received.Add(1)
-		return
+		return true
 	default:
 	}
 	t := time.NewTimer(p.cfg.QueueWait)
@@ -309,9 +370,74 @@ func (p *Pipeline) enqueue(m message) {
 	select {
 	case p.in <- m:
 		p.stat.received.Add(1)
+		return true
 	case <-t.C:
+		return false
+	}
+}
+
+// enqueue queues a message nobody waits for (QoS 0, external broker), on
+// the publishing client's goroutine; a queue that stays full drops it.
+func (p *Pipeline) enqueue(m message) {
+	if !p.put(m) {
 		p.stat.dropped.Add(1)
 	}
+}
+
+// store queues m and waits until it is stored, or needs no write, and
+// reports whether it is; the hook acknowledges m only then. The wait is
+// bounded by Config.QueueWait for room in the queue plus
+// Config.CommitTimeout for the commit; a message not stored by then is
+// counted and logged.
+func (p *Pipeline) store(m message) bool {
+	done := make(chan error, 1)
+	m.done = done
+	if !p.put(m) {
+		p.unacknowledged("the ingest queue stayed full", nil)
+		return false
+	}
+	t := time.NewTimer(p.cfg.CommitTimeout)
+	defer t.Stop()
+	var err error
+	select {
+	case err = <-done:
+	case <-t.C:
+		err = fmt.Errorf("not stored within %v", p.cfg.CommitTimeout)
+	case <-p.stopped:
+		select {
+		case err = <-done: // released just before Run returned
+		default:
+			err = errors.New("ingest stopped")
+		}
+	}
+	if err != nil {
+		p.unacknowledged("the message could not be stored", err)
+		return false
+	}
+	return true
+}
+
+// unacknowledged counts a message the hook did not let mochi acknowledge,
+// and logs at most once per MalformedLogInterval.
+func (p *Pipeline) unacknowledged(why string, err error) {
+	p.stat.unacked.Add(1)
+	now := p.cfg.Now()
+	p.unackMu.Lock()
+	p.unackN++
+	n := p.unackN
+	logNow := p.unackLogged.IsZero() || now.Sub(p.unackLogged) >= MalformedLogInterval
+	if logNow {
+		p.unackLogged, p.unackN = now, 0
+	}
+	p.unackMu.Unlock()
+	if !logNow {
+		return
+	}
+	args := []any{"reason", why, "unacknowledged", n}
+	if err != nil {
+		args = append(args, "error", err)
+	}
+	p.cfg.Logger.Error("ingest: device message not acknowledged, the device will send it again (logged at most once a minute)", args...)
 }
 
 func (p *Pipeline) connected(cl *mqtt.Client) {
@@ -389,14 +515,13 @@ type batch struct {
 	samples   []store.Sample
 	logs      []store.LogEntry
 	props     map[string]store.Properties // latest per device
-	seen      map[string]time.Time        // device → last message time
-	malformed []malformedRec
+	seen      map[string]time.Time        // device → last message time; nil in most group commits
+	malformed []store.MalformedMessage
+	waiters   []message // released once the batch is committed
 }
 
-type malformedRec struct{ deviceID, kind string }
-
 func newBatch() *batch {
-	return &batch{props: make(map[string]store.Properties), seen: make(map[string]time.Time)}
+	return &batch{props: make(map[string]store.Properties)}
 }
 
 // Run processes queued messages until ctx is cancelled, then drains the
@@ -404,55 +529,98 @@ func newBatch() *batch {
 // counted, never returned: ingest carries on. Run may be called once;
 // closing the broker before cancelling ctx makes sure the final disconnects
 // are written too.
+//
+// One goroutine decodes messages into the current batch, another writes
+// batches. A batch goes to the writer when it holds MaxBatch messages, at
+// the FlushInterval tick, or — when a publisher waits for one of its
+// messages — as soon as the writer is free: while the writer commits one
+// batch, the next gathers everything that arrives meanwhile (group commit).
 func (p *Pipeline) Run(ctx context.Context) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return errors.New("ingest: Run called twice")
 	}
+	defer close(p.stopped)
 	defer p.closeSubscribers()
 
-	batches := make(chan *batch, 1)
+	batches := make(chan *batch) // unbuffered: a send succeeds only when the writer is free
 	writerDone := make(chan struct{})
 	wctx := context.WithoutCancel(ctx)
 	go func() {
 		defer close(writerDone)
 		for b := range batches {
-			p.write(wctx, b)
+			err := p.write(wctx, b)
+			for _, m := range b.waiters {
+				m.release(err)
+			}
 		}
 	}()
 
 	ticker := time.NewTicker(p.cfg.FlushInterval)
 	defer ticker.Stop()
 	cur := newBatch()
-	hand := func() {
-		if cur.n == 0 && !p.connPending() {
+	due := false // the tick came while something was pending
+	pending := func() bool { return cur.n > 0 || len(cur.waiters) > 0 || len(p.seen) > 0 || p.connPending() }
+	// Last-seen times go with the batches handed at the tick, at
+	// MaxBatch and at the end, not with every group commit: they are
+	// written as of the write anyway, so at most every FlushInterval, as
+	// before, spares each small commit a row per device.
+	withSeen := func() {
+		if cur.seen == nil {
+			cur.seen = p.seen
+			p.seen = make(map[string]time.Time)
 			return
 		}
+		maps.Copy(cur.seen, p.seen)
+		clear(p.seen)
+	}
+	hand := func() {
+		withSeen()
 		batches <- cur
-		cur = newBatch()
+		cur, due = newBatch(), false
+	}
+	// drain decodes what is queued already, so that one commit covers it.
+	drain := func() {
+		for cur.n < p.cfg.MaxBatch {
+			select {
+			case m := <-p.in:
+				p.process(wctx, m, cur)
+				continue
+			default:
+			}
+			return
+		}
 	}
 	for {
+		drain()
+		if cur.n >= p.cfg.MaxBatch {
+			hand()
+			continue
+		}
+		var out chan<- *batch // nil: nothing to hand over yet
+		if due && pending() {
+			withSeen()
+			out = batches
+		} else if len(cur.waiters) > 0 {
+			out = batches
+		}
 		select {
 		case m := <-p.in:
 			p.process(wctx, m, cur)
-			if cur.n >= p.cfg.MaxBatch {
-				hand()
-			}
+		case out <- cur:
+			cur, due = newBatch(), false
 		case <-ticker.C:
-			hand()
+			due = pending()
 		case <-ctx.Done():
 			for {
-				select {
-				case m := <-p.in:
-					p.process(wctx, m, cur)
-					if cur.n >= p.cfg.MaxBatch {
-						hand()
-					}
-					continue
-				default:
+				drain()
+				if cur.n < p.cfg.MaxBatch {
+					break
 				}
-				break
+				hand()
 			}
-			hand()
+			if pending() {
+				hand()
+			}
 			close(batches)
 			<-writerDone
 			return nil
@@ -460,14 +628,15 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 }
 
-// device resolves a hardware id, through the cache.
-func (p *Pipeline) device(ctx context.Context, hardwareID string) (cacheEntry, bool) {
+// device resolves a hardware id, through the cache; ok is false for a
+// hardware id no device has, and err is set when the store could not say.
+func (p *Pipeline) device(ctx context.Context, hardwareID string) (_ cacheEntry, ok bool, err error) {
 	now := p.cfg.Now()
 	p.cacheMu.Lock()
 	e, ok := p.cache[hardwareID]
 	p.cacheMu.Unlock()
 	if ok && now.Before(e.expires) {
-		return e, e.deviceID != ""
+		return e, e.deviceID != "", nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
 	defer cancel()
@@ -484,7 +653,7 @@ func (p *Pipeline) device(ctx context.Context, hardwareID string) (cacheEntry, b
 	default:
 		p.stat.storeErrors.Add(1)
 		p.cfg.Logger.Error("ingest: look up device", "hardware_id", hardwareID, "error", err)
-		return cacheEntry{}, false // not cached: try again next message
+		return cacheEntry{}, false, err // not cached: try again next message
 	}
 	p.cacheMu.Lock()
 	if len(p.cache) > 100_000 { // many unknown ids: start over rather than grow
@@ -492,19 +661,27 @@ func (p *Pipeline) device(ctx context.Context, hardwareID string) (cacheEntry, b
 	}
 	p.cache[hardwareID] = e
 	p.cacheMu.Unlock()
-	return e, e.deviceID != ""
+	return e, e.deviceID != "", nil
 }
 
-// process decodes one message into cur (or hands it to the sink).
+// process decodes one message into cur (or hands it to the sink). A
+// message that someone waits for is released here when it needs no write,
+// else it joins cur.waiters.
 func (p *Pipeline) process(ctx context.Context, m message, cur *batch) {
 	// v1/from/<hw>/<ch>/<kind…>; the hook let only v1/from/ through.
 	parts := strings.SplitN(m.topic, "/", 5)
 	if len(parts) != 5 || parts[2] == "" {
 		p.stat.unknown.Add(1)
+		m.release(nil)
 		return
 	}
 	hw, ch, kind := parts[2], parts[3], mqttapi.Kind(parts[4])
-	dev, ok := p.device(ctx, hw)
+	dev, ok, err := p.device(ctx, hw)
+	if err != nil {
+		p.stat.unknown.Add(1)
+		m.release(err) // not acknowledged: the device sends it again
+		return
+	}
 	if !ok {
 		p.stat.unknown.Add(1)
 		if now := p.cfg.Now(); now.Sub(p.unknownLogged) >= MalformedLogInterval {
@@ -512,23 +689,28 @@ func (p *Pipeline) process(ctx context.Context, m message, cur *batch) {
 			p.cfg.Logger.Warn("ingest: message from unknown hardware id dropped (logged once a minute)",
 				"hardware_id", shorten(hw))
 		}
+		m.release(nil)
 		return
 	}
 	if ch != dev.channelID {
 		p.stat.otherChannel.Add(1)
+		m.release(nil)
 		return
 	}
 	id := dev.deviceID
-	cur.seen[id] = m.at
+	p.seen[id] = m.at
 
-	var err error
+	stored := false // the message is in cur, to be written
 	switch kind {
 	case mqttapi.KindTelemetry:
 		err = p.telemetry(dev, hw, m, cur)
+		stored = err == nil
 	case mqttapi.KindProperties, mqttapi.KindRegister:
 		err = p.properties(id, m, cur)
+		stored = err == nil
 	case mqttapi.KindLogs:
 		err = p.log(id, m, cur)
+		stored = err == nil
 	case mqttapi.KindCommandResponses:
 		var r mqttapi.CommandResponse
 		r, err = mqttapi.DecodeCommandResponse(m.payload)
@@ -545,6 +727,16 @@ func (p *Pipeline) process(ctx context.Context, m message, cur *batch) {
 	if err != nil {
 		p.malformed(id, hw, string(kind), err, cur)
 	}
+	switch {
+	case m.done == nil:
+	case stored:
+		cur.waiters = append(cur.waiters, m)
+	default:
+		// A command response is with the sink; a malformed message is
+		// counted (its count is written with the batch, nobody waits
+		// for that).
+		m.release(nil)
+	}
 }
 
 // checkManifest counts the telemetry values that break the device's
@@ -555,7 +747,7 @@ func (p *Pipeline) checkManifest(dev cacheEntry, hw string, t mqttapi.Telemetry,
 	for _, v := range dev.manifest.CheckTelemetry(t.Values, t.Alerts.Names()) {
 		kind := "manifest/" + v.Attribute + "/" + string(v.Problem)
 		p.stat.manifestViolations.Add(1)
-		cur.malformed = append(cur.malformed, malformedRec{dev.deviceID, kind})
+		cur.malformed = append(cur.malformed, store.MalformedMessage{DeviceID: dev.deviceID, Kind: kind})
 		key := dev.deviceID + "/" + kind
 		if _, seen := p.violationLogged[key]; !seen {
 			p.violationLogged[key] = struct{}{}
@@ -567,7 +759,7 @@ func (p *Pipeline) checkManifest(dev cacheEntry, hw string, t mqttapi.Telemetry,
 
 func (p *Pipeline) malformed(deviceID, hw, kind string, err error, cur *batch) {
 	p.stat.malformed.Add(1)
-	cur.malformed = append(cur.malformed, malformedRec{deviceID, kind})
+	cur.malformed = append(cur.malformed, store.MalformedMessage{DeviceID: deviceID, Kind: kind})
 	cur.n++
 	now := p.cfg.Now()
 	if last, ok := p.malformedLogged[deviceID]; ok && now.Sub(last) < MalformedLogInterval {
@@ -656,49 +848,13 @@ func (p *Pipeline) log(deviceID string, m message, cur *batch) error {
 	return nil
 }
 
-// write stores one batch. It runs on the writer goroutine.
-func (p *Pipeline) write(ctx context.Context, b *batch) {
-	call := func(what string, fn func(ctx context.Context) error) {
-		cctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
-		defer cancel()
-		if err := fn(cctx); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return // the device was deleted while its message was in flight
-			}
-			p.stat.storeErrors.Add(1)
-			p.cfg.Logger.Error("ingest: "+what, "error", err)
-		}
-	}
+// write stores one batch, with the connectivity changes since the last
+// one, in one transaction, and returns the store's error. It runs on the
+// writer goroutine.
+func (p *Pipeline) write(ctx context.Context, b *batch) error {
+	sb := store.Batch{Samples: b.samples, Logs: b.logs, Properties: b.props, Malformed: b.malformed}
 	for _, e := range p.takeConnEvents() {
-		call("set connectivity", func(ctx context.Context) error {
-			return p.cfg.Store.SetConnectivity(ctx, e.deviceID, e.online, e.at)
-		})
-	}
-	if len(b.samples) > 0 {
-		call("append telemetry", func(ctx context.Context) error {
-			n, err := p.cfg.Store.AppendTelemetry(ctx, b.samples)
-			p.stat.stored.Add(uint64(n))
-			p.stat.storedSamples.Add(uint64(n))
-			return err
-		})
-	}
-	if len(b.logs) > 0 {
-		call("append logs", func(ctx context.Context) error {
-			n, err := p.cfg.Store.AppendLogs(ctx, b.logs)
-			p.stat.stored.Add(uint64(n))
-			p.stat.storedLogs.Add(uint64(n))
-			return err
-		})
-	}
-	for id, pr := range b.props {
-		call("set properties", func(ctx context.Context) error {
-			return p.cfg.Store.SetProperties(ctx, id, pr.Time, pr.Values)
-		})
-	}
-	for _, m := range b.malformed {
-		call("count malformed message", func(ctx context.Context) error {
-			return p.cfg.Store.IncrementMalformed(ctx, m.deviceID, m.kind)
-		})
+		sb.Connectivity = append(sb.Connectivity, store.ConnectivityChange{DeviceID: e.deviceID, Online: e.online, At: e.at})
 	}
 	now := p.cfg.Now()
 	for id := range b.seen {
@@ -706,13 +862,26 @@ func (p *Pipeline) write(ctx context.Context, b *batch) {
 		if !known {
 			online = true // a device we cannot track is there when it talks
 		}
-		call("set last seen", func(ctx context.Context) error {
-			return p.cfg.Store.SetConnectivity(ctx, id, online, now)
-		})
+		sb.Connectivity = append(sb.Connectivity, store.ConnectivityChange{DeviceID: id, Online: online, At: now})
 	}
+	if len(sb.Samples)+len(sb.Logs)+len(sb.Properties)+len(sb.Malformed)+len(sb.Connectivity) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
+	defer cancel()
+	res, err := p.cfg.Store.WriteBatch(ctx, sb)
+	if err != nil {
+		p.stat.storeErrors.Add(1)
+		p.cfg.Logger.Error("ingest: write batch", "messages", b.n, "error", err)
+		return err
+	}
+	p.stat.stored.Add(uint64(res.Samples + res.Logs))
+	p.stat.storedSamples.Add(uint64(res.Samples))
+	p.stat.storedLogs.Add(uint64(res.Logs))
 	if b.n > 0 {
 		p.stat.flushes.Add(1)
 	}
+	return nil
 }
 
 // shorten cuts a device-chosen string for a log line.

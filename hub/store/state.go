@@ -35,12 +35,7 @@ func (s *Store) SetProperties(ctx context.Context, deviceID string, t time.Time,
 	if err != nil {
 		return fmt.Errorf("store: set properties of %s: %w", deviceID, err)
 	}
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO properties (device_id, ts, data) VALUES (?, ?, ?)
-			ON CONFLICT DO UPDATE SET ts = excluded.ts, data = excluded.data WHERE excluded.ts >= properties.ts`,
-			deviceID, ms(t), string(data))
-		return err
-	})
+	err = s.write(ctx, func(tx *sql.Tx) error { return setProperties(ctx, tx, deviceID, t, data) })
 	if isForeignKey(err) {
 		err = ErrNotFound
 	}
@@ -48,6 +43,14 @@ func (s *Store) SetProperties(ctx context.Context, deviceID string, t time.Time,
 		return fmt.Errorf("store: set properties of %s: %w", deviceID, err)
 	}
 	return nil
+}
+
+// setProperties writes checked, encoded properties in tx.
+func setProperties(ctx context.Context, tx *sql.Tx, deviceID string, t time.Time, data []byte) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO properties (device_id, ts, data) VALUES (?, ?, ?)
+		ON CONFLICT DO UPDATE SET ts = excluded.ts, data = excluded.data WHERE excluded.ts >= properties.ts`,
+		deviceID, ms(t), string(data))
+	return err
 }
 
 // GetProperties returns the device's latest properties, the zero Properties
@@ -92,15 +95,7 @@ func (s *Store) SetConnectivity(ctx context.Context, deviceID string, online boo
 	if at.IsZero() {
 		return fmt.Errorf("store: set connectivity of %s: zero time: %w", deviceID, ErrInvalid)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO connectivity (device_id, online, changed_at, last_seen) VALUES (?1, ?2, ?3, ?3)
-			ON CONFLICT DO UPDATE SET
-				changed_at = CASE WHEN online = excluded.online THEN changed_at ELSE excluded.changed_at END,
-				online = excluded.online,
-				last_seen = max(coalesce(last_seen, 0), excluded.last_seen)`,
-			deviceID, online, ms(at))
-		return err
-	})
+	err := s.write(ctx, func(tx *sql.Tx) error { return setConnectivity(ctx, tx, deviceID, online, at) })
 	if isForeignKey(err) {
 		err = ErrNotFound
 	}
@@ -108,6 +103,17 @@ func (s *Store) SetConnectivity(ctx context.Context, deviceID string, online boo
 		return fmt.Errorf("store: set connectivity of %s: %w", deviceID, err)
 	}
 	return nil
+}
+
+// setConnectivity writes a connectivity change in tx.
+func setConnectivity(ctx context.Context, tx *sql.Tx, deviceID string, online bool, at time.Time) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO connectivity (device_id, online, changed_at, last_seen) VALUES (?1, ?2, ?3, ?3)
+		ON CONFLICT DO UPDATE SET
+			changed_at = CASE WHEN online = excluded.online THEN changed_at ELSE excluded.changed_at END,
+			online = excluded.online,
+			last_seen = max(coalesce(last_seen, 0), excluded.last_seen)`,
+		deviceID, online, ms(at))
+	return err
 }
 
 // GetConnectivity returns the device's connectivity. Fails with ErrNotFound
@@ -148,32 +154,46 @@ type LogEntry struct {
 // devices are skipped; stored is the number written. Empty device id or zero
 // time fails the batch with ErrInvalid.
 func (s *Store) AppendLogs(ctx context.Context, entries []LogEntry) (stored int, err error) {
-	for i, e := range entries {
-		if e.DeviceID == "" || e.Time.IsZero() {
-			return 0, fmt.Errorf("store: append logs: entry %d: empty device id or zero time: %w", i, ErrInvalid)
-		}
+	if err := checkLogs(entries); err != nil {
+		return 0, fmt.Errorf("store: append logs: %w", err)
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		stored = 0
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO logs (device_id, ts, severity, message, persist)
-			SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM devices WHERE id = ?1)`)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
-		for _, e := range entries {
-			res, err := ins.ExecContext(ctx, e.DeviceID, ms(e.Time), e.Severity, e.Message, e.Persist)
-			if err != nil {
-				return err
-			}
-			if n, _ := res.RowsAffected(); n > 0 {
-				stored++
-			}
-		}
-		return nil
+		stored, err = appendLogs(ctx, tx, entries)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: append logs: %w", err)
+	}
+	return stored, nil
+}
+
+// checkLogs refuses what AppendLogs refuses (ErrInvalid).
+func checkLogs(entries []LogEntry) error {
+	for i, e := range entries {
+		if e.DeviceID == "" || e.Time.IsZero() {
+			return fmt.Errorf("entry %d: empty device id or zero time: %w", i, ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// appendLogs writes checked entries in tx, skipping those of devices that
+// do not exist; it returns how many it wrote.
+func appendLogs(ctx context.Context, tx *sql.Tx, entries []LogEntry) (stored int, err error) {
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO logs (device_id, ts, severity, message, persist)
+		SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM devices WHERE id = ?1)`)
+	if err != nil {
+		return 0, err
+	}
+	defer ins.Close()
+	for _, e := range entries {
+		res, err := ins.ExecContext(ctx, e.DeviceID, ms(e.Time), e.Severity, e.Message, e.Persist)
+		if err != nil {
+			return 0, err
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			stored++
+		}
 	}
 	return stored, nil
 }
@@ -242,11 +262,7 @@ type Malformed struct {
 // (for example the topic suffix) from the device. Fails with ErrNotFound for
 // an unknown device.
 func (s *Store) IncrementMalformed(ctx context.Context, deviceID, kind string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO malformed (device_id, kind, count, last_at) VALUES (?, ?, 1, ?)
-			ON CONFLICT DO UPDATE SET count = count + 1, last_at = excluded.last_at`, deviceID, kind, ms(s.now()))
-		return err
-	})
+	err := s.write(ctx, func(tx *sql.Tx) error { return incrementMalformed(ctx, tx, deviceID, kind, s.now()) })
 	if isForeignKey(err) {
 		err = ErrNotFound
 	}
@@ -254,6 +270,13 @@ func (s *Store) IncrementMalformed(ctx context.Context, deviceID, kind string) e
 		return fmt.Errorf("store: count malformed message of %s: %w", deviceID, err)
 	}
 	return nil
+}
+
+// incrementMalformed counts one malformed message in tx.
+func incrementMalformed(ctx context.Context, tx *sql.Tx, deviceID, kind string, at time.Time) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO malformed (device_id, kind, count, last_at) VALUES (?, ?, 1, ?)
+		ON CONFLICT DO UPDATE SET count = count + 1, last_at = excluded.last_at`, deviceID, kind, ms(at))
+	return err
 }
 
 // MalformedCounts returns the device's malformed-message counters by kind.

@@ -2,7 +2,12 @@
 // and every read/write the hub's ingest and HTTP API need; nothing else talks
 // SQL.
 //
-// The database runs in WAL mode with foreign keys on and synchronous=NORMAL.
+// The database runs in WAL mode with foreign keys on and synchronous=NORMAL:
+// a write that returned nil survives the process being killed (the hub
+// acknowledges a device's message only once it is committed, and the
+// device then forgets it); a power cut may lose the last commits before
+// the next WAL sync. FULL would close that gap at an fsync per commit,
+// which quadrupled execute_command's latency here (0.48 → 1.9 ms).
 // SQLite allows one writer at a time, so a Store keeps two pools: a single
 // writer connection (every write transaction queues for it, so writers never
 // see SQLITE_BUSY from each other) and a pool of query-only reader

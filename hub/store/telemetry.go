@@ -80,17 +80,39 @@ type latestVal struct {
 // device id, zero time, reserved or empty attribute name or invalid JSON
 // fails the whole batch with ErrInvalid, and nothing is written.
 func (s *Store) AppendTelemetry(ctx context.Context, samples []Sample) (stored int, err error) {
-	alerts := make([]string, len(samples))
+	alerts, err := checkSamples(samples)
+	if err != nil {
+		return 0, fmt.Errorf("store: append telemetry: %w", err)
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		exists, err := newDeviceCheck(ctx, tx)
+		if err != nil {
+			return err
+		}
+		defer exists.close()
+		stored, err = appendTelemetry(ctx, tx, exists, samples, alerts)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: append telemetry: %w", err)
+	}
+	return stored, nil
+}
+
+// checkSamples refuses what AppendTelemetry refuses (ErrInvalid) and
+// returns each sample's alerts as JSON ("" without alerts).
+func checkSamples(samples []Sample) (alerts []string, err error) {
+	alerts = make([]string, len(samples))
 	for i, sm := range samples {
 		if sm.DeviceID == "" || sm.Time.IsZero() {
-			return 0, fmt.Errorf("store: append telemetry: sample %d: empty device id or zero time: %w", i, ErrInvalid)
+			return nil, fmt.Errorf("sample %d: empty device id or zero time: %w", i, ErrInvalid)
 		}
 		for a, v := range sm.Values {
 			if why := validAttribute(a); why != "" {
-				return 0, fmt.Errorf("store: append telemetry: sample %d: %s: %w", i, why, ErrInvalid)
+				return nil, fmt.Errorf("sample %d: %s: %w", i, why, ErrInvalid)
 			}
 			if !json.Valid(v) {
-				return 0, fmt.Errorf("store: append telemetry: sample %d: attribute %q: value is not valid JSON: %w", i, a, ErrInvalid)
+				return nil, fmt.Errorf("sample %d: attribute %q: value is not valid JSON: %w", i, a, ErrInvalid)
 			}
 		}
 		if sm.Alerts != nil {
@@ -98,76 +120,94 @@ func (s *Store) AppendTelemetry(ctx context.Context, samples []Sample) (stored i
 			alerts[i] = string(b)
 		}
 	}
+	return alerts, nil
+}
 
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		stored = 0
-		known := make(map[string]bool)
-		exists, err := tx.PrepareContext(ctx, "SELECT EXISTS (SELECT 1 FROM devices WHERE id = ?)")
-		if err != nil {
+// appendTelemetry writes checked samples in tx, skipping those of devices
+// that do not exist; it returns how many it wrote.
+func appendTelemetry(ctx context.Context, tx *sql.Tx, exists *deviceCheck, samples []Sample, alerts []string) (stored int, err error) {
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO telemetry (device_id, attribute, ts, value) VALUES (?, ?, ?, ?)
+		ON CONFLICT DO UPDATE SET value = excluded.value`)
+	if err != nil {
+		return 0, err
+	}
+	defer ins.Close()
+
+	latest := make(map[latestKey]latestVal)
+	put := func(dev, attr string, ts int64, v string) error {
+		if _, err := ins.ExecContext(ctx, dev, attr, ts, v); err != nil {
 			return err
 		}
-		defer exists.Close()
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO telemetry (device_id, attribute, ts, value) VALUES (?, ?, ?, ?)
-			ON CONFLICT DO UPDATE SET value = excluded.value`)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
-
-		latest := make(map[latestKey]latestVal)
-		put := func(dev, attr string, ts int64, v string) error {
-			if _, err := ins.ExecContext(ctx, dev, attr, ts, v); err != nil {
-				return err
-			}
-			k := latestKey{dev, attr}
-			if cur, ok := latest[k]; !ok || ts >= cur.ts {
-				latest[k] = latestVal{ts, v}
-			}
-			return nil
-		}
-		for i, sm := range samples {
-			ok, seen := known[sm.DeviceID]
-			if !seen {
-				if err := exists.QueryRowContext(ctx, sm.DeviceID).Scan(&ok); err != nil {
-					return err
-				}
-				known[sm.DeviceID] = ok
-			}
-			if !ok {
-				continue
-			}
-			ts := ms(sm.Time)
-			for a, v := range sm.Values {
-				if err := put(sm.DeviceID, a, ts, string(v)); err != nil {
-					return err
-				}
-			}
-			if sm.Alerts != nil {
-				if err := put(sm.DeviceID, AlertsAttribute, ts, alerts[i]); err != nil {
-					return err
-				}
-			}
-			stored++
-		}
-
-		up, err := tx.PrepareContext(ctx, `INSERT INTO telemetry_latest (device_id, attribute, ts, value) VALUES (?, ?, ?, ?)
-			ON CONFLICT DO UPDATE SET ts = excluded.ts, value = excluded.value WHERE excluded.ts >= telemetry_latest.ts`)
-		if err != nil {
-			return err
-		}
-		defer up.Close()
-		for k, v := range latest {
-			if _, err := up.ExecContext(ctx, k.device, k.attr, v.ts, v.value); err != nil {
-				return err
-			}
+		k := latestKey{dev, attr}
+		if cur, ok := latest[k]; !ok || ts >= cur.ts {
+			latest[k] = latestVal{ts, v}
 		}
 		return nil
-	})
+	}
+	for i, sm := range samples {
+		ok, err := exists.check(ctx, sm.DeviceID)
+		if err != nil {
+			return 0, err
+		}
+		if !ok {
+			continue
+		}
+		ts := ms(sm.Time)
+		for a, v := range sm.Values {
+			if err := put(sm.DeviceID, a, ts, string(v)); err != nil {
+				return 0, err
+			}
+		}
+		if sm.Alerts != nil {
+			if err := put(sm.DeviceID, AlertsAttribute, ts, alerts[i]); err != nil {
+				return 0, err
+			}
+		}
+		stored++
+	}
+
+	up, err := tx.PrepareContext(ctx, `INSERT INTO telemetry_latest (device_id, attribute, ts, value) VALUES (?, ?, ?, ?)
+		ON CONFLICT DO UPDATE SET ts = excluded.ts, value = excluded.value WHERE excluded.ts >= telemetry_latest.ts`)
 	if err != nil {
-		return 0, fmt.Errorf("store: append telemetry: %w", err)
+		return 0, err
+	}
+	defer up.Close()
+	for k, v := range latest {
+		if _, err := up.ExecContext(ctx, k.device, k.attr, v.ts, v.value); err != nil {
+			return 0, err
+		}
 	}
 	return stored, nil
 }
+
+// deviceCheck answers, within one transaction, whether devices exist,
+// asking SQLite once per device.
+type deviceCheck struct {
+	stmt  *sql.Stmt
+	known map[string]bool
+}
+
+func newDeviceCheck(ctx context.Context, tx *sql.Tx) (*deviceCheck, error) {
+	stmt, err := tx.PrepareContext(ctx, "SELECT EXISTS (SELECT 1 FROM devices WHERE id = ?)")
+	if err != nil {
+		return nil, err
+	}
+	return &deviceCheck{stmt: stmt, known: make(map[string]bool)}, nil
+}
+
+func (c *deviceCheck) check(ctx context.Context, deviceID string) (bool, error) {
+	ok, seen := c.known[deviceID]
+	if seen {
+		return ok, nil
+	}
+	if err := c.stmt.QueryRowContext(ctx, deviceID).Scan(&ok); err != nil {
+		return false, err
+	}
+	c.known[deviceID] = ok
+	return ok, nil
+}
+
+func (c *deviceCheck) close() { _ = c.stmt.Close() }
 
 // checkDevice returns ErrNotFound unless the device exists.
 func (s *Store) checkDevice(ctx context.Context, q interface {

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edk-go/edk/buffer"
+	"github.com/edk-go/edk/commconfig"
+	"github.com/edk-go/edk/device"
+	"github.com/edk-go/edk/hub/store"
+	"github.com/edk-go/edk/internal/testutil"
+	"github.com/edk-go/edk/mqttapi"
+)
+
+// hubKillChildEnv makes the test binary, started again by
+// TestHubKilledLosesNothingAcknowledged, run `edk` with the arguments after
+// "--" instead of the test.
+const hubKillChildEnv = "EDK_TEST_HUB_KILL_CHILD"
+
+// TestHubKilledLosesNothingAcknowledged runs `edk hub` as a process and a
+// device with an on-disk buffer sending numbered telemetry every 5 ms. The
+// hub is killed with SIGKILL mid-stream and started again on the same
+// ports and data folder; the device reconnects and sends what it still
+// holds. The device deletes a message from its buffer when the hub
+// acknowledges it, so every message it produced must end up in the store:
+// once the device's buffer is empty the hub is killed again and its
+// database must hold every number, each once.
+func TestHubKilledLosesNothingAcknowledged(t *testing.T) {
+	if os.Getenv(hubKillChildEnv) == "1" {
+		runHubKillChild()
+		return
+	}
+	if testing.Short() {
+		t.Skip("runs the hub as a process and kills it")
+	}
+	dir := t.TempDir()
+	data := filepath.Join(dir, "hub")
+	mqttAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	args := []string{"hub", "--data", data, "--mqtt-addr", mqttAddr, "--mqtts-addr", "-", "--http-addr", httpAddr}
+
+	first := startHubProcess(t, args)
+	token := first.token(t)
+	id, cfg := provisionOn(t, "http://"+httpAddr, token)
+
+	buf, err := buffer.Open(filepath.Join(dir, "buffer"), buffer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { buf.Close() })
+	d, err := device.New(cfg, device.WithBuffer(buf), device.WithBackoff(5*time.Millisecond, 50*time.Millisecond),
+		device.WithReplayRate(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-runDone })
+
+	// Numbered telemetry every 5 ms, each with its own timestamp (the store
+	// keeps one value per device, attribute and second).
+	base := time.Now().Add(-24 * time.Hour).Unix()
+	var seq atomic.Int64
+	stop, produced := make(chan struct{}), make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				produced <- nil
+				return
+			case <-tick.C:
+			}
+			n := seq.Load() + 1
+			if err := d.SendTelemetry(ctx, mqttapi.Telemetry{Timestamp: base + n, Values: map[string]any{"seq": n}}); err != nil {
+				produced <- fmt.Errorf("telemetry %d: %w", n, err)
+				return
+			}
+			seq.Store(n)
+		}
+	}()
+
+	// Kill the hub while the device streams to it.
+	waitUntil(t, "the device acknowledged", func() bool { return d.Stats().Published >= 100 })
+	first.kill(t)
+	killedAt := seq.Load()
+	time.Sleep(300 * time.Millisecond) // the device buffers meanwhile
+	second := startHubProcess(t, args)
+	waitUntil(t, "the device back and streaming", func() bool {
+		return d.Stats().State == device.StateConnected && seq.Load() > killedAt+100
+	})
+	close(stop)
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
+	n := seq.Load()
+	waitUntil(t, "the buffer sent", func() bool { return d.Stats().Buffer.Messages == 0 })
+	// Everything is acknowledged: kill the hub again rather than stop it.
+	second.kill(t)
+	cancel()
+	<-runDone
+	runDone <- nil // for the cleanup
+
+	st, err := store.Open(context.Background(), filepath.Join(data, "hub.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	series, err := st.QueryTelemetry(context.Background(), id, []string{"seq"}, time.Unix(base, 0), time.Unix(base+n+1, 0), 0, store.AggAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(map[int64]int, n)
+	for _, s := range series {
+		for _, p := range s.Points {
+			v, err := strconv.ParseInt(string(p.Value), 10, 64)
+			if err != nil || p.Time.Unix() != base+v {
+				t.Fatalf("stored seq %s at %v, want it at %d", p.Value, p.Time.Unix(), base+v)
+			}
+			got[v]++
+		}
+	}
+	var missing []int64
+	for i := int64(1); i <= n; i++ {
+		if got[i] != 1 {
+			missing = append(missing, i)
+		}
+	}
+	st2 := d.Stats()
+	t.Logf("%d messages, hub killed after %d; %d stored; device: %d published, %d publish failures, %d reconnects",
+		n, killedAt, len(got), st2.Published, st2.PublishFailures, st2.Reconnects)
+	if len(missing) > 0 || len(got) != int(n) {
+		t.Errorf("%d of seq 1..%d not stored exactly once (%d distinct stored): %v\nfirst hub:\n%s\nsecond hub:\n%s",
+			len(missing), n, len(got), missing, first.output, second.output)
+	}
+}
+
+// runHubKillChild is the child's side: edk with the arguments after "--".
+func runHubKillChild() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, readFile: os.ReadFile}
+	if code := run(ctx, e, flag.Args()); code != 0 {
+		os.Exit(code)
+	}
+}
+
+// hubProcess is `edk hub` running as a child process.
+type hubProcess struct {
+	cmd    *exec.Cmd
+	output *testutil.SyncBuffer // stdout and stderr
+	exited chan struct{}
+}
+
+func startHubProcess(t *testing.T, args []string) *hubProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestHubKilledLosesNothingAcknowledged$", "--"}, args...)...)
+	cmd.Env = append(os.Environ(), hubKillChildEnv+"=1")
+	p := &hubProcess{cmd: cmd, output: &testutil.SyncBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.output, p.output
+	cmd.SysProcAttr = testutil.ChildProcAttr()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start edk hub: %v", err)
+	}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() { p.kill(t) })
+	if !p.output.WaitFor("edk hub is running.", waitLimit) {
+		t.Fatalf("edk hub did not start:\n%s", p.output)
+	}
+	return p
+}
+
+var hubToken = regexp.MustCompile(`(?m)^\s+token\s+(\S+)$`)
+
+func (p *hubProcess) token(t *testing.T) string {
+	t.Helper()
+	m := hubToken.FindStringSubmatch(p.output.String())
+	if m == nil {
+		t.Fatalf("no token in the banner:\n%s", p.output)
+	}
+	return m[1]
+}
+
+// kill ends the process with SIGKILL: no deferred code, no last flush.
+func (p *hubProcess) kill(t *testing.T) {
+	t.Helper()
+	_ = p.cmd.Process.Kill()
+	select {
+	case <-p.exited:
+	case <-time.After(waitLimit):
+		t.Errorf("edk hub did not exit after SIGKILL")
+	}
+}
+
+// provisionOn creates a device on the hub at url and returns its id and
+// MQTT config.
+func provisionOn(t *testing.T, url, token string) (string, *commconfig.Config) {
+	t.Helper()
+	call := func(path string, body, out any) {
+		t.Helper()
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest("POST", url+path, bytes.NewReader(b))
+		req.Header.Set("X-Enapter-Auth-Token", token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("POST %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		rb, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode >= 300 {
+			t.Fatalf("POST %s: %s %s", path, resp.Status, rb)
+		}
+		if err := json.Unmarshal(rb, out); err != nil {
+			t.Fatalf("POST %s: %s: %v", path, rb, err)
+		}
+	}
+	var created struct {
+		DeviceID string `json:"device_id"`
+	}
+	call("/v3/provisioning/standalone", map[string]any{"name": "killed", "slug": "killed"}, &created)
+	var gen struct {
+		Blob string `json:"blob"`
+	}
+	call("/v3/devices/"+created.DeviceID+"/generate_config", map[string]any{"protocol": "MQTT"}, &gen)
+	cfg, err := commconfig.Parse(gen.Blob)
+	if err != nil {
+		t.Fatalf("generated config: %v", err)
+	}
+	return created.DeviceID, cfg
+}
+
+// waitUntil polls cond every 5 ms, up to waitLimit.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: not after %v", what, waitLimit)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,144 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Batch is a group of device data that WriteBatch commits in one
+// transaction: what hub/ingest has gathered from many messages.
+type Batch struct {
+	// Connectivity changes, applied in order as by SetConnectivity.
+	Connectivity []ConnectivityChange
+	// Samples are appended as by AppendTelemetry.
+	Samples []Sample
+	// Logs are appended as by AppendLogs.
+	Logs []LogEntry
+	// Properties, by device id, are set as by SetProperties.
+	Properties map[string]Properties
+	// Malformed counts one malformed message per entry, as
+	// IncrementMalformed.
+	Malformed []MalformedMessage
+}
+
+// ConnectivityChange is one SetConnectivity of a Batch.
+type ConnectivityChange struct {
+	DeviceID string
+	Online   bool
+	At       time.Time
+}
+
+// MalformedMessage is one IncrementMalformed of a Batch.
+type MalformedMessage struct {
+	DeviceID, Kind string
+}
+
+// BatchResult says what WriteBatch wrote.
+type BatchResult struct {
+	Samples int // telemetry samples written
+	Logs    int // log entries written
+}
+
+// WriteBatch writes everything in b in one transaction: when it returns
+// nil, all of it is committed; otherwise none of it is. Whatever concerns
+// a device that does not exist (deleted while its messages were on their
+// way) is skipped, not an error. What the single-purpose methods would
+// refuse with ErrInvalid (an empty device id, a zero time, a reserved or
+// empty attribute name, a value that is not JSON) fails the whole batch
+// with ErrInvalid before anything is written.
+func (s *Store) WriteBatch(ctx context.Context, b Batch) (BatchResult, error) {
+	alerts, err := checkSamples(b.Samples)
+	if err == nil {
+		err = checkLogs(b.Logs)
+	}
+	props := make(map[string][]byte, len(b.Properties))
+	for id, p := range b.Properties {
+		if err != nil {
+			break
+		}
+		props[id], err = checkProperties(id, p)
+	}
+	for i, c := range b.Connectivity {
+		if err == nil && (c.DeviceID == "" || c.At.IsZero()) {
+			err = fmt.Errorf("connectivity %d: empty device id or zero time: %w", i, ErrInvalid)
+		}
+	}
+	for i, m := range b.Malformed {
+		if err == nil && m.DeviceID == "" {
+			err = fmt.Errorf("malformed message %d: empty device id: %w", i, ErrInvalid)
+		}
+	}
+	if err != nil {
+		return BatchResult{}, fmt.Errorf("store: write batch: %w", err)
+	}
+
+	var res BatchResult
+	now := s.now()
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		res = BatchResult{}
+		exists, err := newDeviceCheck(ctx, tx)
+		if err != nil {
+			return err
+		}
+		defer exists.close()
+		// each runs fn for a device's row when the device exists.
+		each := func(deviceID string, fn func() error) error {
+			ok, err := exists.check(ctx, deviceID)
+			if err != nil || !ok {
+				return err
+			}
+			return fn()
+		}
+		for _, c := range b.Connectivity {
+			if err := each(c.DeviceID, func() error { return setConnectivity(ctx, tx, c.DeviceID, c.Online, c.At) }); err != nil {
+				return err
+			}
+		}
+		if len(b.Samples) > 0 {
+			if res.Samples, err = appendTelemetry(ctx, tx, exists, b.Samples, alerts); err != nil {
+				return err
+			}
+		}
+		if len(b.Logs) > 0 {
+			if res.Logs, err = appendLogs(ctx, tx, b.Logs); err != nil {
+				return err
+			}
+		}
+		for id, p := range b.Properties {
+			if err := each(id, func() error { return setProperties(ctx, tx, id, p.Time, props[id]) }); err != nil {
+				return err
+			}
+		}
+		for _, m := range b.Malformed {
+			if err := each(m.DeviceID, func() error { return incrementMalformed(ctx, tx, m.DeviceID, m.Kind, now) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return BatchResult{}, fmt.Errorf("store: write batch: %w", err)
+	}
+	return res, nil
+}
+
+// checkProperties refuses what SetProperties refuses (ErrInvalid) and
+// returns the values encoded.
+func checkProperties(deviceID string, p Properties) ([]byte, error) {
+	if deviceID == "" || p.Time.IsZero() {
+		return nil, fmt.Errorf("properties of %q: empty device id or zero time: %w", deviceID, ErrInvalid)
+	}
+	for a, v := range p.Values {
+		if !json.Valid(v) {
+			return nil, fmt.Errorf("properties of %s: %q is not valid JSON: %w", deviceID, a, ErrInvalid)
+		}
+	}
+	values := p.Values
+	if values == nil {
+		values = map[string]json.RawMessage{}
+	}
+	return json.Marshal(values)
+}
