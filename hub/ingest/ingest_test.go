@@ -51,23 +51,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 type sinkFunc func(deviceID, hardwareID, channelID string, resp mqttapi.CommandResponse)
 
 func (f sinkFunc) OnResponse(deviceID, hardwareID, channelID string, resp mqttapi.CommandResponse) {
@@ -233,7 +216,7 @@ func TestStoresEverything(t *testing.T) {
 }
 
 func TestMalformedCountedLoggedAndIngestContinues(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1700000000, 0)}
+	clock := testutil.NewClock()
 	e := newEnv(t, ingest.Config{Now: clock.Now}, true)
 	ctx := context.Background()
 	c := e.connect("")
