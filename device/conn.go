@@ -65,6 +65,17 @@ func (d *Device) serve(ctx context.Context) error {
 			// Without a buffer there is nowhere to keep readings while
 			// offline, so they are taken only while connected.
 			d.startProducers(connCtx, &periodic)
+		} else if d.opts.propertiesFn != nil && d.stats.connects.Load() > 1 {
+			// The producers run across connections (their first properties
+			// go out on the first connect); properties are still sent on
+			// every reconnect, as Enapter expects.
+			periodic.Add(1)
+			go func() {
+				defer periodic.Done()
+				if err := d.sendProperties(connCtx); err != nil && connCtx.Err() == nil {
+					d.log.Warn("properties on connect failed", logKeyErr, err)
+				}
+			}()
 		}
 		if d.servesUCM() {
 			periodic.Add(1)
@@ -197,14 +208,8 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // startProducers starts the telemetry and properties loops; they stop
 // when ctx is cancelled.
 func (d *Device) startProducers(ctx context.Context, wg *sync.WaitGroup) {
-	if fn := d.opts.propertiesFn; fn != nil {
-		d.periodic(ctx, wg, "properties", d.opts.propertiesEvery, func() error {
-			props, err := fn(ctx)
-			if err != nil {
-				return fmt.Errorf("read properties: %w", err)
-			}
-			return d.SendProperties(ctx, mqttapi.Properties{Values: props})
-		})
+	if d.opts.propertiesFn != nil {
+		d.periodic(ctx, wg, "properties", d.opts.propertiesEvery, func() error { return d.sendProperties(ctx) })
 	}
 	if fn := d.opts.telemetryFn; fn != nil {
 		d.periodic(ctx, wg, "telemetry", d.opts.telemetryEvery, func() error {
@@ -221,6 +226,15 @@ func (d *Device) startProducers(ctx context.Context, wg *sync.WaitGroup) {
 			return nil
 		})
 	}
+}
+
+// sendProperties reads the properties and sends them.
+func (d *Device) sendProperties(ctx context.Context) error {
+	props, err := d.opts.propertiesFn(ctx)
+	if err != nil {
+		return fmt.Errorf("read properties: %w", err)
+	}
+	return d.SendProperties(ctx, mqttapi.Properties{Values: props})
 }
 
 // periodic runs step now and then every interval until ctx is done. A

@@ -236,3 +236,32 @@ func TestStatsCountCommandOutcomes(t *testing.T) {
 		t.Fatalf("connection stats %+v", st)
 	}
 }
+
+func TestBufferedDeviceSendsPropertiesOnEveryConnect(t *testing.T) {
+	b := testutil.StartBroker(t)
+	p := faultproxy.Start(t, b.Addr())
+	props := testutil.Subscribe(t, testutil.Connect(t, b.Addr()), "v1/from/"+testHW+"/"+testCH+"/v1/properties")
+	buf := openBuffer(t, t.TempDir())
+	d := startDevice(t, testConfig(t, p.Addr()), nil, device.WithBuffer(buf),
+		device.WithProperties(time.Hour, func(context.Context) (map[string]any, error) { return map[string]any{"vendor": "acme"}, nil }))
+	testutil.Receive(t, props) // on start
+	// The subscriber may see it before the device has its PUBACK.
+	for deadline := time.Now().Add(waitLimit); d.Stats().Buffer.Messages != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first properties never left the buffer")
+		}
+	}
+	if st := d.Stats(); st.Published != 1 {
+		t.Fatalf("after start: %+v, want exactly one properties message sent", st)
+	}
+
+	p.Down()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := d.WaitState(ctx, device.StateDisconnected); err != nil {
+		t.Fatal(err)
+	}
+	p.Up()
+	// Long before the hour is up: the reconnect sends them again.
+	testutil.Receive(t, props)
+}
