@@ -49,8 +49,9 @@ func (d *Device) SendLog(ctx context.Context, l mqttapi.Log) error {
 // respond publishes a command response at QoS 1 on the channel the request
 // came in on. It does not wait for the broker's acknowledgement, which
 // would cost two scheduler round trips per command: paho sends one
-// connection's messages in order. A response still in flight when the
-// connection drops is lost with it; the connection loss itself is logged.
+// connection's messages in order. Without a buffer, a response still in
+// flight when the connection drops is lost with it (the connection loss
+// itself is logged); with one, the response is kept until acknowledged.
 func (d *Device) respond(channel string, r mqttapi.CommandResponse) error {
 	b, err := r.MarshalJSON()
 	if err != nil {
