@@ -4,18 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,11 +22,6 @@ import (
 	"github.com/edk-go/edk/mqttapi"
 )
 
-// hubKillChildEnv makes the test binary, started again by
-// TestHubKilledLosesNothingAcknowledged, run `edk` with the arguments after
-// "--" instead of the test.
-const hubKillChildEnv = "EDK_TEST_HUB_KILL_CHILD"
-
 // TestHubKilledLosesNothingAcknowledged runs `edk hub` as a process and a
 // device with an on-disk buffer sending numbered telemetry every 5 ms. The
 // hub is killed with SIGKILL mid-stream and started again on the same
@@ -41,10 +31,6 @@ const hubKillChildEnv = "EDK_TEST_HUB_KILL_CHILD"
 // once the device's buffer is empty the hub is killed again and its
 // database must hold every number, each once.
 func TestHubKilledLosesNothingAcknowledged(t *testing.T) {
-	if os.Getenv(hubKillChildEnv) == "1" {
-		runHubKillChild()
-		return
-	}
 	if testing.Short() {
 		t.Skip("runs the hub as a process and kills it")
 	}
@@ -54,7 +40,8 @@ func TestHubKilledLosesNothingAcknowledged(t *testing.T) {
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	args := []string{"hub", "--data", data, "--mqtt-addr", mqttAddr, "--mqtts-addr", "-", "--http-addr", httpAddr}
 
-	first := startHubProcess(t, args)
+	first := startEDK(t, args...)
+	first.waitFor(t, "edk hub is running.")
 	token := first.token(t)
 	id, cfg := provisionOn(t, "http://"+httpAddr, token)
 
@@ -98,12 +85,13 @@ func TestHubKilledLosesNothingAcknowledged(t *testing.T) {
 	}()
 
 	// Kill the hub while the device streams to it.
-	waitUntil(t, "the device acknowledged", func() bool { return d.Stats().Published >= 100 })
+	poll(t, "the device acknowledged", func() bool { return d.Stats().Published >= 100 })
 	first.kill(t)
 	killedAt := seq.Load()
 	time.Sleep(300 * time.Millisecond) // the device buffers meanwhile
-	second := startHubProcess(t, args)
-	waitUntil(t, "the device back and streaming", func() bool {
+	second := startEDK(t, args...)
+	second.waitFor(t, "edk hub is running.")
+	poll(t, "the device back and streaming", func() bool {
 		return d.Stats().State == device.StateConnected && seq.Load() > killedAt+100
 	})
 	close(stop)
@@ -111,7 +99,7 @@ func TestHubKilledLosesNothingAcknowledged(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := seq.Load()
-	waitUntil(t, "the buffer sent", func() bool { return d.Stats().Buffer.Messages == 0 })
+	poll(t, "the buffer sent", func() bool { return d.Stats().Buffer.Messages == 0 })
 	// Everything is acknowledged: kill the hub again rather than stop it.
 	second.kill(t)
 	cancel()
@@ -152,61 +140,16 @@ func TestHubKilledLosesNothingAcknowledged(t *testing.T) {
 	}
 }
 
-// runHubKillChild is the child's side: edk with the arguments after "--".
-func runHubKillChild() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	e := &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, readFile: os.ReadFile}
-	if code := run(ctx, e, flag.Args()); code != 0 {
-		os.Exit(code)
-	}
-}
-
-// hubProcess is `edk hub` running as a child process.
-type hubProcess struct {
-	cmd    *exec.Cmd
-	output *testutil.SyncBuffer // stdout and stderr
-	exited chan struct{}
-}
-
-func startHubProcess(t *testing.T, args []string) *hubProcess {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestHubKilledLosesNothingAcknowledged$", "--"}, args...)...)
-	cmd.Env = append(os.Environ(), hubKillChildEnv+"=1")
-	p := &hubProcess{cmd: cmd, output: &testutil.SyncBuffer{}, exited: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.output, p.output
-	cmd.SysProcAttr = testutil.ChildProcAttr()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start edk hub: %v", err)
-	}
-	go func() { _ = cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() { p.kill(t) })
-	if !p.output.WaitFor("edk hub is running.", waitLimit) {
-		t.Fatalf("edk hub did not start:\n%s", p.output)
-	}
-	return p
-}
-
 var hubToken = regexp.MustCompile(`(?m)^\s+token\s+(\S+)$`)
 
-func (p *hubProcess) token(t *testing.T) string {
+// token reads the API token from the banner of `edk hub`.
+func (p *edkProcess) token(t *testing.T) string {
 	t.Helper()
 	m := hubToken.FindStringSubmatch(p.output.String())
 	if m == nil {
 		t.Fatalf("no token in the banner:\n%s", p.output)
 	}
 	return m[1]
-}
-
-// kill ends the process with SIGKILL: no deferred code, no last flush.
-func (p *hubProcess) kill(t *testing.T) {
-	t.Helper()
-	_ = p.cmd.Process.Kill()
-	select {
-	case <-p.exited:
-	case <-time.After(waitLimit):
-		t.Errorf("edk hub did not exit after SIGKILL")
-	}
 }
 
 // provisionOn creates a device on the hub at url and returns its id and
@@ -244,16 +187,4 @@ func provisionOn(t *testing.T, url, token string) (string, *commconfig.Config) {
 		t.Fatalf("generated config: %v", err)
 	}
 	return created.DeviceID, cfg
-}
-
-// waitUntil polls cond every 5 ms, up to waitLimit.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: not after %v", what, waitLimit)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

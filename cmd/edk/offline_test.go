@@ -4,20 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,11 +25,6 @@ import (
 	"github.com/edk-go/edk/mqttapi"
 )
 
-// offlineChildEnv makes the test binary, started again by
-// TestRunKilledWhileOfflineLosesNothing, run `edk` with the arguments
-// after "--" instead of the test: a real process that the test can kill.
-const offlineChildEnv = "EDK_TEST_OFFLINE_CHILD"
-
 // TestRunKilledWhileOfflineLosesNothing runs `edk run --buffer` as a
 // process that reaches the hub through a fault proxy: online, then offline,
 // then killed with SIGKILL while offline and started again on the same
@@ -43,10 +34,6 @@ const offlineChildEnv = "EDK_TEST_OFFLINE_CHILD"
 // the process was dead; and every sample the killed process had buffered
 // must be stored.
 func TestRunKilledWhileOfflineLosesNothing(t *testing.T) {
-	if os.Getenv(offlineChildEnv) == "1" {
-		runOfflineChild()
-		return
-	}
 	h := startOfflineHub(t)
 	id, cfg := h.provision(t, "offline")
 	p := faultproxy.Start(t, h.info.MQTTAddr)
@@ -155,60 +142,6 @@ func bufferedTelemetry(t *testing.T, dir string) (messages int, ts []int64) {
 		t.Fatalf("the killed process had buffered telemetry of %v, want at least 2 seconds", ts)
 	}
 	return len(msgs), ts
-}
-
-// runOfflineChild is the child's side: edk with the arguments after "--".
-func runOfflineChild() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	e := &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, readFile: os.ReadFile}
-	if code := run(ctx, e, flag.Args()); code != 0 {
-		os.Exit(code)
-	}
-}
-
-// edkProcess is `edk` running as a child process.
-type edkProcess struct {
-	cmd    *exec.Cmd
-	output *testutil.SyncBuffer // stdout and stderr
-	exited chan struct{}
-	client *http.Client
-}
-
-func startEDK(t *testing.T, args ...string) *edkProcess {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestRunKilledWhileOfflineLosesNothing$", "--"}, args...)...)
-	cmd.Env = append(os.Environ(), offlineChildEnv+"=1")
-	p := &edkProcess{cmd: cmd, output: &testutil.SyncBuffer{}, exited: make(chan struct{}), client: &http.Client{Timeout: 5 * time.Second}}
-	cmd.Stdout, cmd.Stderr = p.output, p.output
-	cmd.SysProcAttr = testutil.ChildProcAttr()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start edk: %v", err)
-	}
-	go func() { _ = cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		p.kill(t)
-		p.client.CloseIdleConnections()
-	})
-	return p
-}
-
-// kill ends the process with SIGKILL: no deferred code, no clean stop.
-func (p *edkProcess) kill(t *testing.T) {
-	t.Helper()
-	_ = p.cmd.Process.Kill()
-	select {
-	case <-p.exited:
-	case <-time.After(waitLimit):
-		t.Errorf("edk did not exit after SIGKILL")
-	}
-}
-
-func (p *edkProcess) waitFor(t *testing.T, s string) {
-	t.Helper()
-	if !p.output.WaitFor(s, waitLimit) {
-		t.Fatalf("%q never appeared in edk's log:\n%s", s, p.output)
-	}
 }
 
 var metricsURL = regexp.MustCompile(`msg="metrics listening" url=(\S+)`)
@@ -371,17 +304,4 @@ func (h *offlineHub) waitForTelemetry(t *testing.T, id, what string, cond func([
 	var ts []int64
 	poll(t, what, func() bool { ts = h.storedSeconds(t, id); return cond(ts) })
 	return ts
-}
-
-// poll checks cond every 50 ms, up to waitLimit: for what another process
-// shows only when asked.
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: not after %v", what, waitLimit)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
