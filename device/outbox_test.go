@@ -3,6 +3,8 @@ package device_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -264,4 +266,28 @@ func TestBufferedDeviceSendsPropertiesOnEveryConnect(t *testing.T) {
 	p.Up()
 	// Long before the hour is up: the reconnect sends them again.
 	testutil.Receive(t, props)
+}
+
+// failingBuffer is a buffer whose disk is gone: every call fails.
+type failingBuffer struct{}
+
+func (failingBuffer) Put(context.Context, device.Buffered) error { return errors.New("disk full") }
+func (failingBuffer) Peek(context.Context, int) ([]device.Buffered, error) {
+	return nil, errors.New("disk full")
+}
+func (failingBuffer) Ack(context.Context, []int64) error { return errors.New("disk full") }
+func (failingBuffer) Stats() device.BufferStats          { return device.BufferStats{} }
+
+func TestFailingBufferIsReportedNotFatal(t *testing.T) {
+	b := testutil.StartBroker(t)
+	d := startDevice(t, testConfig(t, b.Addr()), func(d *device.Device) {
+		d.Handle("ok", func(context.Context, *device.Command) (any, error) { return nil, nil })
+	}, device.WithBuffer(failingBuffer{}))
+	err := d.SendTelemetry(context.Background(), mqttapi.Telemetry{Values: map[string]any{"x": 1}})
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("send with a failing buffer: %v, want the buffer's error", err)
+	}
+	if st := d.Stats(); st.Dropped != 1 || st.State != device.StateConnected {
+		t.Fatalf("stats %+v, want 1 dropped and still connected", st)
+	}
 }
