@@ -22,6 +22,10 @@ type Batch struct {
 	// Malformed counts one malformed message per entry, as
 	// IncrementMalformed.
 	Malformed []MalformedMessage
+	// Inbox are inbox rows to delete: the messages whose contents this
+	// batch holds, so that they leave the inbox exactly when what they
+	// hold is written.
+	Inbox []InboxRange
 }
 
 // ConnectivityChange is one SetConnectivity of a Batch.
@@ -117,7 +121,7 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (BatchResult, error) {
 				return err
 			}
 		}
-		return nil
+		return deleteInbox(ctx, tx, b.Inbox)
 	})
 	if err != nil {
 		return BatchResult{}, fmt.Errorf("store: write batch: %w", err)

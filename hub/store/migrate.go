@@ -97,6 +97,17 @@ CREATE TABLE malformed (
 	PRIMARY KEY (device_id, kind)
 ) STRICT, WITHOUT ROWID;
 `,
+	// 2: the ingest inbox: device messages the hub acknowledged and has
+	// not decoded into the tables above yet (hub/ingest). Appended in
+	// rowid order, deleted in the transaction that writes what they hold.
+	`
+CREATE TABLE inbox (
+	id          INTEGER PRIMARY KEY,
+	topic       TEXT    NOT NULL,
+	payload     BLOB    NOT NULL,
+	received_at INTEGER NOT NULL
+) STRICT;
+`,
 }
 
 // migrate brings the schema up to len(migrations), one transaction per step,
