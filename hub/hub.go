@@ -210,6 +210,14 @@ func Run(ctx context.Context, cfg Config) error {
 		stopIngest()
 		wg.Wait()
 	}
+	// What the last run acknowledged and did not write is written before
+	// devices connect.
+	select {
+	case <-pipeline.Ready():
+	case <-ctx.Done():
+		stopPipeline()
+		return ctx.Err()
+	}
 
 	var closeBroker func()
 	var mqttAddr, mqttsAddr string

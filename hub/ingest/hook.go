@@ -67,8 +67,8 @@ func waited(cl *mqtt.Client, pk packets.Packet) bool {
 }
 
 // OnPublish stores a device message at QoS 1 or 2 before mochi
-// acknowledges it: it waits until the batch holding the message is
-// committed (bounded, see Pipeline.store). A message that could not be
+// acknowledges it: it waits until the message is committed to the store's
+// inbox (bounded, see Pipeline.store). A message that could not be
 // stored is rejected: mochi neither acknowledges nor delivers it, and the
 // device, which still holds it, sends it again.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {

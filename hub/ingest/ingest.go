@@ -12,26 +12,37 @@
 //     which pushes back on it.
 //   - Run, which owns the goroutines that resolve hardware ids to devices,
 //     decode payloads with mqttapi, fan events out to live subscribers and
-//     write to the store in batches: one transaction (store.WriteBatch) per
-//     batch holds its telemetry, logs, the latest properties per device,
-//     malformed-message counts and the devices' connectivity and last-seen
-//     time.
+//     write to the store in batches (every FlushInterval or MaxBatch
+//     messages): store.WriteBatch writes a batch's telemetry, logs, the
+//     latest properties per device, malformed-message counts and the
+//     devices' connectivity and last-seen time, a few devices per
+//     transaction.
 //
 // A device message at QoS 1 or 2 is acknowledged only once it is stored
 // (nothing is lost when the hub is killed after the acknowledgement): the
 // hook queues it in OnPublish, before mochi sends PUBACK, and waits there
-// until the batch holding it is committed. Whoever waits makes the writer
-// commit at once rather than at the next FlushInterval, taking everything
-// queued meanwhile into the same transaction (a group commit): mochi reads
-// each client's packets one after the other, so one device waits for one
-// commit per message, and many devices share each commit. The wait is
-// bounded: QueueWait for room in the queue, then CommitTimeout for the
-// commit. A message that could not be stored by then (queue still full,
-// store error, ingest stopped) is not acknowledged at all
-// (packets.ErrRejectPacket): it is counted (Stats.Unacknowledged) and
-// logged, and the device, which still holds it, sends it again. A message
-// that needs no write (malformed, unknown device, a command response the
-// sink has taken) is released as soon as it is decoded.
+// until it is committed to the store's inbox (store.AppendInbox), raw:
+// topic, payload, time received. Whoever waits makes the writer commit to
+// the inbox at once, taking every waited-for message queued meanwhile
+// into the same transaction (a group commit): mochi reads each client's
+// packets one after the other, so one device waits for one commit per
+// message, and many devices share each commit. An inbox commit appends a
+// few rows at the end of one table, where a telemetry write touches a
+// page per attribute, so it is cheap; the message's decoded contents go
+// with the next batch, whose transactions delete the message's inbox row
+// as they write what it holds. When Run starts, it first writes what the
+// inbox still holds (acknowledged by a hub that died before its batch was
+// written). So telemetry is readable up to about FlushInterval after the
+// acknowledgement, not at it, and stored exactly once.
+//
+// The wait is bounded: QueueWait for room in the queue, then
+// CommitTimeout for the commit. A message that could not be stored by
+// then (queue still full, store error, ingest stopped) is not
+// acknowledged at all (packets.ErrRejectPacket): it is counted
+// (Stats.Unacknowledged) and logged, and the device, which still holds it,
+// sends it again. A message that needs no write (malformed, unknown
+// device, a command response the sink has taken) is released as soon as
+// it is decoded.
 //
 // QoS 0 messages, the hub's own publishes and messages from an external
 // broker (Pipeline.Ingest) are queued without waiting for the store, once
@@ -54,6 +65,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,7 +81,7 @@ import (
 // Defaults for the zero fields of Config.
 const (
 	DefaultFlushInterval    = 100 * time.Millisecond
-	DefaultMaxBatch         = 500
+	DefaultMaxBatch         = 2000
 	DefaultQueueSize        = 10000
 	DefaultSubscriberBuffer = 256
 	DefaultWriteTimeout     = 10 * time.Second
@@ -110,10 +122,10 @@ type Config struct {
 	// Nil, or ok == false, means the connection does not change any
 	// device's connectivity; messages still update last-seen.
 	DeviceForClient func(cl *mqtt.Client) (deviceID string, ok bool)
-	// FlushInterval is the longest a message that nobody waits for (QoS 0,
-	// external broker) stays queued before it is written; a message whose
-	// acknowledgement waits for the store is written at once. Default
-	// DefaultFlushInterval.
+	// FlushInterval is about the longest a message stays queued before it
+	// is written (decoded into telemetry, logs…); a message whose
+	// acknowledgement waits for the store is committed to the inbox at
+	// once, and written with the others. Default DefaultFlushInterval.
 	FlushInterval time.Duration
 	// MaxBatch is the number of messages that triggers a flush before
 	// FlushInterval. Default DefaultMaxBatch.
@@ -204,6 +216,12 @@ type Stats struct {
 	// stayed full, the store failed, no commit within CommitTimeout, or
 	// ingest had stopped); their devices send them again.
 	Unacknowledged uint64
+	// Inboxed counts the messages waited for that were committed to the
+	// store's inbox (and then acknowledged), in InboxCommits commits.
+	Inboxed, InboxCommits uint64
+	// Replayed counts the messages Run found in the inbox when it started
+	// (acknowledged by an earlier run, not written yet) and wrote.
+	Replayed uint64
 
 	// Gauges, as of the snapshot.
 	QueueLength   int // messages waiting between the hook and the pipeline
@@ -219,7 +237,7 @@ type counters struct {
 	telemetry, properties, logs, responses              atomic.Uint64
 	stored, flushes, storeErrors, subDrops, connEvents  atomic.Uint64
 	manifestViolations, storedSamples, storedLogs       atomic.Uint64
-	unacked                                             atomic.Uint64
+	unacked, inboxed, inboxCommits, replayed            atomic.Uint64
 }
 
 // message is one queued publish. The payload is mochi's own buffer, which
@@ -232,6 +250,10 @@ type message struct {
 	// nothing more: nil when it is stored (or needs no write), the error
 	// when its batch failed. It has room for that value.
 	done chan<- error
+	// inboxID is the message's inbox row: set by the writer once it is
+	// appended (a waited-for message), or from the start (replay). Zero
+	// while it is not in the inbox.
+	inboxID *int64
 }
 
 // release tells whoever waits for m (if anyone) how it went.
@@ -269,6 +291,7 @@ type Pipeline struct {
 	subDone bool
 
 	running atomic.Bool
+	ready   chan struct{} // closed once Run has written what the inbox held
 	stopped chan struct{} // closed when Run returns
 
 	unackMu     sync.Mutex
@@ -304,11 +327,18 @@ func New(cfg Config) (*Pipeline, error) {
 		seen:            make(map[string]time.Time),
 		malformedLogged: make(map[string]time.Time),
 		violationLogged: make(map[string]struct{}),
+		ready:           make(chan struct{}),
 		stopped:         make(chan struct{}),
 	}
 	p.hook = &hook{p: p}
 	return p, nil
 }
+
+// Ready is closed once Run has written what the inbox held when it
+// started (messages an earlier run acknowledged and did not write), or
+// given up on it (logged; they are written at the next start). Start taking
+// device connections after it, so that those are written first.
+func (p *Pipeline) Ready() <-chan struct{} { return p.ready }
 
 // Hook returns the mochi hook that feeds the pipeline; add it to
 // broker.Config.Hooks.
@@ -326,6 +356,7 @@ func (p *Pipeline) Stats() Stats {
 		StoredSamples: c.storedSamples.Load(), StoredLogs: c.storedLogs.Load(), Flushes: c.flushes.Load(),
 		StoreErrors: c.storeErrors.Load(), SubscriberDrops: c.subDrops.Load(),
 		ConnectionEvents: c.connEvents.Load(), ManifestViolations: c.manifestViolations.Load(),
+		Inboxed: c.inboxed.Load(), InboxCommits: c.inboxCommits.Load(), Replayed: c.replayed.Load(),
 		QueueLength: len(p.in), QueueCapacity: cap(p.in), ConnectedDevices: p.connectedDevices(),
 	}
 }
@@ -384,8 +415,8 @@ func (p *Pipeline) enqueue(m message) {
 	}
 }
 
-// store queues m and waits until it is stored, or needs no write, and
-// reports whether it is; the hook acknowledges m only then. The wait is
+// store queues m and waits until it is stored (in the inbox), or needs no
+// write, and reports whether it is; the hook acknowledges m only then. The wait is
 // bounded by Config.QueueWait for room in the queue plus
 // Config.CommitTimeout for the commit; a message not stored by then is
 // counted and logged.
@@ -517,11 +548,32 @@ type batch struct {
 	props     map[string]store.Properties // latest per device
 	seen      map[string]time.Time        // device → last message time; nil in most group commits
 	malformed []store.MalformedMessage
-	waiters   []message // released once the batch is committed
+	// waiters are the messages in this batch that someone waits for and
+	// that are not in the inbox yet; the next inbox job takes them.
+	waiters []message
+	// inbox holds, by device ("" for none), the inbox rows of this
+	// batch's messages, which its write deletes with the device's rows.
+	// The writer fills in the ids when it appends the messages.
+	inbox map[string][]*int64
+}
+
+func (b *batch) inboxed(deviceID string, id *int64) {
+	b.inbox[deviceID] = append(b.inbox[deviceID], id)
+}
+
+// job is one thing for the writer goroutine: append inbox (the raw
+// messages that are waited for, decoded into b) and release them; then,
+// when write is set, write b.
+type job struct {
+	inbox []message
+	b     *batch
+	write bool
+	// done, when set, is closed once the job is done.
+	done chan<- struct{}
 }
 
 func newBatch() *batch {
-	return &batch{props: make(map[string]store.Properties)}
+	return &batch{props: make(map[string]store.Properties), inbox: make(map[string][]*int64)}
 }
 
 // Run processes queued messages until ctx is cancelled, then drains the
@@ -530,11 +582,17 @@ func newBatch() *batch {
 // closing the broker before cancelling ctx makes sure the final disconnects
 // are written too.
 //
-// One goroutine decodes messages into the current batch, another writes
-// batches. A batch goes to the writer when it holds MaxBatch messages, at
-// the FlushInterval tick, or — when a publisher waits for one of its
-// messages — as soon as the writer is free: while the writer commits one
-// batch, the next gathers everything that arrives meanwhile (group commit).
+// Before anything else Run writes what the inbox still holds: messages
+// acknowledged before the hub stopped (or died) and not written yet.
+//
+// One goroutine decodes messages into the current batch, another writes.
+// A message someone waits for (the hook's QoS 1 and 2) is appended, raw,
+// to the store's inbox as soon as the writer is free, together with all
+// the others waited for meanwhile (group commit), and released once that
+// commit is done; the batch holding its decoded contents goes to the
+// writer when it holds MaxBatch messages, at the FlushInterval tick or at
+// the end, and its write deletes those inbox rows in the same
+// transaction.
 func (p *Pipeline) Run(ctx context.Context) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return errors.New("ingest: Run called twice")
@@ -542,28 +600,37 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer close(p.stopped)
 	defer p.closeSubscribers()
 
-	batches := make(chan *batch) // unbuffered: a send succeeds only when the writer is free
+	// Unbuffered: a send succeeds only when the writer is free. Between
+	// the chunks of a batch write, the writer takes inbox jobs too.
+	writes, inboxes := make(chan job), make(chan job)
 	writerDone := make(chan struct{})
 	wctx := context.WithoutCancel(ctx)
 	go func() {
 		defer close(writerDone)
-		for b := range batches {
-			err := p.write(wctx, b)
-			for _, m := range b.waiters {
-				m.release(err)
+		for {
+			select {
+			case j := <-inboxes:
+				p.do(wctx, j, inboxes)
+			case j, ok := <-writes:
+				if !ok {
+					return
+				}
+				p.do(wctx, j, inboxes)
 			}
 		}
 	}()
 
+	cur := newBatch()
+	cur = p.replay(wctx, cur, writes)
+	close(p.ready)
+
 	ticker := time.NewTicker(p.cfg.FlushInterval)
 	defer ticker.Stop()
-	cur := newBatch()
 	due := false // the tick came while something was pending
 	pending := func() bool { return cur.n > 0 || len(cur.waiters) > 0 || len(p.seen) > 0 || p.connPending() }
 	// Last-seen times go with the batches handed at the tick, at
-	// MaxBatch and at the end, not with every group commit: they are
-	// written as of the write anyway, so at most every FlushInterval, as
-	// before, spares each small commit a row per device.
+	// MaxBatch and at the end: they are written as of the write anyway,
+	// so at most every FlushInterval.
 	withSeen := func() {
 		if cur.seen == nil {
 			cur.seen = p.seen
@@ -573,11 +640,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		maps.Copy(cur.seen, p.seen)
 		clear(p.seen)
 	}
-	hand := func() {
-		withSeen()
-		batches <- cur
-		cur, due = newBatch(), false
-	}
+	// writeJob hands b, with its waiters not in the inbox yet.
+	writeJob := func(b *batch) job { return job{inbox: b.waiters, b: b, write: true} }
 	// drain decodes what is queued already, so that one commit covers it.
 	drain := func() {
 		for cur.n < p.cfg.MaxBatch {
@@ -590,41 +654,155 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			return
 		}
 	}
+	// full is a batch that reached MaxBatch and waits for the writer;
+	// meanwhile cur gathers the next one, and its waiters still go to the
+	// inbox between the chunks of full's write.
+	var full *batch
 	for {
 		drain()
-		if cur.n >= p.cfg.MaxBatch {
-			hand()
+		if cur.n >= p.cfg.MaxBatch && full == nil {
+			withSeen()
+			full, cur, due = cur, newBatch(), false
 			continue
 		}
-		var out chan<- *batch // nil: nothing to hand over yet
-		if due && pending() {
+		in := p.in
+		if cur.n >= p.cfg.MaxBatch {
+			in = nil // both full: wait for the writer
+		}
+		var wout, iout chan<- job // nil: nothing to hand over yet
+		var wj, ij job
+		switch {
+		case full != nil:
+			wj, wout = writeJob(full), writes
+		case due && pending():
 			withSeen()
-			out = batches
-		} else if len(cur.waiters) > 0 {
-			out = batches
+			wj, wout = writeJob(cur), writes
+		}
+		if len(cur.waiters) > 0 {
+			ij, iout = job{inbox: cur.waiters, b: cur}, inboxes
 		}
 		select {
-		case m := <-p.in:
+		case m := <-in:
 			p.process(wctx, m, cur)
-		case out <- cur:
-			cur, due = newBatch(), false
+		case wout <- wj:
+			if wj.b == full {
+				full = nil
+			} else {
+				cur, due = newBatch(), false
+			}
+		case iout <- ij:
+			cur.waiters = nil
 		case <-ticker.C:
 			due = pending()
 		case <-ctx.Done():
+			if full != nil {
+				writes <- writeJob(full)
+			}
 			for {
 				drain()
 				if cur.n < p.cfg.MaxBatch {
 					break
 				}
-				hand()
+				withSeen()
+				writes <- writeJob(cur)
+				cur = newBatch()
 			}
 			if pending() {
-				hand()
+				withSeen()
+				writes <- writeJob(cur)
 			}
-			close(batches)
+			close(writes)
 			<-writerDone
 			return nil
 		}
+	}
+}
+
+// do runs one job on the writer goroutine; a batch write takes the inbox
+// jobs that come meanwhile between its chunks.
+func (p *Pipeline) do(ctx context.Context, j job, inboxes <-chan job) {
+	if len(j.inbox) > 0 {
+		err := p.appendInbox(ctx, j.inbox)
+		for _, m := range j.inbox {
+			m.release(err)
+		}
+	}
+	if j.done != nil {
+		defer close(j.done)
+	}
+	if j.write {
+		p.write(ctx, j.b, func() {
+			for {
+				select {
+				case ij := <-inboxes:
+					p.do(ctx, ij, nil)
+					continue
+				default:
+				}
+				return
+			}
+		})
+	}
+}
+
+// appendInbox commits the raw messages to the inbox and notes their rows
+// in the messages' inboxID, which their batch's write deletes.
+func (p *Pipeline) appendInbox(ctx context.Context, ms []message) error {
+	in := make([]store.InboxMessage, len(ms))
+	for i, m := range ms {
+		in[i] = store.InboxMessage{Topic: m.topic, Payload: m.payload, ReceivedAt: m.at}
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
+	defer cancel()
+	r, err := p.cfg.Store.AppendInbox(ctx, in)
+	if err != nil {
+		p.stat.storeErrors.Add(1)
+		p.cfg.Logger.Error("ingest: append to the inbox", "messages", len(ms), "error", err)
+		return err
+	}
+	for i, m := range ms {
+		*m.inboxID = r.First + int64(i)
+	}
+	p.stat.inboxed.Add(uint64(len(ms)))
+	p.stat.inboxCommits.Add(1)
+	return nil
+}
+
+// replay decodes and writes, batch by batch, the messages left in the
+// inbox by an earlier run (acknowledged, not yet written), before Run
+// takes new ones. It returns the batch to carry on with.
+func (p *Pipeline) replay(ctx context.Context, cur *batch, writes chan<- job) *batch {
+	var after int64
+	for {
+		rctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
+		ms, err := p.cfg.Store.ReadInbox(rctx, after, p.cfg.MaxBatch)
+		cancel()
+		if err != nil {
+			p.stat.storeErrors.Add(1)
+			p.cfg.Logger.Error("ingest: read the inbox (its messages are written at the next start)", "error", err)
+			return cur
+		}
+		if len(ms) == 0 {
+			return cur
+		}
+		errs := p.stat.storeErrors.Load()
+		for _, m := range ms {
+			p.process(ctx, message{topic: m.Topic, payload: m.Payload, at: m.ReceivedAt, inboxID: &m.ID}, cur)
+		}
+		if p.stat.storeErrors.Load() != errs {
+			// A device lookup failed: the message it concerned is not in
+			// cur. Write none of these now, keep them all for the next start.
+			p.cfg.Logger.Error("ingest: messages left in the inbox are written at the next start", "messages", len(ms))
+			return newBatch()
+		}
+		after = ms[len(ms)-1].ID
+		p.stat.replayed.Add(uint64(len(ms)))
+		p.cfg.Logger.Info("ingest: wrote messages left in the inbox", "messages", len(ms))
+		// Wait for the commit: Ready promises these are written.
+		done := make(chan struct{})
+		writes <- job{b: cur, write: true, done: done}
+		<-done
+		cur = newBatch()
 	}
 }
 
@@ -666,21 +844,43 @@ func (p *Pipeline) device(ctx context.Context, hardwareID string) (_ cacheEntry,
 
 // process decodes one message into cur (or hands it to the sink). A
 // message that someone waits for is released here when it needs no write,
-// else it joins cur.waiters.
+// else it joins cur.waiters. A message from the inbox (replay) is noted
+// in cur, whose write deletes it from there.
 func (p *Pipeline) process(ctx context.Context, m message, cur *batch) {
+	owner, stored, err := p.decode(ctx, m, cur)
+	switch {
+	case m.inboxID != nil: // replayed; nobody waits
+		cur.inboxed(owner, m.inboxID)
+	case m.done == nil:
+	case err != nil:
+		m.release(err) // not acknowledged: the device sends it again
+	case stored:
+		m.inboxID = new(int64)
+		cur.inboxed(owner, m.inboxID)
+		cur.waiters = append(cur.waiters, m)
+	default:
+		// Unknown device, a command response (with the sink), a
+		// malformed message (counted, its count is written with the
+		// batch, nobody waits for that).
+		m.release(nil)
+	}
+}
+
+// decode decodes one message into cur (or hands it to the sink). owner is
+// the device whose rows it concerns ("" for none), stored whether cur holds
+// it, err a store error that kept it from being decoded.
+func (p *Pipeline) decode(ctx context.Context, m message, cur *batch) (owner string, stored bool, err error) {
 	// v1/from/<hw>/<ch>/<kind…>; the hook let only v1/from/ through.
 	parts := strings.SplitN(m.topic, "/", 5)
 	if len(parts) != 5 || parts[2] == "" {
 		p.stat.unknown.Add(1)
-		m.release(nil)
-		return
+		return "", false, nil
 	}
 	hw, ch, kind := parts[2], parts[3], mqttapi.Kind(parts[4])
 	dev, ok, err := p.device(ctx, hw)
 	if err != nil {
 		p.stat.unknown.Add(1)
-		m.release(err) // not acknowledged: the device sends it again
-		return
+		return "", false, err
 	}
 	if !ok {
 		p.stat.unknown.Add(1)
@@ -689,18 +889,15 @@ func (p *Pipeline) process(ctx context.Context, m message, cur *batch) {
 			p.cfg.Logger.Warn("ingest: message from unknown hardware id dropped (logged once a minute)",
 				"hardware_id", shorten(hw))
 		}
-		m.release(nil)
-		return
+		return "", false, nil
 	}
 	if ch != dev.channelID {
 		p.stat.otherChannel.Add(1)
-		m.release(nil)
-		return
+		return "", false, nil
 	}
 	id := dev.deviceID
 	p.seen[id] = m.at
 
-	stored := false // the message is in cur, to be written
 	switch kind {
 	case mqttapi.KindTelemetry:
 		err = p.telemetry(dev, hw, m, cur)
@@ -727,16 +924,7 @@ func (p *Pipeline) process(ctx context.Context, m message, cur *batch) {
 	if err != nil {
 		p.malformed(id, hw, string(kind), err, cur)
 	}
-	switch {
-	case m.done == nil:
-	case stored:
-		cur.waiters = append(cur.waiters, m)
-	default:
-		// A command response is with the sink; a malformed message is
-		// counted (its count is written with the batch, nobody waits
-		// for that).
-		m.release(nil)
-	}
+	return id, stored, nil
 }
 
 // checkManifest counts the telemetry values that break the device's
@@ -848,11 +1036,55 @@ func (p *Pipeline) log(deviceID string, m message, cur *batch) error {
 	return nil
 }
 
+// writeChunk is about how many messages one transaction of a batch write
+// holds.
+const writeChunk = 100
+
 // write stores one batch, with the connectivity changes since the last
-// one, in one transaction, and returns the store's error. It runs on the
-// writer goroutine.
-func (p *Pipeline) write(ctx context.Context, b *batch) error {
-	sb := store.Batch{Samples: b.samples, Logs: b.logs, Properties: b.props, Malformed: b.malformed}
+// one. It runs on the writer goroutine. The batch is written a few
+// devices at a time, one transaction each (a device's rows share pages,
+// so this costs little), each deleting the inbox rows of the messages it
+// holds; between two, between runs the inbox jobs that came meanwhile, so
+// that devices waiting for their acknowledgement are not held up by a
+// whole batch. A chunk whose write fails leaves its messages in the inbox,
+// for the next start to write.
+func (p *Pipeline) write(ctx context.Context, b *batch, between func()) {
+	type part struct {
+		samples []store.Sample
+		logs    []store.LogEntry
+	}
+	parts := make(map[string]*part)
+	get := func(id string) *part {
+		pt := parts[id]
+		if pt == nil {
+			pt = &part{}
+			parts[id] = pt
+		}
+		return pt
+	}
+	for _, s := range b.samples {
+		pt := get(s.DeviceID)
+		pt.samples = append(pt.samples, s)
+	}
+	for _, l := range b.logs {
+		pt := get(l.DeviceID)
+		pt.logs = append(pt.logs, l)
+	}
+	malformed := make(map[string][]store.MalformedMessage)
+	for _, m := range b.malformed {
+		malformed[m.DeviceID] = append(malformed[m.DeviceID], m)
+		get(m.DeviceID)
+	}
+	for id := range b.props {
+		get(id)
+	}
+	for id := range b.inbox {
+		get(id)
+	}
+	devices := slices.Sorted(maps.Keys(parts))
+
+	// The first chunk takes the connectivity changes.
+	var sb store.Batch
 	for _, e := range p.takeConnEvents() {
 		sb.Connectivity = append(sb.Connectivity, store.ConnectivityChange{DeviceID: e.deviceID, Online: e.online, At: e.at})
 	}
@@ -864,24 +1096,78 @@ func (p *Pipeline) write(ctx context.Context, b *batch) error {
 		}
 		sb.Connectivity = append(sb.Connectivity, store.ConnectivityChange{DeviceID: id, Online: online, At: now})
 	}
-	if len(sb.Samples)+len(sb.Logs)+len(sb.Properties)+len(sb.Malformed)+len(sb.Connectivity) == 0 {
-		return nil
+	n, ok, written := 0, true, false
+	for i, id := range devices {
+		pt := parts[id]
+		sb.Samples = append(sb.Samples, pt.samples...)
+		sb.Logs = append(sb.Logs, pt.logs...)
+		sb.Malformed = append(sb.Malformed, malformed[id]...)
+		if pr, has := b.props[id]; has {
+			if sb.Properties == nil {
+				sb.Properties = make(map[string]store.Properties)
+			}
+			sb.Properties[id] = pr
+		}
+		sb.Inbox = appendRanges(sb.Inbox, b.inbox[id])
+		n += len(pt.samples) + len(pt.logs) + len(malformed[id])
+		if n < writeChunk && i < len(devices)-1 {
+			continue
+		}
+		ok = p.writeChunk(ctx, sb) && ok
+		written = true
+		sb, n = store.Batch{}, 0
+		if i < len(devices)-1 && between != nil {
+			between()
+		}
+	}
+	if !written {
+		ok = p.writeChunk(ctx, sb)
+	}
+	if ok && b.n > 0 {
+		p.stat.flushes.Add(1)
+	}
+}
+
+// appendRanges adds the inbox ids (those set) to rs as ranges.
+func appendRanges(rs []store.InboxRange, ids []*int64) []store.InboxRange {
+	for _, p := range ids {
+		id := *p
+		switch {
+		case id == 0: // its append failed; it was not acknowledged
+		case len(rs) > 0 && rs[len(rs)-1].Last+1 == id:
+			rs[len(rs)-1].Last = id
+		default:
+			rs = append(rs, store.InboxRange{First: id, Last: id})
+		}
+	}
+	return rs
+}
+
+// writeChunk writes one transaction of a batch and reports whether it did.
+func (p *Pipeline) writeChunk(ctx context.Context, sb store.Batch) bool {
+	if len(sb.Samples)+len(sb.Logs)+len(sb.Properties)+len(sb.Malformed)+len(sb.Connectivity)+len(sb.Inbox) == 0 {
+		return true
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
 	defer cancel()
 	res, err := p.cfg.Store.WriteBatch(ctx, sb)
+	if errors.Is(err, store.ErrInvalid) && len(sb.Inbox) > 0 {
+		// What the chunk holds can never be written: keeping its
+		// messages in the inbox would only fail again at every start.
+		if derr := p.cfg.Store.DeleteInbox(ctx, sb.Inbox); derr != nil {
+			p.stat.storeErrors.Add(1)
+			p.cfg.Logger.Error("ingest: delete from the inbox", "error", derr)
+		}
+	}
 	if err != nil {
 		p.stat.storeErrors.Add(1)
-		p.cfg.Logger.Error("ingest: write batch", "messages", b.n, "error", err)
-		return err
+		p.cfg.Logger.Error("ingest: write batch", "samples", len(sb.Samples), "logs", len(sb.Logs), "error", err)
+		return false
 	}
 	p.stat.stored.Add(uint64(res.Samples + res.Logs))
 	p.stat.storedSamples.Add(uint64(res.Samples))
 	p.stat.storedLogs.Add(uint64(res.Logs))
-	if b.n > 0 {
-		p.stat.flushes.Add(1)
-	}
-	return nil
+	return true
 }
 
 // shorten cuts a device-chosen string for a log line.

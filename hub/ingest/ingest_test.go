@@ -32,6 +32,7 @@ type env struct {
 	b    *broker.Broker
 	dev  store.Device
 	logs *syncBuffer
+	path string // the store's database file
 }
 
 type syncBuffer struct {
@@ -70,7 +71,8 @@ func newEnv(t *testing.T, cfg ingest.Config, start bool) *env {
 func newEnvWithHooks(t *testing.T, cfg ingest.Config, start bool, before ...mqtt.Hook) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "hub.db"), store.Options{PasswordIterations: 1})
+	path := filepath.Join(t.TempDir(), "hub.db")
+	st, err := store.Open(ctx, path, store.Options{PasswordIterations: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +81,7 @@ func newEnvWithHooks(t *testing.T, cfg ingest.Config, start bool, before ...mqtt
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, st: st, dev: dev, logs: new(syncBuffer)}
+	e := &env{t: t, st: st, dev: dev, logs: new(syncBuffer), path: path}
 	cfg.Store = st
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(e.logs, nil))
@@ -526,10 +528,11 @@ func TestFullQueuePushesBackInsteadOfDropping(t *testing.T) {
 			t.Fatalf("publish: %v", err)
 		}
 	}
-	series, err := e.st.QueryTelemetry(context.Background(), e.dev.ID, []string{"n"}, time.Unix(1700000000, 0), time.Unix(1700000005, 0), 0, store.AggAuto)
-	if err != nil || len(series) != 1 || len(series[0].Points) != 5 {
-		t.Fatalf("stored %+v, %v; want all 5", series, err)
-	}
+	// Acknowledged: in the inbox, and written at the next flush.
+	waitFor(t, "all 5 written", func() bool {
+		series, err := e.st.QueryTelemetry(context.Background(), e.dev.ID, []string{"n"}, time.Unix(1700000000, 0), time.Unix(1700000005, 0), 0, store.AggAuto)
+		return err == nil && len(series) == 1 && len(series[0].Points) == 5
+	})
 	if s := e.p.Stats(); s.Dropped != 0 || s.Unacknowledged != 0 || s.Received != 5 {
 		t.Fatalf("stats = %+v, want 5 received and none dropped", s)
 	}
