@@ -115,7 +115,7 @@ func TestAcknowledgedMessagesSurviveARestart(t *testing.T) {
 	if got := inboxLength(t, st); got != n+1 {
 		t.Fatalf("inbox holds %d messages after the restart, want %d", got, n+1)
 	}
-	p, err := ingest.New(ingest.Config{Store: st, FlushInterval: time.Hour})
+	p, err := ingest.New(ingest.Config{Store: st, FlushInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,8 +123,15 @@ func TestAcknowledgedMessagesSurviveARestart(t *testing.T) {
 	done2 := make(chan error, 1)
 	go func() { done2 <- p.Run(ctx2) }()
 	defer func() { cancel2(); <-done2 }()
-	// Written at start, not at the (hourly) flush.
-	waitFor(t, "replayed", func() bool { return inboxLength(t, st) == 0 })
+	// Written by the time Run is ready for new messages.
+	select {
+	case <-p.Ready():
+	case <-time.After(waitTimeout):
+		t.Fatal("not ready")
+	}
+	if got := inboxLength(t, st); got != 0 {
+		t.Fatalf("ready with %d messages still in the inbox", got)
+	}
 	pts, err := st.LatestTelemetry(ctx, e.dev.ID, []string{"n"})
 	if err != nil || string(pts["n"].Value) != fmt.Sprint(n-1) {
 		t.Fatalf("latest n after the restart: %+v, %v", pts, err)
@@ -138,6 +145,11 @@ func TestAcknowledgedMessagesSurviveARestart(t *testing.T) {
 	}
 	if s := p.Stats(); s.Replayed != n+1 || s.Telemetry != n || s.Logs != 1 {
 		t.Errorf("stats = %+v", s)
+	}
+	// Messages of an earlier run do not make the device online now.
+	time.Sleep(50 * time.Millisecond) // a few flushes
+	if c, err := st.GetConnectivity(ctx, e.dev.ID); err != nil || c.Online {
+		t.Errorf("connectivity after the restart = %+v, %v; want offline", c, err)
 	}
 }
 

@@ -780,9 +780,13 @@ func (p *Pipeline) replay(ctx context.Context, cur *batch, writes chan<- job) *b
 		if err != nil {
 			p.stat.storeErrors.Add(1)
 			p.cfg.Logger.Error("ingest: read the inbox (its messages are written at the next start)", "error", err)
+			clear(p.seen)
 			return cur
 		}
 		if len(ms) == 0 {
+			// Those messages came from connections of an earlier run:
+			// they say nothing of who is connected now.
+			clear(p.seen)
 			return cur
 		}
 		errs := p.stat.storeErrors.Load()
@@ -793,6 +797,7 @@ func (p *Pipeline) replay(ctx context.Context, cur *batch, writes chan<- job) *b
 			// A device lookup failed: the message it concerned is not in
 			// cur. Write none of these now, keep them all for the next start.
 			p.cfg.Logger.Error("ingest: messages left in the inbox are written at the next start", "messages", len(ms))
+			clear(p.seen)
 			return newBatch()
 		}
 		after = ms[len(ms)-1].ID
