@@ -216,7 +216,7 @@ func Run(ctx context.Context, cfg Config) error {
 	case <-pipeline.Ready():
 	case <-ctx.Done():
 		stopPipeline()
-		return ctx.Err()
+		return nil // stopped before it started serving: still a clean stop
 	}
 
 	var closeBroker func()
