@@ -122,6 +122,12 @@ func TestFloodingDeviceLimited(t *testing.T) {
 	}
 	want := sent
 	waitMetric(t, h, "edk_hub_log_entries_stored_total", func(v float64) bool { return int(v) == want })
+	// Every one of them went through the inbox (acknowledged once
+	// committed), and the inbox is empty once they are written.
+	m = waitMetric(t, h, "edk_hub_ingest_inbox_length", func(v float64) bool { return v == 0 })
+	if got := m["edk_hub_messages_inboxed_total"]; int(got) != want {
+		t.Fatalf("inboxed %v messages, want %d", got, want)
+	}
 	h.stop(t)
 
 	// What the store holds is exactly what was sent minus what was counted as dropped.
@@ -248,6 +254,8 @@ func TestMetrics(t *testing.T) {
 		`edk_hub_messages_dropped_total{reason="queue_full"}`: eq(0),
 		"edk_hub_messages_unacknowledged_total":               eq(0),
 		"edk_hub_ingest_queue_length":                         atLeast(0),
+		"edk_hub_ingest_inbox_length":                         atLeast(0),
+		"edk_hub_messages_inboxed_total":                      atLeast(0), // this device sends telemetry at QoS 0
 		"edk_hub_ingest_queue_capacity":                       eq(10000),
 		"edk_hub_log_entries_stored_total":                    atLeast(0),
 		`edk_hub_command_executions_total{state="success"}`:   eq(1),

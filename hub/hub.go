@@ -264,7 +264,7 @@ func Run(ctx context.Context, cfg Config) error {
 			prune(ingestCtx, st, cfg.Retention, cfg.RetentionInterval, log.With("component", "retention"))
 		}()
 	}
-	stopMetrics, metricsAddr, err := startMetrics(cfg, pipeline, limitsHook, executor)
+	stopMetrics, metricsAddr, err := startMetrics(cfg, st, pipeline, limitsHook, executor)
 	if err != nil {
 		closeBroker()
 		stopPipeline()
@@ -431,12 +431,12 @@ func serverHosts(addr string) []string {
 
 // startMetrics serves the hub's metrics when cfg.MetricsAddr is set and
 // returns once it listens, with the function that stops it and the address.
-func startMetrics(cfg Config, p *ingest.Pipeline, l *limits.Hook, x *exec.Executor) (stop func(), addr string, err error) {
+func startMetrics(cfg Config, st *store.Store, p *ingest.Pipeline, l *limits.Hook, x *exec.Executor) (stop func(), addr string, err error) {
 	if cfg.MetricsAddr == "" {
 		return func() {}, "", nil
 	}
 	reg := metricsrv.NewRegistry()
-	if err := reg.Register(newCollector(p, l, x)); err != nil {
+	if err := reg.Register(newCollector(p, l, x, st.InboxLength)); err != nil {
 		return nil, "", fmt.Errorf("register hub metrics: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

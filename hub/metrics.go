@@ -1,6 +1,9 @@
 package hub
 
 import (
+	"context"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edk-go/edk/hub/exec"
@@ -19,19 +22,25 @@ type collector struct {
 	ingest *ingest.Pipeline
 	limits *limits.Hook // nil with an external broker
 	exec   *exec.Executor
+	// inboxLength counts the acknowledged messages not yet written
+	// (store.InboxLength); it grows only when the store's writes fail.
+	inboxLength func(context.Context) (int, error)
 
 	connected, received, malformed, unknown, dropped, throttled *prometheus.Desc
 	unacknowledged                                              *prometheus.Desc
 	queueLen, queueCap, samples, logs, storeErrors              *prometheus.Desc
 	executions, pending                                         *prometheus.Desc
+	inbox, inboxed                                              *prometheus.Desc
 }
 
-func newCollector(p *ingest.Pipeline, l *limits.Hook, x *exec.Executor) *collector {
+func newCollector(p *ingest.Pipeline, l *limits.Hook, x *exec.Executor, inboxLength func(context.Context) (int, error)) *collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(metricsPrefix+name, help, labels, nil)
 	}
 	return &collector{
-		ingest: p, limits: l, exec: x,
+		ingest: p, limits: l, exec: x, inboxLength: inboxLength,
+		inbox:          d("ingest_inbox_length", "Device messages acknowledged and not yet written to telemetry, logs and properties; it stays near zero unless the store's writes fail."),
+		inboxed:        d("messages_inboxed_total", "Device messages at QoS 1 or 2 committed to the inbox (and then acknowledged)."),
 		connected:      d("connected_devices", "Devices with at least one open MQTT connection to the embedded broker."),
 		received:       d("messages_received_total", "Device messages decoded, by kind (telemetry, properties, logs, responses).", "kind"),
 		malformed:      d("messages_malformed_total", "Device messages that failed to decode."),
@@ -52,7 +61,7 @@ func newCollector(p *ingest.Pipeline, l *limits.Hook, x *exec.Executor) *collect
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.connected, c.received, c.malformed, c.unknown, c.dropped, c.throttled, c.unacknowledged,
-		c.queueLen, c.queueCap, c.samples, c.logs, c.storeErrors, c.executions, c.pending} {
+		c.queueLen, c.queueCap, c.samples, c.logs, c.storeErrors, c.executions, c.pending, c.inbox, c.inboxed} {
 		ch <- d
 	}
 }
@@ -75,6 +84,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.malformed, in.Malformed)
 	counter(c.unknown, in.UnknownDevice+in.OtherChannel)
 	gauge(c.queueLen, in.QueueLength)
+	counter(c.inboxed, in.Inboxed)
+	if c.inboxLength != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		n, err := c.inboxLength(ctx)
+		cancel()
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(c.inbox, err)
+		} else {
+			gauge(c.inbox, n)
+		}
+	}
 	gauge(c.queueCap, in.QueueCapacity)
 	counter(c.samples, in.StoredSamples)
 	counter(c.logs, in.StoredLogs)
