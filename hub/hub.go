@@ -439,25 +439,8 @@ func startMetrics(cfg Config, st *store.Store, p *ingest.Pipeline, l *limits.Hoo
 	if err := reg.Register(newCollector(p, l, x, st.InboxLength)); err != nil {
 		return nil, "", fmt.Errorf("register hub metrics: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	log := cfg.Logger.With("component", "metrics")
-	go func() {
-		done <- metricsrv.Serve(ctx, cfg.MetricsAddr, reg, log, func(a string) { ready <- a })
-	}()
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		cancel()
-		return nil, "", err
-	}
-	return func() {
-		cancel()
-		if err := <-done; err != nil {
-			log.Error("metrics server stopped", "error", err)
-		}
-	}, addr, nil
+	addr, stop, err = metricsrv.Start(cfg.MetricsAddr, reg, cfg.Logger.With("component", "metrics"))
+	return stop, addr, err
 }
 
 // deviceIDForHardware maps a connected device's hardware id to its id. It

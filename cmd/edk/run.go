@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/edk-go/edk/blueprint"
 	"github.com/edk-go/edk/buffer"
 	"github.com/edk-go/edk/device"
@@ -112,7 +110,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if *metricsAddr != "" {
 		reg := metricsrv.NewRegistry()
 		reg.MustRegister(devicemetrics.NewCollector(d))
-		stop, err := serveMetrics(ctx, *metricsAddr, reg, logger)
+		_, stop, err := metricsrv.Start(*metricsAddr, reg, logger)
 		if err != nil {
 			return err
 		}
@@ -120,26 +118,6 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	}
 	logger.Info("starting device", "config", cfg, "register_map", *mapPath, "buffer", *bufferDir)
 	return d.Run(ctx)
-}
-
-// serveMetrics serves reg on addr until stop is called; it returns once
-// the listener is up, or with the reason it could not be.
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, logger *slog.Logger) (stop func(), err error) {
-	ctx, cancel := context.WithCancel(ctx)
-	errc, ready := make(chan error, 1), make(chan struct{})
-	go func() { errc <- metricsrv.Serve(ctx, addr, reg, logger, func(string) { close(ready) }) }()
-	select {
-	case err := <-errc:
-		cancel()
-		return nil, err
-	case <-ready:
-	}
-	return func() {
-		cancel()
-		if err := <-errc; err != nil {
-			logger.Warn("metrics server", "err", err)
-		}
-	}, nil
 }
 
 // modbusDriver loads a register map, checks it against the manifest when

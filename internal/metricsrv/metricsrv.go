@@ -104,6 +104,32 @@ func Serve(ctx context.Context, addr string, reg *prometheus.Registry, log *slog
 	return nil
 }
 
+// Start serves reg on addr in the background, as Serve does, and returns
+// once it listens: with the address listened on, and stop, which ends the
+// server and waits for it (a serving failure is logged then). A listen
+// failure is returned instead.
+func Start(addr string, reg *prometheus.Registry, log *slog.Logger) (bound string, stop func(), err error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, addr, reg, log, func(a string) { ready <- a }) }()
+	select {
+	case bound = <-ready:
+	case err := <-done:
+		cancel()
+		return "", nil, err
+	}
+	return bound, func() {
+		cancel()
+		if err := <-done; err != nil {
+			log.Error("metrics server stopped", "error", err)
+		}
+	}, nil
+}
+
 // slogPrinter adapts a slog.Logger to promhttp's Logger.
 type slogPrinter struct{ log *slog.Logger }
 

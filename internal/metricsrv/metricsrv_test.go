@@ -89,3 +89,28 @@ func TestServeAddrTaken(t *testing.T) {
 		t.Fatalf("err = %v, want address in use, naming the address and --metrics", err)
 	}
 }
+
+func TestStartAndStop(t *testing.T) {
+	reg := metricsrv.NewRegistry()
+	addr, stop, err := metricsrv.Start("127.0.0.1:0", reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(t, "http://"+addr+metricsrv.Path); code != http.StatusOK || !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("scrape: %d %.200s", code, body)
+	}
+	stop()
+	if _, err := http.Get("http://" + addr + metricsrv.Path); err == nil {
+		t.Fatal("still serving after stop")
+	}
+
+	// A taken address is an error from Start, with no server left behind.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if _, _, err := metricsrv.Start(ln.Addr().String(), reg, nil); err == nil || !strings.Contains(err.Error(), "--metrics") {
+		t.Fatalf("start on a taken address: %v, want an error naming --metrics", err)
+	}
+}
