@@ -14,7 +14,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -26,6 +25,7 @@ import (
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
 
 	"github.com/edk-go/edk/device"
+	"github.com/edk-go/edk/internal/privatefile"
 )
 
 // Defaults for Options.
@@ -123,11 +123,8 @@ func Open(dir string, opts Options) (*Buffer, error) {
 		return nil, fmt.Errorf("open buffer: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	// Created private before SQLite would create it with the umask's mode
-	// (its WAL file takes the same mode): it holds the device's data.
-	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
-		f.Close()
-	} else if !errors.Is(err, fs.ErrExist) {
+	// Private: it holds the device's data.
+	if err := privatefile.Create(path); err != nil {
 		return nil, fmt.Errorf("open buffer: %w", err)
 	}
 	// WAL with synchronous=NORMAL: a committed Put survives the process

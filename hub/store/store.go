@@ -24,14 +24,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"runtime"
 	"strings"
 	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/edk-go/edk/internal/privatefile"
 )
 
 // Errors a caller can test with errors.Is. Every returned error wraps one of
@@ -127,7 +127,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		// SQLite creates the file with the umask's mode (often 0644), and its
 		// WAL files with the file's mode: create it private first. It holds
 		// password hashes and every device's data.
-		if err := createPrivate(path); err != nil {
+		if err := privatefile.Create(path); err != nil {
 			return nil, fmt.Errorf("store: open %s: %w", path, err)
 		}
 		s.w, err = sql.Open("sqlite", path+"?"+common+
@@ -267,16 +267,4 @@ func uniqueConflict(err error, names map[string]string) error {
 // isForeignKey reports whether err is a foreign key violation.
 func isForeignKey(err error) bool {
 	return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
-}
-
-// createPrivate creates path with mode 0600 unless it exists.
-func createPrivate(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return f.Close()
 }

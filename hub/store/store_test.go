@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -498,5 +499,26 @@ func TestCertFingerprint(t *testing.T) {
 	}
 	if _, err := s.GetDeviceByCertFingerprint(ctx, "abcdef"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("after removal: %v, want ErrNotFound", err)
+	}
+}
+
+func TestDatabaseFileIsPrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hub.db")
+	s, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.CountDevices(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode := fi.Mode().Perm(); mode != 0o600 {
+			t.Errorf("%s has mode %o, want 600: it holds password hashes and every device's data", p, mode)
+		}
 	}
 }
