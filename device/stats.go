@@ -56,13 +56,12 @@ type LatencyHistogram struct {
 type counters struct {
 	connects, published, publishFailures, dropped atomic.Uint64
 	completed, failed, timedOut                   atomic.Uint64
-	latencyCount, latencySum                      atomic.Uint64
+	latencySum                                    atomic.Uint64
 	latency                                       [len(PublishLatencyBuckets) + 1]atomic.Uint64
 }
 
 func (c *counters) observePublish(d time.Duration) {
 	c.published.Add(1)
-	c.latencyCount.Add(1)
 	c.latencySum.Add(uint64(d))
 	i := 0
 	for i < len(PublishLatencyBuckets) && d > PublishLatencyBuckets[i] {
@@ -87,10 +86,11 @@ func (d *Device) Stats() Stats {
 	if s.Connects > 0 {
 		s.Reconnects = s.Connects - 1
 	}
-	s.PublishLatency.Count = c.latencyCount.Load()
 	s.PublishLatency.Sum = time.Duration(c.latencySum.Load())
 	for i := range c.latency {
 		s.PublishLatency.Buckets[i] = c.latency[i].Load()
+		// From the buckets read, so Count always matches them.
+		s.PublishLatency.Count += s.PublishLatency.Buckets[i]
 	}
 	if d.outbox != nil {
 		s.Buffer = d.outbox.buf.Stats()

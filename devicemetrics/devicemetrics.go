@@ -95,10 +95,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		cumulative += s.PublishLatency.Buckets[i]
 		buckets[bound.Seconds()] = cumulative
 	}
-	// The count from the buckets, not Stats' own: they are read one by one
-	// and a scrape must never show fewer observations than its buckets.
-	count := cumulative + s.PublishLatency.Buckets[len(device.PublishLatencyBuckets)]
-	ch <- prometheus.MustNewConstHistogram(c.latency, count, s.PublishLatency.Sum.Seconds(), buckets)
+	ch <- prometheus.MustNewConstHistogram(c.latency, s.PublishLatency.Count, s.PublishLatency.Sum.Seconds(), buckets)
 }
 
 func boolFloat(b bool) float64 {
