@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
@@ -72,19 +71,24 @@ type Buffer struct {
 	opts Options
 	log  *slog.Logger
 
-	mu        sync.Mutex // serialises writes and the counters below
+	mu        sync.Mutex // serialises writes and guards the fields below
 	count     int
 	bytes     int64
 	lastPrune time.Time
 
-	droppedFull atomic.Uint64
-	droppedOld  atomic.Uint64
-
-	logMu      sync.Mutex
+	dropped    [2]uint64 // by dropReason, since Open
+	unlogged   [2]uint64 // by dropReason, since the last log line
 	lastLog    time.Time
-	unlogged   [2]uint64 // full, old: drops since the last log line
 	everLogged bool
 }
+
+// dropReason indexes Buffer.dropped and Buffer.unlogged.
+type dropReason int
+
+const (
+	dropFull dropReason = iota // to make room
+	dropOld                    // past the age bound
+)
 
 const schema = `
 CREATE TABLE IF NOT EXISTS messages (
@@ -294,8 +298,8 @@ func (b *Buffer) Stats() device.BufferStats {
 	return device.BufferStats{
 		Messages:    b.count,
 		Bytes:       b.bytes,
-		DroppedFull: b.droppedFull.Load(),
-		DroppedOld:  b.droppedOld.Load(),
+		DroppedFull: b.dropped[dropFull],
+		DroppedOld:  b.dropped[dropOld],
 	}
 }
 
@@ -311,25 +315,26 @@ func (b *Buffer) pruneLocked(ctx context.Context, room int64, force bool) error 
 		// chunks from the front instead of scanning the whole table.
 		cutoff := now.Add(-b.opts.MaxAge).UnixMilli()
 		for {
-			n, bytes, err := b.deleteFront(ctx, "created < ?", cutoff)
+			n, bytes, err := b.delete(ctx, deleteOld, deleteChunk, cutoff)
 			if err != nil {
 				return fmt.Errorf("drop messages older than %s: %w", b.opts.MaxAge, err)
 			}
-			b.dropped(&b.droppedOld, 1, n, bytes)
+			b.drop(dropOld, n, bytes)
 			if n < deleteChunk {
 				break
 			}
 		}
 	}
+	// One at a time, so that no more is dropped than the new message needs.
 	for b.count > 0 && b.bytes+room > b.opts.MaxBytes {
-		n, bytes, err := b.deleteFront(ctx, "urgent = 0", nil)
+		n, bytes, err := b.delete(ctx, deleteOldestNotUrgent)
 		if err == nil && n == 0 {
-			n, bytes, err = b.deleteFront(ctx, "1", nil)
+			n, bytes, err = b.delete(ctx, deleteOldest)
 		}
 		if err != nil {
 			return fmt.Errorf("drop the oldest messages: %w", err)
 		}
-		b.dropped(&b.droppedFull, 0, n, bytes)
+		b.drop(dropFull, n, bytes)
 		if n == 0 {
 			break
 		}
@@ -339,22 +344,21 @@ func (b *Buffer) pruneLocked(ctx context.Context, room int64, force bool) error 
 
 const deleteChunk = 256
 
-// deleteFront deletes the messages matching cond among the oldest
-// deleteChunk ones, or, without arg, the oldest one matching cond.
-func (b *Buffer) deleteFront(ctx context.Context, cond string, arg any) (n int, bytes int64, err error) {
-	limit := deleteChunk
-	if arg == nil {
-		// Dropping for room: one at a time, so that no more is dropped
-		// than the new message needs.
-		limit = 1
-	}
-	q := "DELETE FROM messages WHERE id IN (SELECT id FROM messages ORDER BY id LIMIT ?) AND " + cond + " RETURNING length(topic) + length(payload)"
-	args := []any{limit}
-	if arg != nil {
-		args = append(args, arg)
-	} else {
-		q = "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE " + cond + " ORDER BY id LIMIT ?) RETURNING length(topic) + length(payload)"
-	}
+// The deletes that enforce the bounds. ids grow with time, so the oldest
+// messages come first by id.
+const (
+	// deleteOld deletes, among the oldest LIMIT ?, those created before ?.
+	deleteOld = `DELETE FROM messages WHERE id IN (SELECT id FROM messages ORDER BY id LIMIT ?) AND created < ?
+		RETURNING length(topic) + length(payload)`
+	deleteOldestNotUrgent = `DELETE FROM messages WHERE id = (SELECT min(id) FROM messages WHERE urgent = 0)
+		RETURNING length(topic) + length(payload)`
+	deleteOldest = `DELETE FROM messages WHERE id = (SELECT min(id) FROM messages)
+		RETURNING length(topic) + length(payload)`
+)
+
+// delete runs one of the deletes above and returns how many messages it
+// deleted and their bytes.
+func (b *Buffer) delete(ctx context.Context, q string, args ...any) (n int, bytes int64, err error) {
 	rows, err := b.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return 0, 0, err
@@ -371,18 +375,16 @@ func (b *Buffer) deleteFront(ctx context.Context, cond string, arg any) (n int, 
 	return n, bytes, rows.Err()
 }
 
-// dropped accounts for n messages dropped for reason (0 full, 1 old) and
-// logs, at most once per dropLogEvery, how many were dropped since the
-// last line.
-func (b *Buffer) dropped(counter *atomic.Uint64, reason, n int, bytes int64) {
+// drop accounts for n messages of bytes dropped for reason and logs, at
+// most once per dropLogEvery, how many were dropped since the last line.
+// The caller holds b.mu.
+func (b *Buffer) drop(reason dropReason, n int, bytes int64) {
 	if n == 0 {
 		return
 	}
 	b.count -= n
 	b.bytes -= bytes
-	counter.Add(uint64(n))
-	b.logMu.Lock()
-	defer b.logMu.Unlock()
+	b.dropped[reason] += uint64(n)
 	b.unlogged[reason] += uint64(n)
 	now := b.opts.Now()
 	if b.everLogged && now.Sub(b.lastLog) < dropLogEvery {
@@ -391,7 +393,7 @@ func (b *Buffer) dropped(counter *atomic.Uint64, reason, n int, bytes int64) {
 	b.everLogged = true
 	b.lastLog = now
 	b.log.Warn("buffer bound reached: dropped the oldest messages",
-		"dropped_full", b.unlogged[0], "dropped_old", b.unlogged[1],
+		"dropped_full", b.unlogged[dropFull], "dropped_old", b.unlogged[dropOld],
 		"max_bytes", b.opts.MaxBytes, "max_age", b.opts.MaxAge,
 		"hint", "raise --buffer-max-bytes / --buffer-max-age, or bring the broker back")
 	b.unlogged = [2]uint64{}
