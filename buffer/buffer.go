@@ -395,6 +395,6 @@ func (b *Buffer) drop(reason dropReason, n int, bytes int64) {
 	b.log.Warn("buffer bound reached: dropped the oldest messages",
 		"dropped_full", b.unlogged[dropFull], "dropped_old", b.unlogged[dropOld],
 		"max_bytes", b.opts.MaxBytes, "max_age", b.opts.MaxAge,
-		"hint", "raise --buffer-max-bytes / --buffer-max-age, or bring the broker back")
+		"hint", "raise --buffer-max-size / --buffer-max-age, or bring the broker back")
 	b.unlogged = [2]uint64{}
 }
