@@ -336,7 +336,8 @@ func (c *Client) awaitSubscription(filter string, s *subscription, tok mqtt.Toke
 		err = ErrClosed
 	}
 	if err != nil {
-		err = fmt.Errorf("controller: subscribe to %s: %w", filter, err)
+		// No package prefix: Execute and Watch wrap this with theirs.
+		err = fmt.Errorf("subscribe to %s: %w", filter, err)
 		if !errors.Is(err, ErrClosed) {
 			c.log.Warn("controller: subscribe failed", logKeyFilter, filter, logKeyError, err)
 		}

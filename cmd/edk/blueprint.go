@@ -9,15 +9,10 @@ import (
 )
 
 func runBlueprint(ctx context.Context, e *env, args []string) error {
-	if len(args) > 0 {
-		switch args[0] {
-		case "check":
-			return runBlueprintCheck(e, args[1:])
-		case "docs":
-			return runBlueprintDocs(e, args[1:])
-		}
-	}
-	return usagef("want 'edk blueprint check MANIFEST' (find every problem in a manifest.yml) or 'edk blueprint docs MANIFEST' (print a Markdown reference)")
+	return dispatch(ctx, e, "blueprint", []subcommand{
+		{"check", "find every problem in a manifest.yml", withoutContext(runBlueprintCheck)},
+		{"docs", "print a manifest's Markdown reference", withoutContext(runBlueprintDocs)},
+	}, args)
 }
 
 // runBlueprintCheck prints every problem of a manifest, one per line, and

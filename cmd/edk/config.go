@@ -2,21 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/edk-go/edk/commconfig"
 )
 
 func runConfig(ctx context.Context, e *env, args []string) error {
-	if len(args) > 0 {
-		switch args[0] {
-		case "decode":
-			return runConfigDecode(e, args[1:])
-		case "encode":
-			return runConfigEncode(e, args[1:])
-		}
-	}
-	return usagef("want 'edk config decode' (show a config, secrets redacted) or 'edk config encode' (make one for your own broker)")
+	return dispatch(ctx, e, "config", []subcommand{
+		{"decode", "show a config, secrets redacted", withoutContext(runConfigDecode)},
+		{"encode", "make one for your own broker", withoutContext(runConfigEncode)},
+	}, args)
 }
 
 func runConfigDecode(e *env, args []string) error {
@@ -54,7 +51,7 @@ func runConfigEncode(e *env, args []string) error {
 		cfg.Password = e.getenv("EDK_MQTT_PASSWORD")
 	}
 	if err := cfg.Validate(); err != nil {
-		return usagef("%v", err)
+		return usagef("%s", encodeFlagProblem(err))
 	}
 	blob, err := cfg.Encode()
 	if err != nil {
@@ -62,4 +59,25 @@ func runConfigEncode(e *env, args []string) error {
 	}
 	fmt.Fprintln(e.stdout, blob)
 	return nil
+}
+
+// encodeFlagProblem names the flag behind a config field, since the person
+// typing 'edk config encode' gave flags, not JSON.
+func encodeFlagProblem(err error) string {
+	var fe *commconfig.FieldError
+	if !errors.As(err, &fe) {
+		return err.Error()
+	}
+	flags := map[string]string{
+		"hardware_id": "--hardware-id", "channel_id": "--channel-id",
+		"mqtt_host": "--host", "mqtt_port": "--port",
+	}
+	flag, ok := flags[fe.Field]
+	if !ok {
+		return err.Error()
+	}
+	if strings.HasPrefix(fe.Problem, "is missing") {
+		return flag + " is required"
+	}
+	return flag + " " + fe.Problem
 }

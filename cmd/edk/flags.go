@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/edk-go/edk/commconfig"
 )
@@ -39,18 +40,82 @@ func printDefaults(fs *flag.FlagSet, w io.Writer) {
 	fs.SetOutput(out)
 }
 
-// parseFlags parses args, turning flag errors into usage errors.
+// parseFlags parses args, turning flag errors into usage errors that say
+// what to do. Flags may come after positional arguments, as in
+// 'edk exec set_power --hardware-id x'; after "--" everything is positional.
+// fs.Args() holds the positional arguments afterwards.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	// The flag package calls Usage on every error; the whole flag list
+	// would bury the one line that says what was wrong.
+	usage := fs.Usage
+	fs.Usage = func() {}
+	defer func() { fs.Usage = usage }()
 	fs.SetOutput(io.Discard)
-	err := fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		fs.SetOutput(nil)
-		return errHelpShown
+	var positional []string
+	for {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(nil)
+			usage()
+			return errHelpShown
+		}
+		if err != nil {
+			return &usageError{msg: explainFlagError(fs, err)}
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
-	if err != nil {
-		return &usageError{err.Error()}
+	// A parse of "--" alone leaves the positional arguments as fs.Args().
+	return fs.Parse(append([]string{"--"}, positional...))
+}
+
+// explainFlagError rewrites the flag package's terse errors: a mistyped
+// flag gets the closest real one, a duration without a unit gets one.
+func explainFlagError(fs *flag.FlagSet, err error) string {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		name = strings.TrimLeft(name, "-")
+		var names []string
+		fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+		return fmt.Sprintf("unknown flag --%s.%s", name, didYouMean(name, names, func(s string) string { return "--" + s }))
 	}
-	return nil
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
+		return fmt.Sprintf("--%s needs a value, as in --%s=VALUE", strings.TrimLeft(name, "-"), strings.TrimLeft(name, "-"))
+	}
+	// invalid value "5" for flag -duration: parse error
+	var value, name string
+	if _, scanErr := fmt.Sscanf(msg, "invalid value %q for flag %s", &value, &name); scanErr == nil {
+		name = strings.TrimSuffix(strings.TrimLeft(name, "-"), ":")
+		if f := fs.Lookup(name); f != nil && isDurationFlag(f) {
+			if _, numErr := strconv.ParseFloat(value, 64); numErr == nil {
+				return fmt.Sprintf("--%s %s: a duration needs a unit, as in %ss, %sm or 500ms", name, value, value, value)
+			}
+			return fmt.Sprintf("--%s %q: want a duration such as 5s, 2m, 1h30m or 500ms", name, value)
+		}
+		if _, detail, ok := strings.Cut(msg, ": "); ok {
+			return fmt.Sprintf("--%s %q: %s", name, value, detail)
+		}
+	}
+	return msg
+}
+
+// isDurationFlag tells a time.Duration flag by its getter, since the flag
+// package's duration type is unexported.
+func isDurationFlag(f *flag.Flag) bool {
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return false
+	}
+	_, ok = g.Get().(time.Duration)
+	return ok
 }
 
 // logFlags are the logging flags every long-running command has.
@@ -66,7 +131,7 @@ func (l *logFlags) register(fs *flag.FlagSet, defaultLevel string) {
 func (l *logFlags) logger(e *env) (*slog.Logger, error) {
 	level, err := commconfig.LogLevel(func(string) string { return l.level })
 	if err != nil {
-		return nil, &usageError{err.Error()}
+		return nil, &usageError{msg: err.Error()}
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	switch strings.ToLower(l.format) {

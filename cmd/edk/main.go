@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -23,12 +24,13 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
-// usageError is a mistake in the command line: the help is shown with it.
-type usageError struct{ msg string }
+// usageError is a mistake in the command line. cmd, when set, is the
+// subcommand it belongs to ("config encode"), so the hint names its -h.
+type usageError struct{ msg, cmd string }
 
 func (e *usageError) Error() string { return e.msg }
 
-func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+func usagef(format string, args ...any) error { return &usageError{msg: fmt.Sprintf(format, args...)} }
 
 type command struct {
 	name, summary string
@@ -82,15 +84,27 @@ func run(ctx context.Context, e *env, args []string) int {
 		}
 		return 0
 	}
+	if args[0] == "--version" || args[0] == "-v" || args[0] == "-version" {
+		return exitCode(e, "version", runVersion(ctx, e, args[1:]))
+	}
+	var names []string
 	for _, c := range commands() {
 		if c.name != args[0] {
+			names = append(names, c.name)
 			continue
 		}
 		err := c.run(ctx, e, args[1:])
 		return exitCode(e, c.name, err)
 	}
-	fmt.Fprintf(e.stderr, "edk: unknown command %q\n\n", args[0])
-	printUsage(e.stderr)
+	// One line that says what to type, not the whole usage: the list is one
+	// 'edk help' away.
+	what := "command"
+	if strings.HasPrefix(args[0], "-") {
+		what = "flag"
+		names = append(names, "--version")
+	}
+	fmt.Fprintf(e.stderr, "edk: unknown %s %q.%s Run 'edk help' for the list of commands.\n",
+		what, args[0], didYouMean(args[0], names, func(s string) string { return "'edk " + s + "'" }))
 	return 2
 }
 
@@ -100,7 +114,10 @@ func exitCode(e *env, name string, err error) int {
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(e.stderr, "edk %s: %s\nRun 'edk %s -h' for its flags.\n", name, ue.msg, name)
+		if ue.cmd != "" {
+			name = ue.cmd
+		}
+		fmt.Fprintf(e.stderr, "edk %s: %s\nRun 'edk %s -h' for its flags.\n", name, trimCommand(name, ue.msg), name)
 		return 2
 	}
 	if errors.Is(err, errHelpShown) {
@@ -109,12 +126,18 @@ func exitCode(e *env, name string, err error) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil && ee.err != errSilent {
-			fmt.Fprintf(e.stderr, "edk %s: %v\n", name, ee.err)
+			fmt.Fprintf(e.stderr, "edk %s: %s\n", name, trimCommand(name, ee.err.Error()))
 		}
 		return ee.code
 	}
-	fmt.Fprintf(e.stderr, "edk %s: %v\n", name, err)
+	fmt.Fprintf(e.stderr, "edk %s: %s\n", name, trimCommand(name, err.Error()))
 	return 1
+}
+
+// trimCommand drops a package prefix that repeats the command's own name:
+// "edk blueprint: blueprint: …" says it twice.
+func trimCommand(name, msg string) string {
+	return strings.TrimPrefix(msg, name+": ")
 }
 
 // errSilent is an exitError cause that the command has already reported.
@@ -123,7 +146,7 @@ var errSilent = errors.New("already reported")
 func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "edk — the Enapter Device Kit\n\nUsage: edk <command> [flags]\n\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'edk <command> -h' for a command's flags. Start with: edk demo")
+	fmt.Fprintln(w, "\nRun 'edk <command> -h' for a command's flags; 'edk --version' for the version. Start with: edk demo")
 }

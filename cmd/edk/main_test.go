@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -225,7 +226,20 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{"no command", nil, nil, 2, ""},
 		{"unknown command", []string{"fly"}, nil, 2, `unknown command "fly"`},
-		{"unknown flag", []string{"demo", "--nope"}, nil, 2, "flag provided but not defined: -nope"},
+		{"unknown flag", []string{"demo", "--nope"}, nil, 2, "unknown flag --nope."},
+		{"mistyped command", []string{"wtach"}, nil, 2, `unknown command "wtach". Did you mean 'edk watch'?`},
+		{"mistyped top flag", []string{"--verison"}, nil, 2, `Did you mean 'edk --version'?`},
+		{"mistyped flag", []string{"exec", "--hardwareid", "x", "set_power"}, nil, 2, "unknown flag --hardwareid. Did you mean --hardware-id?"},
+		{"flag without value", []string{"exec", "set_power", "--hardware-id"}, nil, 2, "--hardware-id needs a value"},
+		{"duration without unit", []string{"demo", "--duration", "5"}, nil, 2, "--duration 5: a duration needs a unit, as in 5s"},
+		{"bad duration", []string{"exec", "--timeout", "soon"}, nil, 2, `--timeout "soon": want a duration`},
+		{"flags after the command name", []string{"exec", "set_power", "power", "--hardware-id", "x"}, nil, 2, `argument "power": want name=value`},
+		{"mistyped subcommand", []string{"modbus", "raed"}, nil, 2, "Did you mean 'edk modbus read'?"},
+		{"subcommand usage names it", []string{"config", "encode"}, nil, 2, "edk config encode: --hardware-id is required\nRun 'edk config encode -h'"},
+		{"encode names the flag", []string{"config", "encode", "--hardware-id", "x", "--port", "0"}, nil, 2, "--port must be"},
+		{"no doubled prefix", []string{"blueprint", "check", "/nonexistent/manifest.yml"}, nil, 1, "edk blueprint: stat /nonexistent"},
+		{"group help", []string{"modbus", "--help"}, nil, 0, ""},
+		{"version flag", []string{"--version"}, nil, 0, ""},
 		{"exec without hardware id", []string{"exec", "set_power"}, nil, 2, "--hardware-id is required"},
 		{"exec without command", []string{"exec", "--hardware-id", "x"}, nil, 2, "name the command"},
 		{"exec bad pair", []string{"exec", "--hardware-id", "x", "set_power", "power"}, nil, 2, `argument "power": want name=value`},
@@ -246,6 +260,10 @@ func TestUsageErrors(t *testing.T) {
 			}
 			if !strings.Contains(c.stderr.String(), tt.wantErr) {
 				t.Fatalf("stderr lacks %q:\n%s", tt.wantErr, c.stderr)
+			}
+			// A mistake gets the line that explains it, not the flag list.
+			if tt.wantCode == 2 && len(tt.args) > 0 && strings.Count(c.stderr.String(), "\n") > 3 {
+				t.Fatalf("a usage error printed %d lines:\n%s", strings.Count(c.stderr.String(), "\n"), c.stderr)
 			}
 		})
 	}
@@ -279,6 +297,58 @@ func TestHelpListsFlags(t *testing.T) {
 		help := c.stderr.String() + c.stdout.String()
 		if !strings.Contains(help, "Usage: edk "+args[0]) || !strings.Contains(help, "-hardware-id") && !strings.Contains(help, "-log-level") {
 			t.Errorf("edk %s -h printed no flag list:\n%s", args[0], help)
+		}
+	}
+}
+
+func TestParseFlagsInterspersed(t *testing.T) {
+	tests := []struct {
+		args     []string
+		wantID   string
+		wantArgs []string
+	}{
+		{[]string{"--hardware-id", "x", "set_power", "power=1"}, "x", []string{"set_power", "power=1"}},
+		{[]string{"set_power", "--hardware-id", "x", "power=1"}, "x", []string{"set_power", "power=1"}},
+		{[]string{"set_power", "power=1", "--hardware-id=x"}, "x", []string{"set_power", "power=1"}},
+		// After "--" even what looks like a flag is an argument.
+		{[]string{"--hardware-id", "x", "--", "set_power", "--hardware-id", "y"}, "x", []string{"set_power", "--hardware-id", "y"}},
+		{nil, "", nil},
+	}
+	for _, tt := range tests {
+		fs := newFlags("exec", "", &strings.Builder{})
+		id := fs.String("hardware-id", "", "")
+		if err := parseFlags(fs, tt.args); err != nil {
+			t.Fatalf("%q: %v", tt.args, err)
+		}
+		if *id != tt.wantID || strings.Join(fs.Args(), " ") != strings.Join(tt.wantArgs, " ") {
+			t.Errorf("%q: hardware-id %q, args %q; want %q, %q", tt.args, *id, fs.Args(), tt.wantID, tt.wantArgs)
+		}
+	}
+}
+
+func TestClosest(t *testing.T) {
+	cmds := []string{"demo", "hub", "run", "exec", "watch", "modbus", "sim", "config", "blueprint", "version"}
+	for word, want := range map[string]string{
+		"hbu": "hub", "wtach": "watch", "blue": "blueprint", "confg": "config", "exce": "exec",
+		"versoin": "version", "xyzzy": "", "fly": "", "a": "",
+	} {
+		if got := closest(word, cmds); got != want {
+			t.Errorf("closest(%q) = %q, want %q", word, got, want)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	old := version
+	version = "v9.9.9"
+	t.Cleanup(func() { version = old })
+	for _, args := range [][]string{{"version"}, {"--version"}, {"-v"}} {
+		c := startCLI(t, nil, args...)
+		if code := c.wait(t); code != 0 {
+			t.Fatalf("edk %v: exit %d", args, code)
+		}
+		if out := c.stdout.String(); !strings.HasPrefix(out, "edk v9.9.9 (") || !strings.Contains(out, runtime.GOOS+"/"+runtime.GOARCH) {
+			t.Errorf("edk %v printed %q", args, out)
 		}
 	}
 }

@@ -12,15 +12,10 @@ import (
 )
 
 func runModbus(ctx context.Context, e *env, args []string) error {
-	if len(args) > 0 {
-		switch args[0] {
-		case "read":
-			return runModbusRead(ctx, e, args[1:])
-		case "scan":
-			return runModbusScan(ctx, e, args[1:])
-		}
-	}
-	return usagef("want 'edk modbus read' (read registers and decode them) or 'edk modbus scan' (find which registers answer)")
+	return dispatch(ctx, e, "modbus", []subcommand{
+		{"read", "read registers and decode them", runModbusRead},
+		{"scan", "find which registers answer", runModbusScan},
+	}, args)
 }
 
 // modbusFlags are the connection flags of read and scan.
@@ -182,15 +177,18 @@ func runModbusScan(ctx context.Context, e *env, args []string) error {
 }
 
 func runSim(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 || args[0] != "modbus" {
-		return usagef("want 'edk sim modbus --listen 127.0.0.1:5020 --profile inverter'")
-	}
+	return dispatch(ctx, e, "sim", []subcommand{
+		{"modbus", "a simulated Modbus TCP device", runSimModbus},
+	}, args)
+}
+
+func runSimModbus(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("sim modbus", "[--listen ADDR] [--profile NAME]", e.stderr)
 	listen := fs.String("listen", modbussim.DefaultListen, "where the simulated Modbus TCP device listens")
 	profile := fs.String("profile", "inverter", "simulated device: "+strings.Join(modbussim.Profiles(), ", "))
 	var lf logFlags
 	lf.register(fs, "info")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	logger, err := lf.logger(e)
