@@ -19,6 +19,7 @@ import (
 	"github.com/edk-go/edk/controller"
 	"github.com/edk-go/edk/device"
 	"github.com/edk-go/edk/hub"
+	"github.com/edk-go/edk/mqttapi"
 	"github.com/edk-go/edk/sim/inverter"
 )
 
@@ -113,12 +114,14 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 
 	fmt.Fprintf(out, `edk demo: a local hub and two simulated inverters, on this machine only.
 
-  hub MQTT   %s   (devices log in with the credentials the hub issued them)
-  hub HTTP   http://%s   (Enapter's v3 API; token %s)
-  devices    Inverter 1 (hardware_id=%s), Inverter 2 (hardware_id=%s)
+  hub MQTT    %s (devices use the credentials the hub issued)
+  hub HTTP    http://%s (Enapter's v3 API)
+  API token   %s
+  Inverter 1  hardware_id %s
+  Inverter 2  hardware_id %s
 
-Below: every message on Inverter 1's topics, as the cloud would see it.
-Ctrl-C stops everything cleanly.
+Below: every message on Inverter 1's topics, as the cloud would see it
+(ids cut to 8 characters). Ctrl-C stops everything cleanly.
 
 `, brokerURL, info.HTTPAddr, info.Token, devices[0].cfg.HardwareID, devices[1].cfg.HardwareID)
 
@@ -141,11 +144,15 @@ Ctrl-C stops everything cleanly.
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	watchDone := make(chan error, 1)
+	shown := newShownResponses()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		watchDone <- client.Watch(watchCtx, first.cfg.HardwareID, "", func(ev controller.Event) {
-			fmt.Fprintln(out, "  "+controller.FormatEvent(ev))
+			fmt.Fprint(out, formatDemoEvent(ev))
+			if ev.Response != nil && ev.Response.State != mqttapi.StateLog {
+				shown.add(ev.Response.ID)
+			}
 		}, controller.OnSubscribed(func() { close(subscribed) }))
 	}()
 	shutdown := func() error {
@@ -179,19 +186,29 @@ Ctrl-C stops everything cleanly.
 	}
 
 	if *script {
-		if err := demoScript(ctx, out, first.dev, api, first.id); err != nil && ctx.Err() == nil {
+		if err := demoScript(ctx, out, first.dev, api, first.id, shown); err != nil && ctx.Err() == nil {
 			fmt.Fprintf(out, "demo script stopped: %v\n", err)
 		}
+	}
+	// Interrupted during the script: the person is leaving, not starting.
+	if ctx.Err() == nil {
 		fmt.Fprintf(out, `
 ── your turn ──
-In another terminal, while this runs:
-  export HUB=http://%[1]s TOKEN=%[2]s
-  curl -s -X POST $HUB/v3/devices/%[3]s/execute_command -H "X-Enapter-Auth-Token: $TOKEN" -d '{"name":"set_power","arguments":{"power":3000}}'
-  curl -s "$HUB/v3/telemetry/latest?devices\[%[3]s\]=power,status" -H "X-Enapter-Auth-Token: $TOKEN"
-  go run ./cmd/edk watch --broker %[4]s --username %[5]s --password %[6]s --hardware-id %[7]s
+In another terminal, while this runs (DEV is Inverter 1):
+  export HUB=http://%[1]s
+  export TOKEN=%[2]s
+  export DEV=%[3]s
+  curl -s -X POST $HUB/v3/devices/$DEV/execute_command \
+    -H "X-Enapter-Auth-Token: $TOKEN" \
+    -d '{"name":"set_power","arguments":{"power":3000}}'
+  curl -s "$HUB/v3/telemetry/latest?devices\[$DEV\]=power,status" \
+    -H "X-Enapter-Auth-Token: $TOKEN"
+  EDK_MQTT_PASSWORD=%[6]s \
+    %[8]s watch --broker %[4]s \
+    --username %[5]s --hardware-id %[7]s
 Live telemetry continues below; Ctrl-C to stop.
 
-`, info.HTTPAddr, info.Token, first.id, brokerURL, demoAdmin, adminPassword, devices[1].cfg.HardwareID)
+`, info.HTTPAddr, info.Token, first.id, brokerURL, demoAdmin, adminPassword, first.cfg.HardwareID, selfCommand())
 	}
 	<-ctx.Done()
 	fmt.Fprintln(out, "\nstopping: devices first (they finish running commands), then the hub")
@@ -204,7 +221,7 @@ Live telemetry continues below; Ctrl-C to stop.
 
 // demoScript shows a command round trip of each kind, sent the way a
 // script would send it to Enapter: POST execute_command on the HTTP API.
-func demoScript(ctx context.Context, out io.Writer, d *device.Device, api *hubClient, deviceID string) error {
+func demoScript(ctx context.Context, out io.Writer, d *device.Device, api *hubClient, deviceID string, shown *shownResponses) error {
 	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := d.WaitState(waitCtx, device.StateConnected); err != nil {
@@ -227,12 +244,16 @@ func demoScript(ctx context.Context, out io.Writer, d *device.Device, api *hubCl
 		{"an unknown command, too", "self_destruct", nil},
 	}
 	for i, s := range steps {
-		fmt.Fprintf(out, "\n── %d/%d: %s (POST /v3/devices/…/execute_command) ──\n", i+1, len(steps), s.title)
-		state, payload, err := api.execute(ctx, deviceID, s.name, s.args)
+		fmt.Fprintf(out, "\n── %d/%d: %s ──\n", i+1, len(steps), s.title)
+		id, state, payload, err := api.execute(ctx, deviceID, s.name, s.args)
 		if err != nil {
 			return fmt.Errorf("execute %s: %w", s.name, err)
 		}
-		fmt.Fprintf(out, "   → %s %s\n", state, payload)
+		// The watch is a second path to the same answer and may lag the
+		// HTTP reply: wait until it has shown the response, so that each
+		// step's messages stay under its own heading.
+		shown.wait(ctx, id, 2*time.Second)
+		fmt.Fprint(out, wrapLine(fmt.Sprintf("   HTTP → %s %s", state, payload), demoWidth, "          "))
 	}
 	return nil
 }
@@ -287,9 +308,10 @@ func (c *hubClient) provision(ctx context.Context, name, slug string) (string, *
 	return created.DeviceID, cfg, nil
 }
 
-func (c *hubClient) execute(ctx context.Context, deviceID, name string, args map[string]any) (string, string, error) {
+func (c *hubClient) execute(ctx context.Context, deviceID, name string, args map[string]any) (id, state, payload string, err error) {
 	var out struct {
 		Execution struct {
+			ID       string `json:"id"`
 			State    string `json:"state"`
 			Response *struct {
 				Payload json.RawMessage `json:"payload"`
@@ -301,13 +323,13 @@ func (c *hubClient) execute(ctx context.Context, deviceID, name string, args map
 		body["arguments"] = args
 	}
 	if err := c.do(ctx, "POST", "/v3/devices/"+deviceID+"/execute_command", body, &out); err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
-	payload := "{}"
+	payload = "{}"
 	if out.Execution.Response != nil {
 		payload = compact(out.Execution.Response.Payload)
 	}
-	return out.Execution.State, payload, nil
+	return out.Execution.ID, out.Execution.State, payload, nil
 }
 
 func randomHex(n int) string {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/goleak"
 
@@ -79,25 +80,49 @@ func TestDemo(t *testing.T) {
 	c := startCLI(t, nil, "demo", "--mqtt-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
 	c.waitFor(t, "Live telemetry continues below")
 	out := c.stdout.String()
+	flat := strings.Join(strings.Fields(out), " ") // the demo wraps its lines
 	for _, want := range []string{
-		`properties ch=primary model="SimInverter 10K"`,
+		`properties model="SimInverter 10K"`,
 		`→ SUCCESS {"new_power":4700}`,
 		`log {"message":"step 1/3: power 3800 W"`,
 		`→ SUCCESS {"new_power":2000}`,
 		`→ ERROR {"message":"argument \"power\" of set_power must be a float (a number), not the string \"abc\""}`,
 		`→ ERROR {"message":"unknown command \"self_destruct\"`,
 	} {
-		if !strings.Contains(out, want) {
+		if !strings.Contains(flat, want) {
 			t.Errorf("demo output lacks %q", want)
 		}
 	}
-	// The "your turn" instructions work as printed: the hub answers the token.
-	m := regexp.MustCompile(`export HUB=(\S+) TOKEN=(\S+)`).FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("no HUB/TOKEN line:\n%s", out)
+	// Each step's messages come under its own heading: the watch's final
+	// response is shown before the HTTP answer and the next heading.
+	steps := regexp.MustCompile(`(?s)── \d/4: [^\n]*──\n(.*?)\n   HTTP →`).FindAllStringSubmatch(out, -1)
+	if len(steps) != 4 {
+		t.Fatalf("found %d of 4 steps:\n%s", len(steps), out)
 	}
-	req, _ := http.NewRequest("GET", m[1]+"/v3/devices", nil)
-	req.Header.Set("X-Enapter-Auth-Token", m[2])
+	for i, cmd := range []string{"set_power", "ramp_power", "set_power", "self_destruct"} {
+		if body := steps[i][1]; !strings.Contains(body, "command →   "+cmd) || !regexp.MustCompile(`response ←  id=\S+ (completed|error)`).MatchString(body) {
+			t.Errorf("step %d lacks its command %s and final response:\n%s", i+1, cmd, body)
+		}
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if n := utf8.RuneCountInString(line); n > demoWidth {
+			t.Errorf("line of %d columns, want at most %d: %q", n, demoWidth, line)
+		}
+	}
+	// The "your turn" instructions work as printed: the hub answers the
+	// token, and the watch names the inverter whose traffic is shown.
+	hubURL := regexp.MustCompile(`export HUB=(\S+)`).FindStringSubmatch(out)
+	token := regexp.MustCompile(`export TOKEN=(\S+)`).FindStringSubmatch(out)
+	first := regexp.MustCompile(`Inverter 1  hardware_id (\S+)`).FindStringSubmatch(out)
+	watched := regexp.MustCompile(`--hardware-id (\S+)`).FindStringSubmatch(out)
+	if hubURL == nil || token == nil || first == nil || watched == nil {
+		t.Fatalf("no HUB, TOKEN, hardware id or watch line:\n%s", out)
+	}
+	if watched[1] != first[1] {
+		t.Errorf("the printed watch targets %s, the shown traffic is Inverter 1's (%s)", watched[1], first[1])
+	}
+	req, _ := http.NewRequest("GET", hubURL[1]+"/v3/devices", nil)
+	req.Header.Set("X-Enapter-Auth-Token", token[1])
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /v3/devices with the printed token: %v %v", resp, err)
@@ -109,6 +134,31 @@ func TestDemo(t *testing.T) {
 	}
 	if !strings.Contains(c.stdout.String(), "stopped cleanly") {
 		t.Errorf("no clean stop reported:\n%s", c.stdout)
+	}
+}
+
+// Ctrl-C during the scripted commands stops the demo without inviting the
+// person to start typing.
+func TestDemoInterruptedEarly(t *testing.T) {
+	c := startCLI(t, nil, "demo", "--mqtt-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	c.waitFor(t, "── 1/4")
+	if code := c.interrupt(t); code != 0 {
+		t.Fatalf("exit code after Ctrl-C = %d, want 0; stderr:\n%s", code, c.stderr)
+	}
+	out := c.stdout.String()
+	if strings.Contains(out, "your turn") || !strings.Contains(out, "stopped cleanly") {
+		t.Errorf("interrupted demo printed:\n%s", out)
+	}
+}
+
+func TestWrapLine(t *testing.T) {
+	got := wrapLine("  12:00:00 telemetry   power=1 a_long_attribute_name=\"some value\" another=2", 40, "      ")
+	want := "  12:00:00 telemetry   power=1\n      a_long_attribute_name=\"some value\"\n      another=2\n"
+	if got != want {
+		t.Errorf("wrapLine =\n%s\nwant\n%s", got, want)
+	}
+	if got := wrapLine(strings.Repeat("x", 50), 40, "  "); got != strings.Repeat("x", 50)+"\n" {
+		t.Errorf("a long word was cut: %q", got)
 	}
 }
 
