@@ -186,9 +186,26 @@ func runSimModbus(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("sim modbus", "[--listen ADDR] [--profile NAME]", e.stderr)
 	listen := fs.String("listen", modbussim.DefaultListen, "where the simulated Modbus TCP device listens")
 	profile := fs.String("profile", "inverter", "simulated device: "+strings.Join(modbussim.Profiles(), ", "))
+	printMap := fs.Bool("print-map", false, "print the profile's register map (YAML for edk run --config) and exit")
+	printManifest := fs.Bool("print-manifest", false, "print the profile's blueprint manifest (for edk run --manifest) and exit")
 	var lf logFlags
 	lf.register(fs, "info")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *printMap || *printManifest {
+		registerMap, manifest, err := modbussim.ProfileFiles(*profile)
+		if err != nil {
+			return usagef("--profile: %v", err)
+		}
+		if *printMap && *printManifest {
+			return usagef("give --print-map or --print-manifest, not both")
+		}
+		if *printMap {
+			_, err = e.stdout.Write(registerMap)
+		} else {
+			_, err = e.stdout.Write(manifest)
+		}
 		return err
 	}
 	logger, err := lf.logger(e)
@@ -199,9 +216,11 @@ func runSimModbus(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("start the simulated device: %w", err)
 	}
-	fmt.Fprintf(e.stdout, "simulated Modbus %s listening on %s (unit id 3 for the inverter profile); Ctrl-C to stop\n"+
-		"its register map: driver/modbus/testdata/inverter.yaml — try: edk modbus read --address %s --unit 3 --table input --register 30775 --type int32\n",
-		*profile, srv.URL(), srv.URL())
+	self := selfCommand()
+	fmt.Fprintf(e.stdout, "simulated Modbus %[1]s listening on %[2]s (unit id 3 for the inverter profile); Ctrl-C to stop\n"+
+		"its register map and manifest: %[3]s sim modbus --profile %[1]s --print-map > %[1]s.yaml (and --print-manifest > manifest.yml)\n"+
+		"try: %[3]s modbus read --address %[2]s --unit 3 --table input --register 30775 --type int32\n",
+		*profile, srv.URL(), self)
 	if err := srv.Serve(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

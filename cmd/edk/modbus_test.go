@@ -20,8 +20,11 @@ func TestModbusChain(t *testing.T) {
 	sim.waitFor(t, "listening on tcp://")
 	simURL := regexp.MustCompile(`tcp://127\.0\.0\.1:\d+`).FindString(sim.stdout.String())
 
-	mapYAML, err := os.ReadFile("../../driver/modbus/testdata/inverter.yaml")
-	if err != nil {
+	// The files come from the binary itself, as for a person who has only
+	// an installed edk.
+	mapYAML := printed(t, "sim", "modbus", "--print-map")
+	manifestFile := filepath.Join(t.TempDir(), "manifest.yml")
+	if err := os.WriteFile(manifestFile, []byte(printed(t, "sim", "modbus", "--print-manifest")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	mapFile := filepath.Join(t.TempDir(), "device.yaml")
@@ -47,7 +50,7 @@ func TestModbusChain(t *testing.T) {
 		t.Fatal("watch did not start")
 	}
 	dev := startCLI(t, map[string]string{commconfig.EnvConfig: blob}, "run", "--config", mapFile,
-		"--manifest", "../../driver/modbus/testdata/inverter_manifest.yml")
+		"--manifest", manifestFile)
 	if !dev.stderr.WaitFor("state=connected", waitLimit) {
 		t.Fatalf("run did not connect: %s", dev.stderr)
 	}
@@ -70,7 +73,7 @@ func TestModbusChain(t *testing.T) {
 
 func TestRunRefusesMapThatBreaksManifest(t *testing.T) {
 	c := startCLI(t, map[string]string{commconfig.EnvConfig: mustBlob(t)}, "run",
-		"--config", "../../driver/modbus/testdata/inverter.yaml", "--manifest", "../../sim/inverter/manifest.yml")
+		"--config", "../../driver/modbus/modbussim/inverter.yaml", "--manifest", "../../sim/inverter/manifest.yml")
 	if code := c.wait(t); code != 1 || !strings.Contains(c.stderr.String(), "does not match the manifest") ||
 		!strings.Contains(c.stderr.String(), `telemetry "ac_power" is not declared`) {
 		t.Fatalf("code %d: %s", code, c.stderr)
@@ -84,4 +87,14 @@ func mustBlob(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return blob
+}
+
+// printed runs edk with args to the end and returns what it printed.
+func printed(t *testing.T, args ...string) string {
+	t.Helper()
+	c := startCLI(t, nil, args...)
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("edk %v: exit %d: %s", args, code, c.stderr)
+	}
+	return c.stdout.String()
 }

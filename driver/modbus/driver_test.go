@@ -445,7 +445,7 @@ alerts:
 // the laptop chain sim ← driver.
 func TestInverterChain(t *testing.T) {
 	s := startSim(t, "inverter")
-	m, err := modbus.Load("testdata/inverter.yaml")
+	m, err := modbus.Load("modbussim/inverter.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 func TestLoadExample(t *testing.T) {
-	m, err := modbus.Load("testdata/inverter.yaml")
+	m, err := modbus.Load("modbussim/inverter.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ commands:
 }
 
 func FuzzLoadRegisterMap(f *testing.F) {
-	seed, err := os.ReadFile("testdata/inverter.yaml")
+	seed, err := os.ReadFile("modbussim/inverter.yaml")
 	if err != nil {
 		f.Fatal(err)
 	}

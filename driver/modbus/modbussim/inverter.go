@@ -9,8 +9,8 @@ import (
 	"github.com/edk-go/edk/driver/modbus"
 )
 
-// Registers of the inverter profile; driver/modbus/testdata/inverter.yaml is
-// its register map.
+// Registers of the inverter profile; inverter.yaml beside this file is its
+// register map (ProfileFiles hands it out).
 const (
 	InverterSerial      = 30057 // input, uint32
 	InverterModel       = 30100 // input, string of 8 registers
