@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/edk-go/edk/hub/ca"
 	"github.com/edk-go/edk/hub/store"
+	"github.com/edk-go/edk/internal/logfield"
 )
 
 // DefaultStoreTimeout bounds one store look-up during CONNECT when
@@ -203,6 +205,9 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	if err == nil {
 		err = h.checkTakeOver(cl, s)
 	}
+	if err == nil {
+		err = checkWill(cl, s)
+	}
 	if err != nil {
 		lvl := slog.LevelWarn
 		if !errors.Is(err, errRefused) {
@@ -242,6 +247,27 @@ func (h *Hook) checkTakeOver(cl *mqtt.Client, s *session) error {
 		return nil
 	}
 	return fmt.Errorf("%w: client id %q is in use by another identity's open connection; every device needs a client id of its own", errRefused, cl.ID)
+}
+
+// checkWill holds a device's last will to the rules of its publishes. mochi
+// publishes a will when the connection drops without asking OnACLCheck
+// (mochi-mqtt/server#503), so without this check a device could leave a
+// will on another device's command topic, or on its telemetry, and the
+// broker would deliver it as if the hub or that device had sent it. A will
+// outside v1/from/<hardware id>/ (or one with wildcards, which no publish
+// may have) refuses the connection; a will's retain flag is cleared, as
+// hub/limits clears it on a device's publishes, so that a will cannot pin a
+// message in the broker's memory either.
+func checkWill(cl *mqtt.Client, s *session) error {
+	if s.role != roleDevice || atomic.LoadUint32(&cl.Properties.Will.Flag) == 0 {
+		return nil
+	}
+	topic := cl.Properties.Will.TopicName
+	if !under(topic, s.pubPrefix) || !mqtt.IsValidFilter(topic, true) {
+		return fmt.Errorf("%w: last will on %q: a device's will may only be published under %s", errRefused, logfield.Cut(topic), s.pubPrefix)
+	}
+	cl.Properties.Will.Retain = false
+	return nil
 }
 
 func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, error) {

@@ -43,7 +43,43 @@ type env struct {
 	ca     *ca.CA
 	broker *broker.Broker
 	log    *testutil.SyncBuffer
+	gone   *disconnects
 	seq    int
+}
+
+// disconnects is a mochi hook that reports the client id of every
+// connection the broker has finished with. mochi publishes a will before it
+// calls OnDisconnect, on the same goroutine, so once a client id is reported
+// here its will, if any, has been delivered.
+type disconnects struct {
+	mqtt.HookBase
+	ids chan string
+}
+
+func (*disconnects) ID() string           { return "test-disconnects" }
+func (*disconnects) Provides(b byte) bool { return b == mqtt.OnDisconnect }
+func (d *disconnects) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	select {
+	case d.ids <- cl.ID:
+	default: // nobody waits for this one
+	}
+}
+
+// waitGone waits until the broker has finished with the connection of id.
+func (e *env) waitGone(id string) {
+	e.t.Helper()
+	timer := time.NewTimer(waitLimit)
+	defer timer.Stop()
+	for {
+		select {
+		case got := <-e.gone.ids:
+			if got == id {
+				return
+			}
+		case <-timer.C:
+			e.t.Fatalf("the broker never noticed that %s was gone", id)
+		}
+	}
 }
 
 func newEnv(t *testing.T, opts auth.Options) *env {
@@ -72,18 +108,19 @@ func newEnv(t *testing.T, opts auth.Options) *env {
 	if opts.Admin == nil {
 		opts.Admin = auth.AdminPassword(adminUser, adminPass)
 	}
+	gone := &disconnects{ids: make(chan string, 64)}
 	b, err := broker.Start(ctx, broker.Config{
 		Addr:      "127.0.0.1:0",
 		TLSAddr:   "127.0.0.1:0",
 		TLSConfig: tlsCfg,
 		Logger:    buf.Logger(),
-		Hooks:     []mqtt.Hook{auth.New(st, opts)},
+		Hooks:     []mqtt.Hook{auth.New(st, opts), gone},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
-	return &env{t: t, store: st, ca: authority, broker: b, log: buf}
+	return &env{t: t, store: st, ca: authority, broker: b, log: buf, gone: gone}
 }
 
 // provision creates a device with a password and a client certificate.
