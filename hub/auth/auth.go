@@ -116,8 +116,23 @@ type session struct {
 	pubPrefix  string // "v1/from/<hw>/"
 	subPrefix  string // "v1/to/<hw>/"
 
+	// established is set once mochi has given the connection its session
+	// (OnSessionEstablish): from then on a persistent session outlives
+	// the connection, with its subscriptions and queued messages.
+	established atomic.Bool
+
 	mu     sync.Mutex
 	denied map[string]struct{} // "r:topic" / "w:topic" already logged
+}
+
+// persistent reports whether the session outlives its connection in mochi:
+// MQTT 3.1.1 clean_session false, or MQTT 5 with a session expiry interval.
+func (s *session) persistent() bool {
+	p := s.cl.Properties
+	if p.ProtocolVersion == 5 {
+		return p.Props.SessionExpiryInterval > 0
+	}
+	return !p.Clean
 }
 
 // Hook is the mochi hook. Add it to the broker with broker.Config.Hooks; it
@@ -158,7 +173,7 @@ func (h *Hook) ID() string { return "edk-auth" }
 // Provides reports the mochi events the hook handles.
 func (h *Hook) Provides(b byte) bool {
 	switch b {
-	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect, mqtt.OnClientExpired:
+	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish, mqtt.OnDisconnect, mqtt.OnClientExpired:
 		return true
 	}
 	return false
@@ -230,10 +245,16 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 // errRefused marks a refusal caused by the client's credentials.
 var errRefused = errors.New("refused")
 
-// checkTakeOver refuses a connection that would take over the client id of
-// another identity's open connection: MQTT lets the newer connection win,
-// which would let any device knock another off the broker. The same
-// device reconnecting (its old link not yet noticed dead) and admins may.
+// checkTakeOver binds a client id to the identity that holds it: it refuses
+// a connection that would take over the client id of another identity's
+// open connection, or of its persistent session while it is offline. MQTT
+// lets the newer connection win: it would knock the other device off the
+// broker, and inherit an offline session's subscriptions and the messages
+// queued for it, commands included (mochi resends those without asking
+// OnACLCheck). The same device reconnecting (its old link not yet noticed
+// dead, or coming back to its session) and admins may. A persistent
+// session frees its client id when it expires (hub/broker keeps one 24 h)
+// or when its own device ends it with a clean session.
 func (h *Hook) checkTakeOver(cl *mqtt.Client, s *session) error {
 	v, ok := h.sessions.Load(cl.ID)
 	if !ok || s.role == roleAdmin {
@@ -243,10 +264,27 @@ func (h *Hook) checkTakeOver(cl *mqtt.Client, s *session) error {
 	if old.role == s.role && old.hardwareID == s.hardwareID {
 		return nil
 	}
-	if old.cl == nil || old.cl.Closed() {
+	if old.cl == nil {
 		return nil
 	}
-	return fmt.Errorf("%w: client id %q is in use by another identity's open connection; every device needs a client id of its own", errRefused, cl.ID)
+	if !old.cl.Closed() {
+		return fmt.Errorf("%w: client id %q is in use by another identity's open connection; every device needs a client id of its own", errRefused, logfield.Cut(cl.ID))
+	}
+	if old.established.Load() && old.persistent() {
+		return fmt.Errorf("%w: client id %q belongs to another identity's persistent session; every device needs a client id of its own", errRefused, logfield.Cut(cl.ID))
+	}
+	// A clean session whose OnDisconnect is still to come, or a connection
+	// that failed before it had a session: nothing to take over.
+	return nil
+}
+
+// OnSessionEstablish marks the connection's session as given: mochi calls
+// it after OnConnectAuthenticate and before it hands the connection an
+// existing session of the same client id.
+func (h *Hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	if s := h.session(cl); s != nil {
+		s.established.Store(true)
+	}
 }
 
 // checkWill holds a device's last will to the rules of its publishes. mochi

@@ -507,3 +507,57 @@ func TestClientIDTakeOver(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestPersistentSessionTakeOver checks that another identity cannot take
+// over a device's offline persistent session with its client id, and so
+// receive the commands queued for the device.
+func TestPersistentSessionTakeOver(t *testing.T) {
+	e := newEnv(t, auth.Options{})
+	a, b := e.provision("HWA"), e.provision("HWB")
+	msgs := make(chan paho.Message, 8)
+	opts := func(d device) *paho.ClientOptions {
+		return e.opts(d.user, d.pass).SetClientID("persistent-HWA").SetCleanSession(false).
+			SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { msgs <- m })
+	}
+	c, err := connect(t, opts(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := subscribe(t, c, "v1/to/HWA/#"); code == subackNo {
+		t.Fatal("subscription refused")
+	}
+	c.Disconnect(100)
+	e.waitGone("persistent-HWA")
+
+	admin, err := connect(t, e.opts(adminUser, adminPass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.Wait(admin.Publish("v1/to/HWA/ch/v1/command/requests", 1, false, "queued for A")); err != nil {
+		t.Fatal(err)
+	}
+	// B, with its own valid credentials, asks for A's session: refused,
+	// persistent or clean (a clean session would throw A's queue away).
+	for _, clean := range []bool{false, true} {
+		if thief, err := connect(t, opts(b).SetCleanSession(clean)); err == nil {
+			select {
+			case m := <-msgs:
+				t.Errorf("B received A's queued %s %q", m.Topic(), m.Payload())
+			default:
+			}
+			thief.Disconnect(100)
+			e.waitGone("persistent-HWA")
+			t.Fatalf("B took over A's persistent session (clean session %v)", clean)
+		}
+	}
+	if !e.log.WaitFor("belongs to another identity's persistent session", waitLimit) {
+		t.Error("refusal not explained in the log")
+	}
+	// A comes back and gets its command.
+	if _, err := connect(t, opts(a)); err != nil {
+		t.Fatal(err)
+	}
+	if topic, payload := receive(t, msgs); topic != "v1/to/HWA/ch/v1/command/requests" || payload != "queued for A" {
+		t.Fatalf("A got %s %q", topic, payload)
+	}
+}
