@@ -73,6 +73,9 @@ type Options struct {
 	Admin func(username, password string) bool
 	// StoreTimeout bounds each store look-up. Zero means DefaultStoreTimeout.
 	StoreTimeout time.Duration
+	// LoginLimits bound failed logins per source address and concurrent
+	// password checks. The zero value takes the defaults.
+	LoginLimits LoginLimits
 	// Logger receives denials (Warn, once per connection and topic) and
 	// store failures (Error). Passwords are never logged. Nil discards.
 	Logger *slog.Logger
@@ -141,9 +144,10 @@ func (s *session) persistent() bool {
 // client connection and are safe for concurrent use.
 type Hook struct {
 	mqtt.HookBase
-	store Store
-	opts  Options
-	log   *slog.Logger
+	store    Store
+	opts     Options
+	log      *slog.Logger
+	throttle *throttle
 
 	// sessions maps a client id to its *session. An entry is replaced when
 	// a new connection takes the id over, and removed when the session
@@ -164,7 +168,7 @@ func New(st Store, opts Options) *Hook {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Hook{store: st, opts: opts, log: opts.Logger}
+	return &Hook{store: st, opts: opts, log: opts.Logger, throttle: newThrottle(opts.LoginLimits)}
 }
 
 // ID names the hook in mochi's logs.
@@ -311,7 +315,15 @@ func checkWill(cl *mqtt.Client, s *session) error {
 func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, error) {
 	user, pass := string(pk.Connect.Username), string(pk.Connect.Password)
 	hasUser := pk.Connect.UsernameFlag || user != ""
-	if hasUser && h.opts.Admin != nil && h.opts.Admin(user, pass) {
+	// An address that failed too often gets no password check, not even
+	// the admin's; a device certificate still lets it in.
+	var blocked error
+	addr := addrKey(cl.Net.Remote)
+	if hasUser {
+		blocked = h.throttle.blocked(addr)
+	}
+	if hasUser && blocked == nil && h.opts.Admin != nil && h.opts.Admin(user, pass) {
+		h.throttle.succeeded(addr)
 		return &session{role: roleAdmin}, nil
 	}
 
@@ -333,11 +345,21 @@ func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, error
 		// An unknown certificate with a username: the password decides.
 	}
 	if hasUser {
+		if blocked != nil {
+			return nil, blocked
+		}
+		release, err := h.throttle.acquire(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
 		d, err := h.store.VerifyCredentials(ctx, user, pass)
+		release()
 		switch {
 		case err == nil:
+			h.throttle.succeeded(addr)
 			return deviceSession(d)
 		case errors.Is(err, store.ErrUnauthorized), errors.Is(err, store.ErrNotFound):
+			h.throttle.failed(addr)
 			return nil, fmt.Errorf("%w: wrong username or password", errRefused)
 		default:
 			return nil, fmt.Errorf("verify password: %w", err)
