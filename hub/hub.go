@@ -95,6 +95,13 @@ type Config struct {
 	// anonymous clients, to the hub's own publishes, or with Broker.
 	RateLimit float64
 	RateBurst int
+	// MQTTConnectTimeout, MQTTMaxConnections and MQTTMaxConnectionsPerAddr
+	// are the embedded broker's connection limits (broker.Config's
+	// ConnectTimeout, MaxConnections, MaxConnectionsPerAddr): zero takes
+	// the broker's defaults, negative turns the limit off.
+	MQTTConnectTimeout        time.Duration
+	MQTTMaxConnections        int
+	MQTTMaxConnectionsPerAddr int
 	// HTTPTLS serves the HTTP API (and its WebSockets) over HTTPS with a
 	// certificate that the hub's CA issues at start for the listen host,
 	// localhost and the loopback addresses; clients trust the CA's
@@ -230,6 +237,8 @@ func Run(ctx context.Context, cfg Config) error {
 		publish, closeBroker, mqttAddr = ext.Publish, ext.Close, ext.addr
 	} else {
 		bcfg := broker.Config{Addr: cfg.MQTTAddr, Logger: log.With("component", "broker"),
+			ConnectTimeout: cfg.MQTTConnectTimeout, MaxConnections: cfg.MQTTMaxConnections,
+			MaxConnectionsPerAddr: cfg.MQTTMaxConnectionsPerAddr,
 			// In this order: mochi calls the hooks' OnPublish in the order
 			// they were added and stops at the first that drops a message,
 			// so a message limits drops (mochi's "ignore") never reaches

@@ -30,6 +30,7 @@ import (
 	"github.com/edk-go/edk/hub/ca"
 	"github.com/edk-go/edk/hub/store"
 	"github.com/edk-go/edk/internal/logfield"
+	"github.com/edk-go/edk/internal/srcaddr"
 )
 
 // DefaultStoreTimeout bounds one store look-up during CONNECT when
@@ -318,7 +319,7 @@ func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, error
 	// An address that failed too often gets no password check, not even
 	// the admin's; a device certificate still lets it in.
 	var blocked error
-	addr := addrKey(cl.Net.Remote)
+	addr := srcaddr.Key(cl.Net.Remote)
 	if hasUser {
 		blocked = h.throttle.blocked(addr)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"runtime"
 	"sync"
 	"time"
@@ -179,23 +178,6 @@ func removeWaiter(q *[]chan struct{}, ch chan struct{}) bool {
 		}
 	}
 	return false
-}
-
-// addrKey is the source address a login is counted against: the IP, with
-// an IPv6 address cut to its /64, which one host usually has whole.
-func addrKey(remote string) string {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		host = remote
-	}
-	ip := net.ParseIP(host)
-	if ip == nil {
-		return host
-	}
-	if ip4 := ip.To4(); ip4 != nil {
-		return ip4.String()
-	}
-	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
 // blocked returns errBlocked, with how long is left, when addr must wait.

@@ -157,17 +157,3 @@ func TestSlotsFirstServed(t *testing.T) {
 		t.Fatalf("free %d, waiters %d/%d", s.free, len(s.first), len(s.rest))
 	}
 }
-
-func TestAddrKey(t *testing.T) {
-	for in, want := range map[string]string{
-		"192.0.2.7:51234":             "192.0.2.7",
-		"[2001:db8:1:2:3:4:5:6]:1883": "2001:db8:1:2::/64",
-		"[2001:db8:1:2:ffff::1]:1":    "2001:db8:1:2::/64",
-		"[::ffff:192.0.2.7]:1883":     "192.0.2.7",
-		"pipe":                        "pipe",
-	} {
-		if got := addrKey(in); got != want {
-			t.Errorf("addrKey(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

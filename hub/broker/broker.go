@@ -47,6 +47,20 @@ type Config struct {
 	// MaxPacketSize is the largest MQTT packet accepted, in bytes. Zero means
 	// DefaultMaxPacketSize.
 	MaxPacketSize uint32
+	// ConnectTimeout is how long a new connection may take for its TLS
+	// handshake and CONNECT packet before it is closed, so that
+	// connections that never speak do not pile up. Zero means
+	// DefaultConnectTimeout; negative means no deadline.
+	ConnectTimeout time.Duration
+	// MaxConnections bounds the open connections of all listeners, those
+	// still before CONNECT included; a connection over it is closed at
+	// once. Zero means DefaultMaxConnections, or the open-file limit less
+	// 512 when that is lower; negative means no cap.
+	MaxConnections int
+	// MaxConnectionsPerAddr bounds the open connections from one source
+	// address (IPv4 address or IPv6 /64). Zero means
+	// DefaultMaxConnectionsPerAddr; negative means no cap.
+	MaxConnectionsPerAddr int
 	// Logger receives the broker's own lines and mochi's warnings and errors
 	// (mochi's chattier levels are dropped). Nil discards everything.
 	Logger *slog.Logger
@@ -84,7 +98,8 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	lns := []*connListener{newConnListener("tcp", ln, cfg.Logger)}
+	g := newGate(cfg.MaxConnections, cfg.MaxConnectionsPerAddr, cfg.Logger)
+	lns := []*connListener{newConnListener("tcp", ln, g, cfg.ConnectTimeout, cfg.Logger)}
 	b := &Broker{addr: ln.Addr().String(), log: cfg.Logger}
 	if cfg.TLSConfig != nil {
 		tln, err := listen(ctx, cfg.TLSAddr)
@@ -93,7 +108,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 			return nil, err
 		}
 		b.tlsAddr = tln.Addr().String()
-		lns = append(lns, newConnListener("tls", tls.NewListener(tln, cfg.TLSConfig), cfg.Logger))
+		lns = append(lns, newConnListener("tls", tls.NewListener(tln, cfg.TLSConfig), g, cfg.ConnectTimeout, cfg.Logger))
 	}
 
 	b.srv = mqtt.New(&mqtt.Options{
@@ -168,6 +183,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+		if fds := fdLimit(); fds > 0 && fds-fdReserve < c.MaxConnections {
+			c.MaxConnections = max(fds-fdReserve, 16)
+		}
+	}
+	if c.MaxConnectionsPerAddr == 0 {
+		c.MaxConnectionsPerAddr = DefaultMaxConnectionsPerAddr
 	}
 	return c
 }
