@@ -30,6 +30,7 @@ import (
 	"github.com/edk-go/edk/hub/ca"
 	"github.com/edk-go/edk/hub/store"
 	"github.com/edk-go/edk/internal/logfield"
+	"github.com/edk-go/edk/internal/ratelog"
 	"github.com/edk-go/edk/internal/srcaddr"
 )
 
@@ -41,6 +42,13 @@ const DefaultStoreTimeout = 5 * time.Second
 // logged) per connection, so that a client probing topics cannot grow memory
 // or the log without bound.
 const maxLoggedDenials = 100
+
+// At most refusalLogBurst "connection refused" lines are logged per
+// refusalLogInterval; the next line says how many were left out.
+const (
+	refusalLogInterval = 10 * time.Second
+	refusalLogBurst    = 10
+)
 
 // Log keys.
 const (
@@ -149,6 +157,9 @@ type Hook struct {
 	opts     Options
 	log      *slog.Logger
 	throttle *throttle
+	// refusals bounds the "connection refused" lines: a stranger can
+	// cause one with every CONNECT.
+	refusals *ratelog.Limiter
 
 	// sessions maps a client id to its *session. An entry is replaced when
 	// a new connection takes the id over, and removed when the session
@@ -169,7 +180,8 @@ func New(st Store, opts Options) *Hook {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Hook{store: st, opts: opts, log: opts.Logger, throttle: newThrottle(opts.LoginLimits)}
+	return &Hook{store: st, opts: opts, log: opts.Logger, throttle: newThrottle(opts.LoginLimits),
+		refusals: ratelog.New(refusalLogInterval, refusalLogBurst, nil)}
 }
 
 // ID names the hook in mochi's logs.
@@ -233,16 +245,19 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		if !errors.Is(err, errRefused) {
 			lvl = slog.LevelError // the store failed, not the client
 		}
-		h.log.Log(context.Background(), lvl, "mqtt connection refused",
-			keyClient, cl.ID, keyRemote, cl.Net.Remote, keyUsername, string(pk.Connect.Username), keyError, err)
+		if ok, suppressed := h.refusals.Allow(); ok {
+			h.log.Log(context.Background(), lvl, "mqtt connection refused",
+				keyClient, logfield.Cut(cl.ID), keyRemote, logfield.Cut(cl.Net.Remote), keyUsername, logfield.Cut(string(pk.Connect.Username)),
+				keyError, err, "suppressed", suppressed)
+		}
 		return false
 	}
 	s.cl = cl
 	h.sessions.Store(cl.ID, s)
 	if s.role == roleDevice {
-		h.log.Debug("mqtt device authenticated", keyClient, cl.ID, keyHardwareID, s.hardwareID)
+		h.log.Debug("mqtt device authenticated", keyClient, logfield.Cut(cl.ID), keyHardwareID, s.hardwareID)
 	} else {
-		h.log.Debug("mqtt client authenticated", keyClient, cl.ID, keyAccess, s.role.String())
+		h.log.Debug("mqtt client authenticated", keyClient, logfield.Cut(cl.ID), keyAccess, s.role.String())
 	}
 	return true
 }
@@ -413,7 +428,7 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	}
 	s := h.session(cl)
 	if s == nil {
-		h.log.Warn("mqtt access denied: client not authenticated by this hook", keyClient, cl.ID, keyTopic, topic)
+		h.log.Warn("mqtt access denied: client not authenticated by this hook", keyClient, logfield.Cut(cl.ID), keyTopic, logfield.Cut(topic))
 		return false
 	}
 	if s.role != roleDevice {
@@ -432,7 +447,7 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 			access = "publish"
 		}
 		h.log.Warn("mqtt access denied: a device may publish only under v1/from/<its hardware id>/ and subscribe only under v1/to/<its hardware id>/",
-			keyClient, cl.ID, keyHardwareID, s.hardwareID, keyAccess, access, keyTopic, topic)
+			keyClient, logfield.Cut(cl.ID), keyHardwareID, s.hardwareID, keyAccess, access, keyTopic, logfield.Cut(topic))
 	}
 	return false
 }

@@ -561,3 +561,26 @@ func TestPersistentSessionTakeOver(t *testing.T) {
 		t.Fatalf("A got %s %q", topic, payload)
 	}
 }
+
+// TestLongFieldsAndRefusalFloodLogged sends CONNECTs with 60 KB client ids
+// and user names, many times: the log holds each cut to a few hundred
+// bytes, and at most a burst of refusal lines per interval, counting the
+// rest.
+func TestLongFieldsAndRefusalFloodLogged(t *testing.T) {
+	e := newEnv(t, auth.Options{})
+	long := strings.Repeat("A", 60000)
+	const attempts = 40
+	for i := range attempts {
+		mustRefuse(t, "a long user name", e.opts(long+fmt.Sprint(i), "wrong").SetClientID(long+fmt.Sprint(i)))
+	}
+	logs := e.log.String()
+	if strings.Contains(logs, long[:1000]) {
+		t.Error("a long client id or user name was logged whole")
+	}
+	if n := strings.Count(logs, "mqtt connection refused"); n == 0 || n >= attempts {
+		t.Errorf("%d refusal lines for %d refusals, want a bounded burst", n, attempts)
+	}
+	if len(logs) > 64<<10 {
+		t.Errorf("%d bytes of log for %d refused CONNECTs", len(logs), attempts)
+	}
+}
