@@ -331,15 +331,16 @@ func checkWill(cl *mqtt.Client, s *session) error {
 func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, error) {
 	user, pass := string(pk.Connect.Username), string(pk.Connect.Password)
 	hasUser := pk.Connect.UsernameFlag || user != ""
-	// An address that failed too often gets no password check, not even
-	// the admin's; a device certificate still lets it in.
+	// An address (or address and user name) that failed too often gets
+	// no password check, not even the admin's; a device certificate
+	// still lets it in.
 	var blocked error
 	addr := srcaddr.Key(cl.Net.Remote)
 	if hasUser {
-		blocked = h.throttle.blocked(addr)
+		blocked = h.throttle.blocked(addr, user)
 	}
 	if hasUser && blocked == nil && h.opts.Admin != nil && h.opts.Admin(user, pass) {
-		h.throttle.succeeded(addr)
+		h.throttle.succeeded(addr, user)
 		return &session{role: roleAdmin}, nil
 	}
 
@@ -372,10 +373,10 @@ func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, error
 		release()
 		switch {
 		case err == nil:
-			h.throttle.succeeded(addr)
+			h.throttle.succeeded(addr, user)
 			return deviceSession(d)
 		case errors.Is(err, store.ErrUnauthorized), errors.Is(err, store.ErrNotFound):
-			h.throttle.failed(addr)
+			h.throttle.failed(addr, user)
 			return nil, fmt.Errorf("%w: wrong username or password", errRefused)
 		default:
 			return nil, fmt.Errorf("verify password: %w", err)

@@ -66,11 +66,11 @@ func BenchmarkConnectUnderLoginFlood(b *testing.B) {
 		limits   auth.LoginLimits
 	}{
 		{"flood=0", 0, 0, auth.LoginLimits{}},
-		{"flood=4/addrs=4/limits=off", 4, 4, auth.LoginLimits{FreeFailures: -1, MaxConcurrentChecks: -1}},
+		{"flood=4/addrs=4/limits=off", 4, 4, auth.LoginLimits{FreeFailures: -1, AddrBurst: -1, MaxConcurrentChecks: -1}},
 		{"flood=4/addrs=4/limits=on", 4, 4, auth.LoginLimits{}},
-		{"flood=4/addrs=200/limits=off", 4, 200, auth.LoginLimits{FreeFailures: -1, MaxConcurrentChecks: -1}},
+		{"flood=4/addrs=200/limits=off", 4, 200, auth.LoginLimits{FreeFailures: -1, AddrBurst: -1, MaxConcurrentChecks: -1}},
 		{"flood=4/addrs=200/limits=on", 4, 200, auth.LoginLimits{}},
-		{"flood=16/addrs=200/limits=off", 16, 200, auth.LoginLimits{FreeFailures: -1, MaxConcurrentChecks: -1}},
+		{"flood=16/addrs=200/limits=off", 16, 200, auth.LoginLimits{FreeFailures: -1, AddrBurst: -1, MaxConcurrentChecks: -1}},
 		{"flood=16/addrs=200/limits=on", 16, 200, auth.LoginLimits{}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

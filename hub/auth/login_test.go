@@ -15,25 +15,47 @@ import (
 	"github.com/edk-go/edk/hub/store"
 )
 
-// TestLoginBackoff guesses passwords as an attacker would: after the free
-// failures the address gets no password check at all, so even the right
-// password is refused until the backoff ends, while a device with a
-// certificate still gets in.
+// TestLoginBackoff guesses a device's password as an attacker would: after
+// the free failures that user name gets no password check at all from the
+// address, so even the right password is refused until the backoff ends,
+// while other user names from the address and a device certificate still
+// get in.
 func TestLoginBackoff(t *testing.T) {
 	e := newEnv(t, auth.Options{LoginLimits: auth.LoginLimits{FreeFailures: 3, Backoff: time.Hour}})
-	a := e.provision("HWA")
+	a, b := e.provision("HWA"), e.provision("HWB")
 	for i := range 4 {
 		mustRefuse(t, fmt.Sprintf("guess %d", i), e.opts(a.user, fmt.Sprintf("guess-%d", i)))
 	}
-	mustRefuse(t, "the right password from a blocked address", e.opts(a.user, a.pass))
-	mustRefuse(t, "the admin password from a blocked address", e.opts(adminUser, adminPass))
-	if !e.log.WaitFor("too many failed logins from this address", waitLimit) {
+	mustRefuse(t, "the right password for a blocked user name", e.opts(a.user, a.pass))
+	if !e.log.WaitFor("too many failed logins from this address with this user name", waitLimit) {
+		t.Error("the block is not explained in the log")
+	}
+	if _, err := connect(t, e.opts(b.user, b.pass)); err != nil {
+		t.Fatalf("another device from the same address: %v", err)
+	}
+	if _, err := connect(t, e.tlsOpts(a.tls)); err != nil {
+		t.Fatalf("certificate login of the blocked device: %v", err)
+	}
+	e.noSecretsLogged(a, b)
+}
+
+// TestLoginFloodFromOneAddress guesses under ever new user names from one
+// address: past the address's burst no user name gets a check from it,
+// the admin's and a real device's included, until the bucket refills.
+func TestLoginFloodFromOneAddress(t *testing.T) {
+	e := newEnv(t, auth.Options{LoginLimits: auth.LoginLimits{AddrBurst: 5, AddrRate: 0.001}})
+	a := e.provision("HWA")
+	for i := range 5 {
+		mustRefuse(t, fmt.Sprintf("guess %d", i), e.opts(fmt.Sprintf("user-%d", i), "guess"))
+	}
+	mustRefuse(t, "a device from a flooding address", e.opts(a.user, a.pass))
+	mustRefuse(t, "the admin from a flooding address", e.opts(adminUser, adminPass))
+	if !e.log.WaitFor("too many failed logins from this address: refused", waitLimit) {
 		t.Error("the block is not explained in the log")
 	}
 	if _, err := connect(t, e.tlsOpts(a.tls)); err != nil {
-		t.Fatalf("certificate login from a blocked address: %v", err)
+		t.Fatalf("certificate login from a flooding address: %v", err)
 	}
-	e.noSecretsLogged(a)
 }
 
 // slowStore is a Store whose password check takes until release is closed,
