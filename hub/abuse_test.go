@@ -72,6 +72,7 @@ func TestForgedWillNeverRuns(t *testing.T) {
 	if n := forged.Load(); n != 0 {
 		t.Fatalf("B ran the forged command %d times", n)
 	}
+	waitMetric(t, h, `edk_hub_mqtt_connections_refused_total{reason="will"}`, eq(1))
 }
 
 // TestHubClosesSilentConnections checks that the hub's connection limits

@@ -227,6 +227,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	var closeBroker func()
+	var brokerStats func() broker.Stats // nil with an external broker
 	var mqttAddr, mqttsAddr string
 	if cfg.Broker != "" {
 		ext, err := connectExternal(ctx, cfg.Broker, cfg.BrokerUsername, cfg.BrokerPassword, pipeline, log.With("component", "external-broker"))
@@ -265,6 +266,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		publish, closeBroker, mqttAddr, mqttsAddr = b.Publish, func() { _ = b.Close() }, b.Addr(), b.TLSAddr()
+		brokerStats = b.Stats
 	}
 	if cfg.Retention > 0 {
 		wg.Add(1)
@@ -273,7 +275,7 @@ func Run(ctx context.Context, cfg Config) error {
 			prune(ingestCtx, st, cfg.Retention, cfg.RetentionInterval, log.With("component", "retention"))
 		}()
 	}
-	stopMetrics, metricsAddr, err := startMetrics(cfg, st, pipeline, limitsHook, executor)
+	stopMetrics, metricsAddr, err := startMetrics(cfg, st, pipeline, limitsHook, executor, authHook, brokerStats)
 	if err != nil {
 		closeBroker()
 		stopPipeline()
@@ -440,12 +442,17 @@ func serverHosts(addr string) []string {
 
 // startMetrics serves the hub's metrics when cfg.MetricsAddr is set and
 // returns once it listens, with the function that stops it and the address.
-func startMetrics(cfg Config, st *store.Store, p *ingest.Pipeline, l *limits.Hook, x *exec.Executor) (stop func(), addr string, err error) {
+func startMetrics(cfg Config, st *store.Store, p *ingest.Pipeline, l *limits.Hook, x *exec.Executor,
+	a *auth.Hook, brokerStats func() broker.Stats) (stop func(), addr string, err error) {
 	if cfg.MetricsAddr == "" {
 		return func() {}, "", nil
 	}
 	reg := metricsrv.NewRegistry()
-	if err := reg.Register(newCollector(p, l, x, st.InboxLength)); err != nil {
+	c := newCollector(p, l, x, st.InboxLength)
+	if brokerStats != nil {
+		c.auth, c.brokerStats = a, brokerStats
+	}
+	if err := reg.Register(c); err != nil {
 		return nil, "", fmt.Errorf("register hub metrics: %w", err)
 	}
 	addr, stop, err = metricsrv.Start(cfg.MetricsAddr, reg, cfg.Logger.With("component", "metrics"))

@@ -160,6 +160,7 @@ type Hook struct {
 	// refusals bounds the "connection refused" lines: a stranger can
 	// cause one with every CONNECT.
 	refusals *ratelog.Limiter
+	refused  refusalCounters
 
 	// sessions maps a client id to its *session. An entry is replaced when
 	// a new connection takes the id over, and removed when the session
@@ -241,6 +242,7 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		err = checkWill(cl, s)
 	}
 	if err != nil {
+		h.refused.count(err)
 		lvl := slog.LevelWarn
 		if !errors.Is(err, errRefused) {
 			lvl = slog.LevelError // the store failed, not the client
@@ -262,8 +264,51 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	return true
 }
 
-// errRefused marks a refusal caused by the client's credentials.
-var errRefused = errors.New("refused")
+// errRefused marks a refusal caused by the client (its credentials, will
+// or client id) or by the login limits; errWill and errClientID tell two of
+// them apart for Stats.
+var (
+	errRefused  = errors.New("refused")
+	errWill     = errors.New("will outside the device's topics")
+	errClientID = errors.New("client id of another identity")
+)
+
+// Refusals counts refused CONNECTs by reason since New.
+type Refusals struct {
+	Credentials uint64 // wrong or missing password or certificate
+	Blocked     uint64 // refused without a check by the login backoff
+	Busy        uint64 // no password check free within LoginLimits.CheckWait
+	Will        uint64 // a device's will outside its own topics
+	ClientID    uint64 // a client id held by another identity
+	StoreErrors uint64 // the store could not say
+}
+
+// Stats returns the refusal counters.
+func (h *Hook) Stats() Refusals {
+	return Refusals{Credentials: h.refused.credentials.Load(), Blocked: h.refused.blocked.Load(), Busy: h.refused.busy.Load(),
+		Will: h.refused.will.Load(), ClientID: h.refused.clientID.Load(), StoreErrors: h.refused.store.Load()}
+}
+
+type refusalCounters struct {
+	credentials, blocked, busy, will, clientID, store atomic.Uint64
+}
+
+func (c *refusalCounters) count(err error) {
+	switch {
+	case errors.Is(err, errBlocked):
+		c.blocked.Add(1)
+	case errors.Is(err, errBusy):
+		c.busy.Add(1)
+	case errors.Is(err, errWill):
+		c.will.Add(1)
+	case errors.Is(err, errClientID):
+		c.clientID.Add(1)
+	case errors.Is(err, errRefused):
+		c.credentials.Add(1)
+	default:
+		c.store.Add(1)
+	}
+}
 
 // checkTakeOver binds a client id to the identity that holds it: it refuses
 // a connection that would take over the client id of another identity's
@@ -288,10 +333,10 @@ func (h *Hook) checkTakeOver(cl *mqtt.Client, s *session) error {
 		return nil
 	}
 	if !old.cl.Closed() {
-		return fmt.Errorf("%w: client id %q is in use by another identity's open connection; every device needs a client id of its own", errRefused, logfield.Cut(cl.ID))
+		return fmt.Errorf("%w: %w: %q is in use by another identity's open connection; every device needs a client id of its own", errRefused, errClientID, logfield.Cut(cl.ID))
 	}
 	if old.established.Load() && old.persistent() {
-		return fmt.Errorf("%w: client id %q belongs to another identity's persistent session; every device needs a client id of its own", errRefused, logfield.Cut(cl.ID))
+		return fmt.Errorf("%w: %w: %q belongs to another identity's persistent session; every device needs a client id of its own", errRefused, errClientID, logfield.Cut(cl.ID))
 	}
 	// A clean session whose OnDisconnect is still to come, or a connection
 	// that failed before it had a session: nothing to take over.
@@ -322,7 +367,7 @@ func checkWill(cl *mqtt.Client, s *session) error {
 	}
 	topic := cl.Properties.Will.TopicName
 	if !under(topic, s.pubPrefix) || !mqtt.IsValidFilter(topic, true) {
-		return fmt.Errorf("%w: last will on %q: a device's will may only be published under %s", errRefused, logfield.Cut(topic), s.pubPrefix)
+		return fmt.Errorf("%w: %w: last will on %q: a device's will may only be published under %s", errRefused, errWill, logfield.Cut(topic), s.pubPrefix)
 	}
 	cl.Properties.Will.Retain = false
 	return nil

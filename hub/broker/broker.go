@@ -75,6 +75,7 @@ type Config struct {
 // Broker is a running embedded broker. Its methods are safe for concurrent use.
 type Broker struct {
 	srv     *mqtt.Server
+	gate    *gate
 	addr    string
 	tlsAddr string
 	log     *slog.Logger
@@ -100,7 +101,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	g := newGate(cfg.MaxConnections, cfg.MaxConnectionsPerAddr, cfg.Logger)
 	lns := []*connListener{newConnListener("tcp", ln, g, cfg.ConnectTimeout, cfg.Logger)}
-	b := &Broker{addr: ln.Addr().String(), log: cfg.Logger}
+	b := &Broker{addr: ln.Addr().String(), log: cfg.Logger, gate: g}
 	if cfg.TLSConfig != nil {
 		tln, err := listen(ctx, cfg.TLSAddr)
 		if err != nil {
@@ -202,6 +203,9 @@ func (c Config) withDefaults() Config {
 // Addr returns the plain MQTT listener's address, host:port, with the port
 // that was picked when Config.Addr asked for port 0.
 func (b *Broker) Addr() string { return b.addr }
+
+// Stats returns the connection counters of all listeners.
+func (b *Broker) Stats() Stats { return b.gate.stats() }
 
 // TLSAddr returns the MQTTS listener's address, or "" when TLS is off.
 func (b *Broker) TLSAddr() string { return b.tlsAddr }

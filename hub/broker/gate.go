@@ -34,9 +34,24 @@ type gate struct {
 	log          *slog.Logger
 	refusals     *ratelog.Limiter
 
-	mu     sync.Mutex
-	total  int
-	byAddr map[string]int
+	mu      sync.Mutex
+	total   int
+	byAddr  map[string]int
+	overMax uint64 // refused: over max
+	overPer uint64 // refused: over perAddr
+}
+
+// Stats are the broker's connection counters.
+type Stats struct {
+	Connections       int    // open now, those before CONNECT included
+	RefusedTotalCap   uint64 // closed at accept: over Config.MaxConnections
+	RefusedPerAddrCap uint64 // closed at accept: over Config.MaxConnectionsPerAddr
+}
+
+func (g *gate) stats() Stats {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return Stats{Connections: g.total, RefusedTotalCap: g.overMax, RefusedPerAddrCap: g.overPer}
 }
 
 func newGate(max, perAddr int, log *slog.Logger) *gate {
@@ -52,10 +67,12 @@ func (g *gate) admit(remote string) (key string, ok bool) {
 	g.mu.Lock()
 	switch {
 	case g.max > 0 && g.total >= g.max:
+		g.overMax++
 		g.mu.Unlock()
 		g.refuse("mqtt connection refused: the broker holds its most connections (--mqtt-max-connections)", key, g.max)
 		return key, false
 	case g.perAddr > 0 && g.byAddr[key] >= g.perAddr:
+		g.overPer++
 		g.mu.Unlock()
 		g.refuse("mqtt connection refused: too many connections from this address (--mqtt-max-connections-per-address)", key, g.perAddr)
 		return key, false

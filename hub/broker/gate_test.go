@@ -103,6 +103,9 @@ func TestMaxConnectionsPerAddr(t *testing.T) {
 	if !logs.WaitFor("too many connections from this address", waitLimit) {
 		t.Error("refusal not logged")
 	}
+	if s := b.Stats(); s.RefusedPerAddrCap != 2 || s.RefusedTotalCap != 0 {
+		t.Errorf("stats %+v, want 2 refused over the per-address cap", s)
+	}
 	_ = held[0].Close()
 	waitConnects(t, b.Addr())
 }
