@@ -2,8 +2,10 @@
 // connects only with credentials the hub issued, a password or a client
 // certificate of the hub's CA, and may then publish only under
 // v1/from/<its hardware id>/ and subscribe only under v1/to/<its hardware
-// id>/. Admin clients (the hub's own tools) and, when explicitly allowed,
-// anonymous clients may use every topic.
+// id>/, its last will included. A client id stays with the identity that
+// holds it, persistent sessions included, and failed logins are limited
+// (throttle.go). Admin clients (the hub's own tools) and, when explicitly
+// allowed, anonymous clients may use every topic.
 //
 // The hub's own publishes and subscriptions go through mochi's inline client,
 // which mochi lets through without asking this hook (publishes skip
@@ -82,8 +84,9 @@ type Options struct {
 	Admin func(username, password string) bool
 	// StoreTimeout bounds each store look-up. Zero means DefaultStoreTimeout.
 	StoreTimeout time.Duration
-	// LoginLimits bound failed logins per source address and concurrent
-	// password checks. The zero value takes the defaults.
+	// LoginLimits bound failed logins (per source address and user name,
+	// and per address) and concurrent password checks. The zero value
+	// takes the defaults.
 	LoginLimits LoginLimits
 	// Logger receives denials (Warn, once per connection and topic) and
 	// store failures (Error). Passwords are never logged. Nil discards.
@@ -148,8 +151,8 @@ func (s *session) persistent() bool {
 }
 
 // Hook is the mochi hook. Add it to the broker with broker.Config.Hooks; it
-// provides OnConnectAuthenticate, OnACLCheck, OnDisconnect and
-// OnClientExpired. Its methods are called by mochi on the goroutine of each
+// provides OnConnectAuthenticate, OnACLCheck, OnSessionEstablish,
+// OnDisconnect and OnClientExpired. Its methods are called by mochi on the goroutine of each
 // client connection and are safe for concurrent use.
 type Hook struct {
 	mqtt.HookBase
