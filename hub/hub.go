@@ -173,7 +173,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.AdminUser != "" {
 		admin = auth.AdminPassword(cfg.AdminUser, cfg.AdminPassword)
 	}
-	authHook := auth.New(st, auth.Options{AllowAnonymous: cfg.AllowAnonymous, Admin: admin, Logger: log.With("component", "auth")})
+	authHook := auth.New(st, auth.Options{AllowAnonymous: cfg.AllowAnonymous, Admin: admin, MaxWillPayload: cfg.MaxPayload,
+		Logger: log.With("component", "auth")})
 
 	// The executor publishes through the broker, which needs the ingest
 	// hook, which answers the executor: break the loop with a late-bound publisher.

@@ -84,6 +84,11 @@ type Options struct {
 	Admin func(username, password string) bool
 	// StoreTimeout bounds each store look-up. Zero means DefaultStoreTimeout.
 	StoreTimeout time.Duration
+	// MaxWillPayload is the largest last will, in bytes, a device may
+	// leave; a CONNECT with a larger one is refused. The hub sets its
+	// payload limit (--max-payload), which hub/limits applies to
+	// publishes but which never sees a will. Zero or negative: no limit.
+	MaxWillPayload int
 	// LoginLimits bound failed logins (per source address and user name,
 	// and per address) and concurrent password checks. The zero value
 	// takes the defaults.
@@ -242,7 +247,7 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		err = h.checkTakeOver(cl, s)
 	}
 	if err == nil {
-		err = checkWill(cl, s)
+		err = checkWill(cl, s, h.opts.MaxWillPayload)
 	}
 	if err != nil {
 		h.refused.count(err)
@@ -364,13 +369,16 @@ func (h *Hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 // may have) refuses the connection; a will's retain flag is cleared, as
 // hub/limits clears it on a device's publishes, so that a will cannot pin a
 // message in the broker's memory either.
-func checkWill(cl *mqtt.Client, s *session) error {
+func checkWill(cl *mqtt.Client, s *session, maxPayload int) error {
 	if s.role != roleDevice || atomic.LoadUint32(&cl.Properties.Will.Flag) == 0 {
 		return nil
 	}
 	topic := cl.Properties.Will.TopicName
 	if !under(topic, s.pubPrefix) || !mqtt.IsValidFilter(topic, true) {
 		return fmt.Errorf("%w: %w: last will on %q: a device's will may only be published under %s", errRefused, errWill, logfield.Cut(topic), s.pubPrefix)
+	}
+	if n := len(cl.Properties.Will.Payload); maxPayload > 0 && n > maxPayload {
+		return fmt.Errorf("%w: %w: last will of %d bytes, over the hub's payload limit of %d", errRefused, errWill, n, maxPayload)
 	}
 	cl.Properties.Will.Retain = false
 	return nil

@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"strings"
 	"testing"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -81,6 +82,19 @@ func TestWillOutsideOwnTopics(t *testing.T) {
 	}
 	_, lateMsgs := subscribe(t, late, "v1/to/HWB/#")
 	firstIs(t, admin, lateMsgs, "v1/to/HWB/ch/marker2")
+}
+
+// TestWillOverPayloadLimit leaves a will larger than MaxWillPayload, which
+// hub/limits would have dropped as a publish.
+func TestWillOverPayloadLimit(t *testing.T) {
+	e := newEnv(t, auth.Options{MaxWillPayload: 100})
+	a := e.provision("HWA")
+	if e.dropWithWill(a, "v1/from/HWA/ch/v1/gone", strings.Repeat("x", 101)) {
+		t.Fatal("a will over the payload limit was accepted")
+	}
+	if !e.dropWithWill(a, "v1/from/HWA/ch/v1/gone", strings.Repeat("x", 100)) {
+		t.Fatal("a will at the payload limit was refused")
+	}
 }
 
 func TestWillOnOwnTopic(t *testing.T) {
