@@ -1224,7 +1224,7 @@ func (p *Pipeline) keepForRetry(sb store.Batch) {
 		p.failed[0] = store.Batch{}
 		p.failed = p.failed[1:]
 		p.stat.retryDropped.Add(1)
-		p.cfg.Logger.Error("ingest: too many failed writes waiting; the oldest stays in the inbox and is written at the next start",
+		p.cfg.Logger.Error("ingest: too many failed writes waiting; the oldest is given up: its acknowledged messages stay in the inbox for the next start, its QoS 0 ones are lost",
 			"waiting_messages", p.failedMsgs)
 	}
 	p.stat.retryPending.Store(int64(len(p.failed)))
