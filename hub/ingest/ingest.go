@@ -224,8 +224,8 @@ type Stats struct {
 	Replayed uint64
 	// Retried counts the batch transactions that failed (a full disk,
 	// say) and were written later, while running; RetryDropped those
-	// given up on while running (too many waiting), whose messages stay
-	// in the inbox for the next start.
+	// given up on while running (too many waiting): their acknowledged
+	// messages stay in the inbox for the next start, QoS 0 ones are lost.
 	Retried, RetryDropped uint64
 	// RetryPending is how many failed transactions wait to be written
 	// again, as of the snapshot.
