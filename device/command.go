@@ -15,6 +15,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/edk-go/edk/internal/ratelog"
 	"github.com/edk-go/edk/mqttapi"
 )
 
@@ -189,9 +190,43 @@ type execution struct {
 // request goes straight to a worker.
 func (d *Device) onRequest(_ mqtt.Client, msg mqtt.Message) {
 	topic, payload := msg.Topic(), msg.Payload()
-	if !d.workers.submit(func() { d.route(topic, payload) }) {
+	if !d.admit() {
+		return
+	}
+	if !d.workers.submit(func() { defer d.intake.open.Add(-1); d.route(topic, payload) }) {
+		d.intake.open.Add(-1)
 		d.log.Warn("dropped a command request that arrived during shutdown", "topic", topic)
 	}
+}
+
+// intake counts the command requests a device has open, and those it
+// dropped for being over WithMaxOpenRequests.
+type intake struct {
+	open    atomic.Int64 // requests on a worker
+	dropped atomic.Uint64
+	log     *ratelog.Limiter // one line per 10 s about drops
+}
+
+// admit counts a request in, or drops it when the device already has
+// maxOpen requests open: on workers, or answered and waiting for the
+// broker's acknowledgement (paho holds each such response, and runs out of
+// message ids at 65 535).
+func (d *Device) admit() bool {
+	limit := int64(d.opts.maxOpen)
+	if limit <= 0 {
+		d.intake.open.Add(1)
+		return true
+	}
+	if n := d.intake.open.Add(1); n <= limit && n+int64(d.responses.pending()) <= limit {
+		return true
+	}
+	d.intake.open.Add(-1)
+	d.intake.dropped.Add(1)
+	if ok, more := d.intake.log.Allow(); ok {
+		d.log.Warn("dropped command requests: the device has too many open (running, or answered and not yet acknowledged by the broker); the sender sends faster than the device answers (logged at most once every 10 s)",
+			"limit", limit, "dropped", more+1, "dropped_total", d.intake.dropped.Load())
+	}
+	return false
 }
 
 func (d *Device) route(topic string, payload []byte) {

@@ -15,6 +15,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edk-go/edk/commconfig"
+	"github.com/edk-go/edk/internal/ratelog"
 	"github.com/edk-go/edk/mdns"
 	"github.com/edk-go/edk/mqttapi"
 )
@@ -50,6 +51,7 @@ type Device struct {
 	workers   *workerPool
 	manifest  *manifestGuard // nil without WithManifest
 	responses inflight       // sent, not yet acknowledged
+	intake    intake         // bounds the requests open at once
 	outbox    *outbox        // nil without WithBuffer
 	stats     counters
 
@@ -125,6 +127,7 @@ func New(cfg *commconfig.Config, opts ...Option) (*Device, error) {
 		d.opts.mdns.Logger = d.log
 	}
 	d.workers = newWorkerPool()
+	d.intake.log = ratelog.New(10*time.Second, 1, nil)
 	if o.buffer != nil {
 		d.outbox = newOutbox(o.buffer, o.replayRate, o.replayBurst)
 	}

@@ -28,6 +28,19 @@ func (f *inflight) add(t mqtt.Token) {
 	f.toks = append(f.toks, t)
 }
 
+// pending returns about how many responses wait for their
+// acknowledgement: those after the first unacknowledged one count, done or
+// not.
+func (f *inflight) pending() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for len(f.toks) > 0 && isDone(f.toks[0]) {
+		f.toks[0] = nil
+		f.toks = f.toks[1:]
+	}
+	return len(f.toks)
+}
+
 // wait waits up to limit for every remembered response.
 func (f *inflight) wait(limit time.Duration) {
 	f.mu.Lock()

@@ -25,6 +25,9 @@ const (
 	DefaultPropertiesInterval = 30 * time.Second
 	DefaultMaxRequestSize     = 256 << 10
 	DefaultDedupWindow        = 1024
+	// DefaultMaxOpenRequests bounds the command requests a device has
+	// open at once (WithMaxOpenRequests).
+	DefaultMaxOpenRequests = 1000
 )
 
 // Option configures a Device.
@@ -46,6 +49,7 @@ type options struct {
 	tlsConfig      *tls.Config
 	maxRequestSize int
 	dedupWindow    int
+	maxOpen        int
 	onState        func(State)
 
 	telemetryEvery  time.Duration
@@ -80,6 +84,7 @@ func defaultOptions() options {
 		propertiesKind:  mqttapi.KindProperties,
 		maxRequestSize:  DefaultMaxRequestSize,
 		dedupWindow:     DefaultDedupWindow,
+		maxOpen:         DefaultMaxOpenRequests,
 		telemetryEvery:  DefaultTelemetryInterval,
 		propertiesEvery: DefaultPropertiesInterval,
 		replayRate:      DefaultReplayRate,
@@ -159,6 +164,16 @@ func WithMaxRequestSize(n int) Option { return func(o *options) { o.maxRequestSi
 // WithDedupWindow sets how many finished request ids are remembered, so a
 // redelivered request gets its final response again instead of running twice.
 func WithDedupWindow(n int) Option { return func(o *options) { o.dedupWindow = n } }
+
+// WithMaxOpenRequests bounds the command requests the device has open at
+// once: running in a handler, or answered but not yet acknowledged by the
+// broker. A request that arrives over the bound is dropped unanswered
+// (counted in Stats.RequestsDropped, logged at most once every 10 s), so
+// that a sender flooding the device cannot grow its memory, its goroutines
+// and the responses waiting in the MQTT client without bound; its sender
+// times out waiting. Default DefaultMaxOpenRequests; zero or negative
+// means no bound.
+func WithMaxOpenRequests(n int) Option { return func(o *options) { o.maxOpen = n } }
 
 // WithStateHandler calls fn once per connection state change.
 func WithStateHandler(fn func(State)) Option { return func(o *options) { o.onState = fn } }

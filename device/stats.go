@@ -35,6 +35,9 @@ type Stats struct {
 	CommandsCompleted uint64 // final response "completed"
 	CommandsFailed    uint64 // final response "error", timeouts excluded
 	CommandsTimedOut  uint64 // answered "error" because the handler's timeout passed
+	// RequestsDropped counts command requests dropped unanswered because
+	// the device had WithMaxOpenRequests open already.
+	RequestsDropped uint64
 
 	// PublishLatency is the time from publish to the broker's
 	// acknowledgement.
@@ -82,6 +85,7 @@ func (d *Device) Stats() Stats {
 		CommandsCompleted: c.completed.Load(),
 		CommandsFailed:    c.failed.Load(),
 		CommandsTimedOut:  c.timedOut.Load(),
+		RequestsDropped:   d.intake.dropped.Load(),
 	}
 	if s.Connects > 0 {
 		s.Reconnects = s.Connects - 1

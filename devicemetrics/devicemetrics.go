@@ -26,6 +26,7 @@ type Collector struct {
 	published, publishFailures, dropped         *prometheus.Desc
 	buffered, bufferedBytes, bufferDropped      *prometheus.Desc
 	commands, latency, manifestViolations, info *prometheus.Desc
+	requestsDropped                             *prometheus.Desc
 }
 
 // NewCollector returns a collector for d; every metric carries the
@@ -51,13 +52,14 @@ func NewCollector(d *device.Device) *Collector {
 		commands:           desc("commands_total", "Commands answered, by result (completed, failed, timed_out).", "result"),
 		latency:            desc("publish_latency_seconds", "Time from publish to the broker's acknowledgement."),
 		manifestViolations: desc("manifest_violations_total", "Telemetry and property values that broke the manifest."),
+		requestsDropped:    desc("command_requests_dropped_total", "Command requests dropped unanswered: the device had its most requests open (device.WithMaxOpenRequests)."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.connected, c.info, c.connects, c.reconnects, c.published, c.publishFailures,
-		c.dropped, c.buffered, c.bufferedBytes, c.bufferDropped, c.commands, c.latency, c.manifestViolations} {
+		c.dropped, c.buffered, c.bufferedBytes, c.bufferDropped, c.commands, c.latency, c.manifestViolations, c.requestsDropped} {
 		ch <- d
 	}
 }
@@ -88,6 +90,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.commands, s.CommandsFailed, "failed")
 	counter(c.commands, s.CommandsTimedOut, "timed_out")
 	counter(c.manifestViolations, s.ManifestViolations)
+	counter(c.requestsDropped, s.RequestsDropped)
 
 	buckets := make(map[float64]uint64, len(device.PublishLatencyBuckets))
 	var cumulative uint64

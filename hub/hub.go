@@ -95,6 +95,13 @@ type Config struct {
 	// anonymous clients, to the hub's own publishes, or with Broker.
 	RateLimit float64
 	RateBurst int
+	// MQTTConnectTimeout, MQTTMaxConnections and MQTTMaxConnectionsPerAddr
+	// are the embedded broker's connection limits (broker.Config's
+	// ConnectTimeout, MaxConnections, MaxConnectionsPerAddr): zero takes
+	// the broker's defaults, negative turns the limit off.
+	MQTTConnectTimeout        time.Duration
+	MQTTMaxConnections        int
+	MQTTMaxConnectionsPerAddr int
 	// HTTPTLS serves the HTTP API (and its WebSockets) over HTTPS with a
 	// certificate that the hub's CA issues at start for the listen host,
 	// localhost and the loopback addresses; clients trust the CA's
@@ -166,7 +173,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.AdminUser != "" {
 		admin = auth.AdminPassword(cfg.AdminUser, cfg.AdminPassword)
 	}
-	authHook := auth.New(st, auth.Options{AllowAnonymous: cfg.AllowAnonymous, Admin: admin, Logger: log.With("component", "auth")})
+	authHook := auth.New(st, auth.Options{AllowAnonymous: cfg.AllowAnonymous, Admin: admin, MaxWillPayload: cfg.MaxPayload,
+		Logger: log.With("component", "auth")})
 
 	// The executor publishes through the broker, which needs the ingest
 	// hook, which answers the executor: break the loop with a late-bound publisher.
@@ -220,6 +228,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	var closeBroker func()
+	var brokerStats func() broker.Stats // nil with an external broker
 	var mqttAddr, mqttsAddr string
 	if cfg.Broker != "" {
 		ext, err := connectExternal(ctx, cfg.Broker, cfg.BrokerUsername, cfg.BrokerPassword, pipeline, log.With("component", "external-broker"))
@@ -230,6 +239,8 @@ func Run(ctx context.Context, cfg Config) error {
 		publish, closeBroker, mqttAddr = ext.Publish, ext.Close, ext.addr
 	} else {
 		bcfg := broker.Config{Addr: cfg.MQTTAddr, Logger: log.With("component", "broker"),
+			ConnectTimeout: cfg.MQTTConnectTimeout, MaxConnections: cfg.MQTTMaxConnections,
+			MaxConnectionsPerAddr: cfg.MQTTMaxConnectionsPerAddr,
 			// In this order: mochi calls the hooks' OnPublish in the order
 			// they were added and stops at the first that drops a message,
 			// so a message limits drops (mochi's "ignore") never reaches
@@ -256,6 +267,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		publish, closeBroker, mqttAddr, mqttsAddr = b.Publish, func() { _ = b.Close() }, b.Addr(), b.TLSAddr()
+		brokerStats = b.Stats
 	}
 	if cfg.Retention > 0 {
 		wg.Add(1)
@@ -264,7 +276,7 @@ func Run(ctx context.Context, cfg Config) error {
 			prune(ingestCtx, st, cfg.Retention, cfg.RetentionInterval, log.With("component", "retention"))
 		}()
 	}
-	stopMetrics, metricsAddr, err := startMetrics(cfg, st, pipeline, limitsHook, executor)
+	stopMetrics, metricsAddr, err := startMetrics(cfg, st, pipeline, limitsHook, executor, authHook, brokerStats)
 	if err != nil {
 		closeBroker()
 		stopPipeline()
@@ -431,12 +443,17 @@ func serverHosts(addr string) []string {
 
 // startMetrics serves the hub's metrics when cfg.MetricsAddr is set and
 // returns once it listens, with the function that stops it and the address.
-func startMetrics(cfg Config, st *store.Store, p *ingest.Pipeline, l *limits.Hook, x *exec.Executor) (stop func(), addr string, err error) {
+func startMetrics(cfg Config, st *store.Store, p *ingest.Pipeline, l *limits.Hook, x *exec.Executor,
+	a *auth.Hook, brokerStats func() broker.Stats) (stop func(), addr string, err error) {
 	if cfg.MetricsAddr == "" {
 		return func() {}, "", nil
 	}
 	reg := metricsrv.NewRegistry()
-	if err := reg.Register(newCollector(p, l, x, st.InboxLength)); err != nil {
+	c := newCollector(p, l, x, st.InboxLength)
+	if brokerStats != nil {
+		c.auth, c.brokerStats = a, brokerStats
+	}
+	if err := reg.Register(c); err != nil {
 		return nil, "", fmt.Errorf("register hub metrics: %w", err)
 	}
 	addr, stop, err = metricsrv.Start(cfg.MetricsAddr, reg, cfg.Logger.With("component", "metrics"))

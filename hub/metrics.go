@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edk-go/edk/hub/auth"
+	"github.com/edk-go/edk/hub/broker"
 	"github.com/edk-go/edk/hub/exec"
 	"github.com/edk-go/edk/hub/ingest"
 	"github.com/edk-go/edk/hub/limits"
@@ -25,12 +27,16 @@ type collector struct {
 	// inboxLength counts the acknowledged messages not yet written
 	// (store.InboxLength); it grows only when the store's writes fail.
 	inboxLength func(context.Context) (int, error)
+	// auth and brokerStats are nil with an external broker.
+	auth        *auth.Hook
+	brokerStats func() broker.Stats
 
 	connected, received, malformed, unknown, dropped, throttled *prometheus.Desc
 	unacknowledged                                              *prometheus.Desc
 	queueLen, queueCap, samples, logs, storeErrors              *prometheus.Desc
 	executions, pending                                         *prometheus.Desc
 	inbox, inboxed                                              *prometheus.Desc
+	connections, refused, retainCleared, retries, retryWaiting  *prometheus.Desc
 }
 
 func newCollector(p *ingest.Pipeline, l *limits.Hook, x *exec.Executor, inboxLength func(context.Context) (int, error)) *collector {
@@ -55,13 +61,19 @@ func newCollector(p *ingest.Pipeline, l *limits.Hook, x *exec.Executor, inboxLen
 		storeErrors:    d("store_errors_total", "Store calls of ingest that failed."),
 		executions:     d("command_executions_total", "Command executions finished by this hub, by final state (success, error, timeout).", "state"),
 		pending:        d("command_executions_pending", "Command executions waiting for the device's final response."),
+		connections:    d("mqtt_connections", "Open connections to the embedded broker, those that have not sent CONNECT yet included."),
+		refused:        d("mqtt_connections_refused_total", "Connections the embedded broker refused, by reason: max_connections and max_per_address (closed at accept), credentials, login_backoff, busy (no password check free), will (a device's will outside its topics), client_id (held by another identity), store_error.", "reason"),
+		retainCleared:  d("messages_retain_cleared_total", "Device messages delivered without the retain flag they were sent with (devices may not retain)."),
+		retries:        d("ingest_write_retries_total", "Batch writes that failed (a full disk, say) and were written later, while running."),
+		retryWaiting:   d("ingest_writes_waiting_retry", "Failed batch writes waiting to be written again; their messages are in the inbox."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.connected, c.received, c.malformed, c.unknown, c.dropped, c.throttled, c.unacknowledged,
-		c.queueLen, c.queueCap, c.samples, c.logs, c.storeErrors, c.executions, c.pending, c.inbox, c.inboxed} {
+		c.queueLen, c.queueCap, c.samples, c.logs, c.storeErrors, c.executions, c.pending, c.inbox, c.inboxed,
+		c.connections, c.refused, c.retainCleared, c.retries, c.retryWaiting} {
 		ch <- d
 	}
 }
@@ -108,7 +120,28 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.dropped, lim.Size, string(limits.ReasonSize))
 	counter(c.dropped, in.Dropped, "queue_full")
 	counter(c.throttled, lim.Throttled)
+	counter(c.retainCleared, lim.RetainCleared)
 	counter(c.unacknowledged, in.Unacknowledged)
+	counter(c.retries, in.Retried)
+	gauge(c.retryWaiting, in.RetryPending)
+
+	var bs broker.Stats
+	if c.brokerStats != nil {
+		bs = c.brokerStats()
+	}
+	var rs auth.Refusals
+	if c.auth != nil {
+		rs = c.auth.Stats()
+	}
+	gauge(c.connections, bs.Connections)
+	counter(c.refused, bs.RefusedTotalCap, "max_connections")
+	counter(c.refused, bs.RefusedPerAddrCap, "max_per_address")
+	counter(c.refused, rs.Credentials, "credentials")
+	counter(c.refused, rs.Blocked, "login_backoff")
+	counter(c.refused, rs.Busy, "busy")
+	counter(c.refused, rs.Will, "will")
+	counter(c.refused, rs.ClientID, "client_id")
+	counter(c.refused, rs.StoreErrors, "store_error")
 
 	x := c.exec.Stats()
 	counter(c.executions, x.Success, "success")

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/edk-go/edk/hub"
+	"github.com/edk-go/edk/hub/broker"
 )
 
 func runHub(ctx context.Context, e *env, args []string) error {
@@ -29,6 +30,9 @@ func runHub(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&cfg.MaxPayload, "max-payload", hub.DefaultMaxPayload, "largest message payload a device may publish, in bytes; larger ones are dropped (negative: no limit)")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", hub.DefaultRateLimit, "messages per second one device connection may publish on average; a faster device is slowed down (negative: no limit)")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", hub.DefaultRateBurst, "how many messages a device may send in a burst before --rate-limit holds it back")
+	fs.DurationVar(&cfg.MQTTConnectTimeout, "mqtt-connect-timeout", broker.DefaultConnectTimeout, "close an MQTT connection that has not completed its TLS handshake and CONNECT within this time (negative: never)")
+	fs.IntVar(&cfg.MQTTMaxConnections, "mqtt-max-connections", 0, "most open MQTT connections, all listeners together; 0 means 10000, or the open-file limit less 512 when that is lower (negative: no cap)")
+	fs.IntVar(&cfg.MQTTMaxConnectionsPerAddr, "mqtt-max-connections-per-address", broker.DefaultMaxConnectionsPerAddr, "most open MQTT connections from one IP address (IPv6: one /64) (negative: no cap)")
 	fs.BoolVar(&cfg.HTTPTLS, "http-tls", false, "serve the HTTP API over HTTPS with a certificate from the hub's CA (clients trust <data>/ca/ca.pem)")
 	fs.StringVar(&cfg.HTTPCertFile, "http-cert", "", "serve the HTTP API over HTTPS with this certificate (PEM; needs --http-key)")
 	fs.StringVar(&cfg.HTTPKeyFile, "http-key", "", "the private key (PEM) of --http-cert")

@@ -4,12 +4,15 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edk-go/edk/commconfig"
 )
@@ -122,5 +125,32 @@ func TestHubCommandUsageErrors(t *testing.T) {
 				t.Fatalf("exit %d, stderr:\n%s\nwant code 2 and %q", code, c.stderr, tt.want)
 			}
 		})
+	}
+}
+
+// TestHubConnectionFlags checks that the connection limit flags reach the
+// broker: with --mqtt-connect-timeout 100ms a connection that never sends
+// CONNECT is closed.
+func TestHubConnectionFlags(t *testing.T) {
+	h := startCLI(t, nil, "hub", "--data", t.TempDir(), "--mqtt-addr", "127.0.0.1:0", "--mqtts-addr", "-", "--http-addr", "127.0.0.1:0",
+		"--mqtt-connect-timeout", "100ms", "--mqtt-max-connections-per-address", "5", "--log-level", "warning")
+	h.waitFor(t, "Ctrl-C stops the hub")
+	addr := regexp.MustCompile(`MQTT    (\S+)`).FindStringSubmatch(h.stdout.String())
+	if addr == nil {
+		t.Fatalf("hub output:\n%s", h.stdout)
+	}
+	c, err := net.Dial("tcp", strings.TrimPrefix(addr[1], "mqtt://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(waitLimit))
+	_, err = c.Read(make([]byte, 1))
+	var ne net.Error
+	if err == nil || errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("a connection without CONNECT was held for %v: %v", waitLimit, err)
+	}
+	if code := h.interrupt(t); code != 0 {
+		t.Fatalf("hub exit %d: %s", code, h.stderr)
 	}
 }

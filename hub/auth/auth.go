@@ -2,8 +2,10 @@
 // connects only with credentials the hub issued, a password or a client
 // certificate of the hub's CA, and may then publish only under
 // v1/from/<its hardware id>/ and subscribe only under v1/to/<its hardware
-// id>/. Admin clients (the hub's own tools) and, when explicitly allowed,
-// anonymous clients may use every topic.
+// id>/, its last will included. A client id stays with the identity that
+// holds it, persistent sessions included, and failed logins are limited
+// (throttle.go). Admin clients (the hub's own tools) and, when explicitly
+// allowed, anonymous clients may use every topic.
 //
 // The hub's own publishes and subscriptions go through mochi's inline client,
 // which mochi lets through without asking this hook (publishes skip
@@ -21,6 +23,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -28,6 +31,9 @@ import (
 
 	"github.com/edk-go/edk/hub/ca"
 	"github.com/edk-go/edk/hub/store"
+	"github.com/edk-go/edk/internal/logfield"
+	"github.com/edk-go/edk/internal/ratelog"
+	"github.com/edk-go/edk/internal/srcaddr"
 )
 
 // DefaultStoreTimeout bounds one store look-up during CONNECT when
@@ -38,6 +44,13 @@ const DefaultStoreTimeout = 5 * time.Second
 // logged) per connection, so that a client probing topics cannot grow memory
 // or the log without bound.
 const maxLoggedDenials = 100
+
+// At most refusalLogBurst "connection refused" lines are logged per
+// refusalLogInterval; the next line says how many were left out.
+const (
+	refusalLogInterval = 10 * time.Second
+	refusalLogBurst    = 10
+)
 
 // Log keys.
 const (
@@ -71,6 +84,15 @@ type Options struct {
 	Admin func(username, password string) bool
 	// StoreTimeout bounds each store look-up. Zero means DefaultStoreTimeout.
 	StoreTimeout time.Duration
+	// MaxWillPayload is the largest last will, in bytes, a device may
+	// leave; a CONNECT with a larger one is refused. The hub sets its
+	// payload limit (--max-payload), which hub/limits applies to
+	// publishes but which never sees a will. Zero or negative: no limit.
+	MaxWillPayload int
+	// LoginLimits bound failed logins (per source address and user name,
+	// and per address) and concurrent password checks. The zero value
+	// takes the defaults.
+	LoginLimits LoginLimits
 	// Logger receives denials (Warn, once per connection and topic) and
 	// store failures (Error). Passwords are never logged. Nil discards.
 	Logger *slog.Logger
@@ -114,19 +136,39 @@ type session struct {
 	pubPrefix  string // "v1/from/<hw>/"
 	subPrefix  string // "v1/to/<hw>/"
 
+	// established is set once mochi has given the connection its session
+	// (OnSessionEstablish): from then on a persistent session outlives
+	// the connection, with its subscriptions and queued messages.
+	established atomic.Bool
+
 	mu     sync.Mutex
 	denied map[string]struct{} // "r:topic" / "w:topic" already logged
 }
 
+// persistent reports whether the session outlives its connection in mochi:
+// MQTT 3.1.1 clean_session false, or MQTT 5 with a session expiry interval.
+func (s *session) persistent() bool {
+	p := s.cl.Properties
+	if p.ProtocolVersion == 5 {
+		return p.Props.SessionExpiryInterval > 0
+	}
+	return !p.Clean
+}
+
 // Hook is the mochi hook. Add it to the broker with broker.Config.Hooks; it
-// provides OnConnectAuthenticate, OnACLCheck, OnDisconnect and
-// OnClientExpired. Its methods are called by mochi on the goroutine of each
+// provides OnConnectAuthenticate, OnACLCheck, OnSessionEstablish,
+// OnDisconnect and OnClientExpired. Its methods are called by mochi on the goroutine of each
 // client connection and are safe for concurrent use.
 type Hook struct {
 	mqtt.HookBase
-	store Store
-	opts  Options
-	log   *slog.Logger
+	store    Store
+	opts     Options
+	log      *slog.Logger
+	throttle *throttle
+	// refusals bounds the "connection refused" lines: a stranger can
+	// cause one with every CONNECT.
+	refusals *ratelog.Limiter
+	refused  refusalCounters
 
 	// sessions maps a client id to its *session. An entry is replaced when
 	// a new connection takes the id over, and removed when the session
@@ -147,7 +189,8 @@ func New(st Store, opts Options) *Hook {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Hook{store: st, opts: opts, log: opts.Logger}
+	return &Hook{store: st, opts: opts, log: opts.Logger, throttle: newThrottle(opts.LoginLimits),
+		refusals: ratelog.New(refusalLogInterval, refusalLogBurst, nil)}
 }
 
 // ID names the hook in mochi's logs.
@@ -156,7 +199,7 @@ func (h *Hook) ID() string { return "edk-auth" }
 // Provides reports the mochi events the hook handles.
 func (h *Hook) Provides(b byte) bool {
 	switch b {
-	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect, mqtt.OnClientExpired:
+	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish, mqtt.OnDisconnect, mqtt.OnClientExpired:
 		return true
 	}
 	return false
@@ -203,32 +246,88 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	if err == nil {
 		err = h.checkTakeOver(cl, s)
 	}
+	if err == nil {
+		err = checkWill(cl, s, h.opts.MaxWillPayload)
+	}
 	if err != nil {
+		h.refused.count(err)
 		lvl := slog.LevelWarn
 		if !errors.Is(err, errRefused) {
 			lvl = slog.LevelError // the store failed, not the client
 		}
-		h.log.Log(context.Background(), lvl, "mqtt connection refused",
-			keyClient, cl.ID, keyRemote, cl.Net.Remote, keyUsername, string(pk.Connect.Username), keyError, err)
+		if ok, suppressed := h.refusals.Allow(); ok {
+			h.log.Log(context.Background(), lvl, "mqtt connection refused",
+				keyClient, logfield.Cut(cl.ID), keyRemote, logfield.Cut(cl.Net.Remote), keyUsername, logfield.Cut(string(pk.Connect.Username)),
+				keyError, err, "suppressed", suppressed)
+		}
 		return false
 	}
 	s.cl = cl
 	h.sessions.Store(cl.ID, s)
 	if s.role == roleDevice {
-		h.log.Debug("mqtt device authenticated", keyClient, cl.ID, keyHardwareID, s.hardwareID)
+		h.log.Debug("mqtt device authenticated", keyClient, logfield.Cut(cl.ID), keyHardwareID, s.hardwareID)
 	} else {
-		h.log.Debug("mqtt client authenticated", keyClient, cl.ID, keyAccess, s.role.String())
+		h.log.Debug("mqtt client authenticated", keyClient, logfield.Cut(cl.ID), keyAccess, s.role.String())
 	}
 	return true
 }
 
-// errRefused marks a refusal caused by the client's credentials.
-var errRefused = errors.New("refused")
+// errRefused marks a refusal caused by the client (its credentials, will
+// or client id) or by the login limits; errWill and errClientID tell two of
+// them apart for Stats.
+var (
+	errRefused  = errors.New("refused")
+	errWill     = errors.New("will outside the device's topics")
+	errClientID = errors.New("client id of another identity")
+)
 
-// checkTakeOver refuses a connection that would take over the client id of
-// another identity's open connection: MQTT lets the newer connection win,
-// which would let any device knock another off the broker. The same
-// device reconnecting (its old link not yet noticed dead) and admins may.
+// Refusals counts refused CONNECTs by reason since New.
+type Refusals struct {
+	Credentials uint64 // wrong or missing password or certificate
+	Blocked     uint64 // refused without a check by the login backoff
+	Busy        uint64 // no password check free within LoginLimits.CheckWait
+	Will        uint64 // a device's will outside its own topics
+	ClientID    uint64 // a client id held by another identity
+	StoreErrors uint64 // the store could not say
+}
+
+// Stats returns the refusal counters.
+func (h *Hook) Stats() Refusals {
+	return Refusals{Credentials: h.refused.credentials.Load(), Blocked: h.refused.blocked.Load(), Busy: h.refused.busy.Load(),
+		Will: h.refused.will.Load(), ClientID: h.refused.clientID.Load(), StoreErrors: h.refused.store.Load()}
+}
+
+type refusalCounters struct {
+	credentials, blocked, busy, will, clientID, store atomic.Uint64
+}
+
+func (c *refusalCounters) count(err error) {
+	switch {
+	case errors.Is(err, errBlocked):
+		c.blocked.Add(1)
+	case errors.Is(err, errBusy):
+		c.busy.Add(1)
+	case errors.Is(err, errWill):
+		c.will.Add(1)
+	case errors.Is(err, errClientID):
+		c.clientID.Add(1)
+	case errors.Is(err, errRefused):
+		c.credentials.Add(1)
+	default:
+		c.store.Add(1)
+	}
+}
+
+// checkTakeOver binds a client id to the identity that holds it: it refuses
+// a connection that would take over the client id of another identity's
+// open connection, or of its persistent session while it is offline. MQTT
+// lets the newer connection win: it would knock the other device off the
+// broker, and inherit an offline session's subscriptions and the messages
+// queued for it, commands included (mochi resends those without asking
+// OnACLCheck). The same device reconnecting (its old link not yet noticed
+// dead, or coming back to its session) and admins may. A persistent
+// session frees its client id when it expires (hub/broker keeps one 24 h)
+// or when its own device ends it with a clean session.
 func (h *Hook) checkTakeOver(cl *mqtt.Client, s *session) error {
 	v, ok := h.sessions.Load(cl.ID)
 	if !ok || s.role == roleAdmin {
@@ -238,16 +337,66 @@ func (h *Hook) checkTakeOver(cl *mqtt.Client, s *session) error {
 	if old.role == s.role && old.hardwareID == s.hardwareID {
 		return nil
 	}
-	if old.cl == nil || old.cl.Closed() {
+	if old.cl == nil {
 		return nil
 	}
-	return fmt.Errorf("%w: client id %q is in use by another identity's open connection; every device needs a client id of its own", errRefused, cl.ID)
+	if !old.cl.Closed() {
+		return fmt.Errorf("%w: %w: %q is in use by another identity's open connection; every device needs a client id of its own", errRefused, errClientID, logfield.Cut(cl.ID))
+	}
+	if old.established.Load() && old.persistent() {
+		return fmt.Errorf("%w: %w: %q belongs to another identity's persistent session; every device needs a client id of its own", errRefused, errClientID, logfield.Cut(cl.ID))
+	}
+	// A clean session whose OnDisconnect is still to come, or a connection
+	// that failed before it had a session: nothing to take over.
+	return nil
+}
+
+// OnSessionEstablish marks the connection's session as given: mochi calls
+// it after OnConnectAuthenticate and before it hands the connection an
+// existing session of the same client id.
+func (h *Hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	if s := h.session(cl); s != nil {
+		s.established.Store(true)
+	}
+}
+
+// checkWill holds a device's last will to the rules of its publishes. mochi
+// publishes a will when the connection drops without asking OnACLCheck
+// (mochi-mqtt/server#503), so without this check a device could leave a
+// will on another device's command topic, or on its telemetry, and the
+// broker would deliver it as if the hub or that device had sent it. A will
+// outside v1/from/<hardware id>/ (or one with wildcards, which no publish
+// may have) refuses the connection; a will's retain flag is cleared, as
+// hub/limits clears it on a device's publishes, so that a will cannot pin a
+// message in the broker's memory either.
+func checkWill(cl *mqtt.Client, s *session, maxPayload int) error {
+	if s.role != roleDevice || atomic.LoadUint32(&cl.Properties.Will.Flag) == 0 {
+		return nil
+	}
+	topic := cl.Properties.Will.TopicName
+	if !under(topic, s.pubPrefix) || !mqtt.IsValidFilter(topic, true) {
+		return fmt.Errorf("%w: %w: last will on %q: a device's will may only be published under %s", errRefused, errWill, logfield.Cut(topic), s.pubPrefix)
+	}
+	if n := len(cl.Properties.Will.Payload); maxPayload > 0 && n > maxPayload {
+		return fmt.Errorf("%w: %w: last will of %d bytes, over the hub's payload limit of %d", errRefused, errWill, n, maxPayload)
+	}
+	cl.Properties.Will.Retain = false
+	return nil
 }
 
 func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, error) {
 	user, pass := string(pk.Connect.Username), string(pk.Connect.Password)
 	hasUser := pk.Connect.UsernameFlag || user != ""
-	if hasUser && h.opts.Admin != nil && h.opts.Admin(user, pass) {
+	// An address (or address and user name) that failed too often gets
+	// no password check, not even the admin's; a device certificate
+	// still lets it in.
+	var blocked error
+	addr := srcaddr.Key(cl.Net.Remote)
+	if hasUser {
+		blocked = h.throttle.blocked(addr, user)
+	}
+	if hasUser && blocked == nil && h.opts.Admin != nil && h.opts.Admin(user, pass) {
+		h.throttle.succeeded(addr, user)
 		return &session{role: roleAdmin}, nil
 	}
 
@@ -269,11 +418,21 @@ func (h *Hook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, error
 		// An unknown certificate with a username: the password decides.
 	}
 	if hasUser {
+		if blocked != nil {
+			return nil, blocked
+		}
+		release, err := h.throttle.acquire(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
 		d, err := h.store.VerifyCredentials(ctx, user, pass)
+		release()
 		switch {
 		case err == nil:
+			h.throttle.succeeded(addr, user)
 			return deviceSession(d)
 		case errors.Is(err, store.ErrUnauthorized), errors.Is(err, store.ErrNotFound):
+			h.throttle.failed(addr, user)
 			return nil, fmt.Errorf("%w: wrong username or password", errRefused)
 		default:
 			return nil, fmt.Errorf("verify password: %w", err)
@@ -326,7 +485,7 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	}
 	s := h.session(cl)
 	if s == nil {
-		h.log.Warn("mqtt access denied: client not authenticated by this hook", keyClient, cl.ID, keyTopic, topic)
+		h.log.Warn("mqtt access denied: client not authenticated by this hook", keyClient, logfield.Cut(cl.ID), keyTopic, logfield.Cut(topic))
 		return false
 	}
 	if s.role != roleDevice {
@@ -345,7 +504,7 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 			access = "publish"
 		}
 		h.log.Warn("mqtt access denied: a device may publish only under v1/from/<its hardware id>/ and subscribe only under v1/to/<its hardware id>/",
-			keyClient, cl.ID, keyHardwareID, s.hardwareID, keyAccess, access, keyTopic, topic)
+			keyClient, logfield.Cut(cl.ID), keyHardwareID, s.hardwareID, keyAccess, access, keyTopic, logfield.Cut(topic))
 	}
 	return false
 }

@@ -43,7 +43,43 @@ type env struct {
 	ca     *ca.CA
 	broker *broker.Broker
 	log    *testutil.SyncBuffer
+	gone   *disconnects
 	seq    int
+}
+
+// disconnects is a mochi hook that reports the client id of every
+// connection the broker has finished with. mochi publishes a will before it
+// calls OnDisconnect, on the same goroutine, so once a client id is reported
+// here its will, if any, has been delivered.
+type disconnects struct {
+	mqtt.HookBase
+	ids chan string
+}
+
+func (*disconnects) ID() string           { return "test-disconnects" }
+func (*disconnects) Provides(b byte) bool { return b == mqtt.OnDisconnect }
+func (d *disconnects) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	select {
+	case d.ids <- cl.ID:
+	default: // nobody waits for this one
+	}
+}
+
+// waitGone waits until the broker has finished with the connection of id.
+func (e *env) waitGone(id string) {
+	e.t.Helper()
+	timer := time.NewTimer(waitLimit)
+	defer timer.Stop()
+	for {
+		select {
+		case got := <-e.gone.ids:
+			if got == id {
+				return
+			}
+		case <-timer.C:
+			e.t.Fatalf("the broker never noticed that %s was gone", id)
+		}
+	}
 }
 
 func newEnv(t *testing.T, opts auth.Options) *env {
@@ -72,18 +108,19 @@ func newEnv(t *testing.T, opts auth.Options) *env {
 	if opts.Admin == nil {
 		opts.Admin = auth.AdminPassword(adminUser, adminPass)
 	}
+	gone := &disconnects{ids: make(chan string, 64)}
 	b, err := broker.Start(ctx, broker.Config{
 		Addr:      "127.0.0.1:0",
 		TLSAddr:   "127.0.0.1:0",
 		TLSConfig: tlsCfg,
 		Logger:    buf.Logger(),
-		Hooks:     []mqtt.Hook{auth.New(st, opts)},
+		Hooks:     []mqtt.Hook{auth.New(st, opts), gone},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
-	return &env{t: t, store: st, ca: authority, broker: b, log: buf}
+	return &env{t: t, store: st, ca: authority, broker: b, log: buf, gone: gone}
 }
 
 // provision creates a device with a password and a client certificate.
@@ -468,5 +505,82 @@ func TestClientIDTakeOver(t *testing.T) {
 			t.Fatalf("a free client id refused: %v", err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestPersistentSessionTakeOver checks that another identity cannot take
+// over a device's offline persistent session with its client id, and so
+// receive the commands queued for the device.
+func TestPersistentSessionTakeOver(t *testing.T) {
+	e := newEnv(t, auth.Options{})
+	a, b := e.provision("HWA"), e.provision("HWB")
+	msgs := make(chan paho.Message, 8)
+	opts := func(d device) *paho.ClientOptions {
+		return e.opts(d.user, d.pass).SetClientID("persistent-HWA").SetCleanSession(false).
+			SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { msgs <- m })
+	}
+	c, err := connect(t, opts(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := subscribe(t, c, "v1/to/HWA/#"); code == subackNo {
+		t.Fatal("subscription refused")
+	}
+	c.Disconnect(100)
+	e.waitGone("persistent-HWA")
+
+	admin, err := connect(t, e.opts(adminUser, adminPass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.Wait(admin.Publish("v1/to/HWA/ch/v1/command/requests", 1, false, "queued for A")); err != nil {
+		t.Fatal(err)
+	}
+	// B, with its own valid credentials, asks for A's session: refused,
+	// persistent or clean (a clean session would throw A's queue away).
+	for _, clean := range []bool{false, true} {
+		if thief, err := connect(t, opts(b).SetCleanSession(clean)); err == nil {
+			select {
+			case m := <-msgs:
+				t.Errorf("B received A's queued %s %q", m.Topic(), m.Payload())
+			default:
+			}
+			thief.Disconnect(100)
+			e.waitGone("persistent-HWA")
+			t.Fatalf("B took over A's persistent session (clean session %v)", clean)
+		}
+	}
+	if !e.log.WaitFor("belongs to another identity's persistent session", waitLimit) {
+		t.Error("refusal not explained in the log")
+	}
+	// A comes back and gets its command.
+	if _, err := connect(t, opts(a)); err != nil {
+		t.Fatal(err)
+	}
+	if topic, payload := receive(t, msgs); topic != "v1/to/HWA/ch/v1/command/requests" || payload != "queued for A" {
+		t.Fatalf("A got %s %q", topic, payload)
+	}
+}
+
+// TestLongFieldsAndRefusalFloodLogged sends CONNECTs with 60 KB client ids
+// and user names, many times: the log holds each cut to a few hundred
+// bytes, and at most a burst of refusal lines per interval, counting the
+// rest.
+func TestLongFieldsAndRefusalFloodLogged(t *testing.T) {
+	e := newEnv(t, auth.Options{})
+	long := strings.Repeat("A", 60000)
+	const attempts = 40
+	for i := range attempts {
+		mustRefuse(t, "a long user name", e.opts(long+fmt.Sprint(i), "wrong").SetClientID(long+fmt.Sprint(i)))
+	}
+	logs := e.log.String()
+	if strings.Contains(logs, long[:1000]) {
+		t.Error("a long client id or user name was logged whole")
+	}
+	if n := strings.Count(logs, "mqtt connection refused"); n == 0 || n >= attempts {
+		t.Errorf("%d refusal lines for %d refusals, want a bounded burst", n, attempts)
+	}
+	if len(logs) > 64<<10 {
+		t.Errorf("%d bytes of log for %d refused CONNECTs", len(logs), attempts)
 	}
 }

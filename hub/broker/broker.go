@@ -47,6 +47,20 @@ type Config struct {
 	// MaxPacketSize is the largest MQTT packet accepted, in bytes. Zero means
 	// DefaultMaxPacketSize.
 	MaxPacketSize uint32
+	// ConnectTimeout is how long a new connection may take for its TLS
+	// handshake and CONNECT packet before it is closed, so that
+	// connections that never speak do not pile up. Zero means
+	// DefaultConnectTimeout; negative means no deadline.
+	ConnectTimeout time.Duration
+	// MaxConnections bounds the open connections of all listeners, those
+	// still before CONNECT included; a connection over it is closed at
+	// once. Zero means DefaultMaxConnections, or the open-file limit less
+	// 512 when that is lower; negative means no cap.
+	MaxConnections int
+	// MaxConnectionsPerAddr bounds the open connections from one source
+	// address (IPv4 address or IPv6 /64). Zero means
+	// DefaultMaxConnectionsPerAddr; negative means no cap.
+	MaxConnectionsPerAddr int
 	// Logger receives the broker's own lines and mochi's warnings and errors
 	// (mochi's chattier levels are dropped). Nil discards everything.
 	Logger *slog.Logger
@@ -61,6 +75,7 @@ type Config struct {
 // Broker is a running embedded broker. Its methods are safe for concurrent use.
 type Broker struct {
 	srv     *mqtt.Server
+	gate    *gate
 	addr    string
 	tlsAddr string
 	log     *slog.Logger
@@ -84,8 +99,9 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	lns := []*connListener{newConnListener("tcp", ln, cfg.Logger)}
-	b := &Broker{addr: ln.Addr().String(), log: cfg.Logger}
+	g := newGate(cfg.MaxConnections, cfg.MaxConnectionsPerAddr, cfg.Logger)
+	lns := []*connListener{newConnListener("tcp", ln, g, cfg.ConnectTimeout, cfg.Logger)}
+	b := &Broker{addr: ln.Addr().String(), log: cfg.Logger, gate: g}
 	if cfg.TLSConfig != nil {
 		tln, err := listen(ctx, cfg.TLSAddr)
 		if err != nil {
@@ -93,7 +109,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 			return nil, err
 		}
 		b.tlsAddr = tln.Addr().String()
-		lns = append(lns, newConnListener("tls", tls.NewListener(tln, cfg.TLSConfig), cfg.Logger))
+		lns = append(lns, newConnListener("tls", tls.NewListener(tln, cfg.TLSConfig), g, cfg.ConnectTimeout, cfg.Logger))
 	}
 
 	b.srv = mqtt.New(&mqtt.Options{
@@ -169,12 +185,27 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+		if fds := fdLimit(); fds > 0 && fds-fdReserve < c.MaxConnections {
+			c.MaxConnections = max(fds-fdReserve, 16)
+		}
+	}
+	if c.MaxConnectionsPerAddr == 0 {
+		c.MaxConnectionsPerAddr = DefaultMaxConnectionsPerAddr
+	}
 	return c
 }
 
 // Addr returns the plain MQTT listener's address, host:port, with the port
 // that was picked when Config.Addr asked for port 0.
 func (b *Broker) Addr() string { return b.addr }
+
+// Stats returns the connection counters of all listeners.
+func (b *Broker) Stats() Stats { return b.gate.stats() }
 
 // TLSAddr returns the MQTTS listener's address, or "" when TLS is off.
 func (b *Broker) TLSAddr() string { return b.tlsAddr }

@@ -254,3 +254,37 @@ func TestLogger(t *testing.T) {
 		t.Errorf("mochi's info lines leaked into the log:\n%s", out)
 	}
 }
+
+// TestLongClientIDCutInLog makes mochi log a warning about a client whose
+// id is 60 KB (a second CONNECT on an open connection, a protocol error):
+// the line carries the id cut short, not whole.
+func TestLongClientIDCutInLog(t *testing.T) {
+	logs := new(testutil.SyncBuffer)
+	b := start(t, broker.Config{Logger: logs.Logger()})
+	long := strings.Repeat("C", 60000)
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30, ClientIdentifier: long}}
+	var buf bytes.Buffer
+	if err := pk.ConnectEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(waitLimit))
+	if _, err := io.ReadFull(c, make([]byte, 4)); err != nil { // CONNACK
+		t.Fatal(err)
+	}
+	_, _ = c.Write(buf.Bytes())
+	if !logs.WaitFor("error processing packet", waitLimit) {
+		t.Fatal("mochi logged nothing about the second CONNECT")
+	}
+	if strings.Contains(logs.String(), long[:1000]) {
+		t.Fatal("the client id was logged whole")
+	}
+}

@@ -17,9 +17,11 @@ import (
 // wait for all of them: Broker.Close then leaves no goroutine behind, and the
 // address can be bound again at once.
 type connListener struct {
-	id  string
-	ln  net.Listener
-	log *slog.Logger
+	id      string
+	ln      net.Listener
+	gate    *gate         // shared by the broker's listeners
+	timeout time.Duration // for the TLS handshake and CONNECT; <= 0: none
+	log     *slog.Logger
 
 	mu     sync.Mutex
 	closed bool
@@ -30,13 +32,15 @@ type connListener struct {
 
 var _ listeners.Listener = (*connListener)(nil)
 
-func newConnListener(id string, ln net.Listener, log *slog.Logger) *connListener {
+func newConnListener(id string, ln net.Listener, g *gate, timeout time.Duration, log *slog.Logger) *connListener {
 	return &connListener{
-		id:    id,
-		ln:    ln,
-		log:   log.With("listener", id),
-		done:  make(chan struct{}),
-		conns: make(map[net.Conn]struct{}),
+		id:      id,
+		ln:      ln,
+		gate:    g,
+		timeout: timeout,
+		log:     log.With("listener", id),
+		done:    make(chan struct{}),
+		conns:   make(map[net.Conn]struct{}),
 	}
 }
 
@@ -70,11 +74,24 @@ func (l *connListener) Serve(establish listeners.EstablishFn) {
 			continue
 		}
 		delay = 0
+		key, ok := l.gate.admit(conn.RemoteAddr().String())
+		if !ok {
+			_ = conn.Close()
+			continue
+		}
 		if !l.track(conn) {
+			l.gate.leave(key)
 			_ = conn.Close()
 			return
 		}
+		if l.timeout > 0 {
+			// mochi replaces this deadline with the client's keepalive
+			// once it has read CONNECT; until then a connection that
+			// never speaks would hold its socket and goroutine forever.
+			_ = conn.SetDeadline(time.Now().Add(l.timeout))
+		}
 		go func() {
+			defer l.gate.leave(key)
 			defer l.untrack(conn)
 			if err := establish(l.id, conn); err != nil {
 				// Ordinary for clients that drop, fail auth or are cut by Close.

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edk-go/edk/internal/logfield"
 )
 
 // levelHandler drops records below min before they reach next. mochi logs
@@ -30,7 +32,29 @@ func (h levelHandler) Handle(ctx context.Context, r slog.Record) error {
 	if closedConnNoise(r) {
 		return nil
 	}
-	return h.next.Handle(ctx, redactPackets(r))
+	return h.next.Handle(ctx, cutLong(redactPackets(r)))
+}
+
+// cutLong cuts string attributes longer than logfield.MaxLen: mochi logs
+// the client id with most lines, and a client may send 64 KiB of it.
+func cutLong(r slog.Record) slog.Record {
+	long := false
+	r.Attrs(func(a slog.Attr) bool {
+		long = a.Value.Kind() == slog.KindString && len(a.Value.String()) > logfield.MaxLen
+		return !long
+	})
+	if !long {
+		return r
+	}
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Value.Kind() == slog.KindString {
+			a.Value = slog.StringValue(logfield.Cut(a.Value.String()))
+		}
+		out.AddAttrs(a)
+		return true
+	})
+	return out
 }
 
 // redactPackets replaces every MQTT packet mochi attaches to a record (a

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"errors"
 	"strings"
 	"sync"
 
@@ -66,16 +67,24 @@ func waited(cl *mqtt.Client, pk packets.Packet) bool {
 	return pk.FixedHeader.Qos > 0 && !cl.Net.Inline && strings.HasPrefix(pk.TopicName, fromPrefix)
 }
 
+// errNotStored is why the hook closes a connection.
+var errNotStored = errors.New("ingest: a QoS 1 message could not be stored; disconnected so that the device sends it again")
+
 // OnPublish stores a device message at QoS 1 or 2 before mochi
 // acknowledges it: it waits until the message is committed to the store's
 // inbox (bounded, see Pipeline.store). A message that could not be
 // stored is rejected: mochi neither acknowledges nor delivers it, and the
-// device, which still holds it, sends it again.
+// hook closes the connection. An MQTT 3.1.1 client resends an
+// unacknowledged message only when it reconnects, so without the
+// disconnect the device would wait for the acknowledgement (and stop
+// sending, once its in-flight window is full) until its keepalive gave
+// up, even after the store works again.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if pk.Ignore || !waited(cl, pk) {
 		return pk, nil
 	}
 	if !h.p.store(message{topic: pk.TopicName, payload: pk.Payload, at: h.p.cfg.Now()}) {
+		cl.Stop(errNotStored)
 		return pk, packets.ErrRejectPacket
 	}
 	h.stored.Store(cl, markOf(pk))

@@ -222,6 +222,14 @@ type Stats struct {
 	// Replayed counts the messages Run found in the inbox when it started
 	// (acknowledged by an earlier run, not written yet) and wrote.
 	Replayed uint64
+	// Retried counts the batch transactions that failed (a full disk,
+	// say) and were written later, while running; RetryDropped those
+	// given up on while running (too many waiting): their acknowledged
+	// messages stay in the inbox for the next start, QoS 0 ones are lost.
+	Retried, RetryDropped uint64
+	// RetryPending is how many failed transactions wait to be written
+	// again, as of the snapshot.
+	RetryPending int
 
 	// Gauges, as of the snapshot.
 	QueueLength   int // messages waiting between the hook and the pipeline
@@ -238,6 +246,8 @@ type counters struct {
 	stored, flushes, storeErrors, subDrops, connEvents  atomic.Uint64
 	manifestViolations, storedSamples, storedLogs       atomic.Uint64
 	unacked, inboxed, inboxCommits, replayed            atomic.Uint64
+	retried, retryDropped                               atomic.Uint64
+	retryPending                                        atomic.Int64
 }
 
 // message is one queued publish. The payload is mochi's own buffer, which
@@ -298,6 +308,14 @@ type Pipeline struct {
 	unackLogged time.Time // last log line about unacknowledged messages
 	unackN      uint64    // since then
 
+	// failed holds batch transactions whose write failed for a reason
+	// that may pass (a full disk, a busy file), oldest first, to be
+	// written again before the next batch: their messages were
+	// acknowledged and sit in the inbox, and would otherwise stay
+	// invisible until the next start. Only the writer goroutine uses it.
+	failed     []store.Batch
+	failedMsgs int // samples, logs and inbox rows in failed
+
 	// processor goroutine only
 	seen            map[string]time.Time // device → last message time, until written
 	malformedLogged map[string]time.Time
@@ -357,6 +375,7 @@ func (p *Pipeline) Stats() Stats {
 		StoreErrors: c.storeErrors.Load(), SubscriberDrops: c.subDrops.Load(),
 		ConnectionEvents: c.connEvents.Load(), ManifestViolations: c.manifestViolations.Load(),
 		Inboxed: c.inboxed.Load(), InboxCommits: c.inboxCommits.Load(), Replayed: c.replayed.Load(),
+		Retried: c.retried.Load(), RetryDropped: c.retryDropped.Load(), RetryPending: int(c.retryPending.Load()),
 		QueueLength: len(p.in), QueueCapacity: cap(p.in), ConnectedDevices: p.connectedDevices(),
 	}
 }
@@ -627,7 +646,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	ticker := time.NewTicker(p.cfg.FlushInterval)
 	defer ticker.Stop()
 	due := false // the tick came while something was pending
-	pending := func() bool { return cur.n > 0 || len(cur.waiters) > 0 || len(p.seen) > 0 || p.connPending() }
+	pending := func() bool {
+		return cur.n > 0 || len(cur.waiters) > 0 || len(p.seen) > 0 || p.connPending() || p.stat.retryPending.Load() > 0
+	}
 	// Last-seen times go with the batches handed at the tick, at
 	// MaxBatch and at the end: they are written as of the write anyway,
 	// so at most every FlushInterval.
@@ -1051,9 +1072,15 @@ const writeChunk = 100
 // so this costs little), each deleting the inbox rows of the messages it
 // holds; between two, between runs the inbox jobs that came meanwhile, so
 // that devices waiting for their acknowledgement are not held up by a
-// whole batch. A chunk whose write fails leaves its messages in the inbox,
-// for the next start to write.
+// whole batch. A chunk whose write fails leaves its messages in the inbox
+// and is written again before the next batch (retryFailed), or, if the
+// hub stops first, at the next start.
 func (p *Pipeline) write(ctx context.Context, b *batch, between func()) {
+	if !p.retryFailed(ctx) {
+		// The store still fails: this batch would only join the others.
+		// Its transactions are kept all the same, in order, behind them.
+		p.cfg.Logger.Debug("ingest: the store still fails; the batch waits behind the earlier ones")
+	}
 	type part struct {
 		samples []store.Sample
 		logs    []store.LogEntry
@@ -1148,10 +1175,90 @@ func appendRanges(rs []store.InboxRange, ids []*int64) []store.InboxRange {
 	return rs
 }
 
+// maxRetryMessages bounds the samples, logs and inbox rows of the failed
+// transactions kept for a retry while running; past it the oldest are
+// given up on (their messages stay in the inbox, for the next start).
+const maxRetryMessages = 200_000
+
+// retryFailed writes the failed transactions again, oldest first, and
+// reports whether none is left. It stops at the first that fails again.
+func (p *Pipeline) retryFailed(ctx context.Context) bool {
+	for len(p.failed) > 0 {
+		sb := p.failed[0]
+		if err := p.tryChunk(ctx, sb); err != nil && !errors.Is(err, store.ErrInvalid) {
+			return false
+		}
+		p.failed[0] = store.Batch{}
+		p.failed = p.failed[1:]
+		p.failedMsgs -= batchSize(sb)
+		p.stat.retried.Add(1)
+		p.stat.retryPending.Store(int64(len(p.failed)))
+		if len(p.failed) == 0 {
+			p.failed = nil
+			p.cfg.Logger.Info("ingest: the store writes again; the batches that had failed are written")
+		}
+	}
+	return true
+}
+
+func batchSize(sb store.Batch) int {
+	n := len(sb.Samples) + len(sb.Logs) + len(sb.Malformed)
+	for _, r := range sb.Inbox {
+		n += int(r.Last - r.First + 1)
+	}
+	return n
+}
+
+// keepForRetry queues a failed transaction behind the others. Its
+// connectivity changes go: written late, after newer ones, they would
+// turn a device's state back; the next change or message sets it again.
+func (p *Pipeline) keepForRetry(sb store.Batch) {
+	sb.Connectivity = nil
+	if batchSize(sb)+len(sb.Properties) == 0 {
+		return
+	}
+	p.failed = append(p.failed, sb)
+	p.failedMsgs += batchSize(sb)
+	for p.failedMsgs > maxRetryMessages && len(p.failed) > 1 {
+		p.failedMsgs -= batchSize(p.failed[0])
+		p.failed[0] = store.Batch{}
+		p.failed = p.failed[1:]
+		p.stat.retryDropped.Add(1)
+		p.cfg.Logger.Error("ingest: too many failed writes waiting; the oldest is given up: its acknowledged messages stay in the inbox for the next start, its QoS 0 ones are lost",
+			"waiting_messages", p.failedMsgs)
+	}
+	p.stat.retryPending.Store(int64(len(p.failed)))
+}
+
 // writeChunk writes one transaction of a batch and reports whether it did.
+// If it failed for a reason that may pass, it waits (keepForRetry) to be
+// written before the next batch; so does every chunk while older ones
+// wait, to keep the order.
 func (p *Pipeline) writeChunk(ctx context.Context, sb store.Batch) bool {
-	if len(sb.Samples)+len(sb.Logs)+len(sb.Properties)+len(sb.Malformed)+len(sb.Connectivity)+len(sb.Inbox) == 0 {
+	if len(p.failed) > 0 {
+		p.keepForRetry(sb)
+		return false
+	}
+	err := p.tryChunk(ctx, sb)
+	switch {
+	case err == nil:
 		return true
+	case errors.Is(err, store.ErrInvalid):
+		p.cfg.Logger.Error("ingest: write batch", "samples", len(sb.Samples), "logs", len(sb.Logs), "error", err)
+	default:
+		p.keepForRetry(sb)
+		p.cfg.Logger.Error("ingest: write batch; written again at the next flush, once the store works (the messages are safe in the inbox)",
+			"samples", len(sb.Samples), "logs", len(sb.Logs), "error", err)
+	}
+	return false
+}
+
+// tryChunk writes one transaction and counts what it wrote, or the error.
+// A chunk that can never be written (store.ErrInvalid) has its messages
+// deleted from the inbox.
+func (p *Pipeline) tryChunk(ctx context.Context, sb store.Batch) error {
+	if len(sb.Samples)+len(sb.Logs)+len(sb.Properties)+len(sb.Malformed)+len(sb.Connectivity)+len(sb.Inbox) == 0 {
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
 	defer cancel()
@@ -1166,13 +1273,12 @@ func (p *Pipeline) writeChunk(ctx context.Context, sb store.Batch) bool {
 	}
 	if err != nil {
 		p.stat.storeErrors.Add(1)
-		p.cfg.Logger.Error("ingest: write batch", "samples", len(sb.Samples), "logs", len(sb.Logs), "error", err)
-		return false
+		return err
 	}
 	p.stat.stored.Add(uint64(res.Samples + res.Logs))
 	p.stat.storedSamples.Add(uint64(res.Samples))
 	p.stat.storedLogs.Add(uint64(res.Logs))
-	return true
+	return nil
 }
 
 // shorten cuts a device-chosen string for a log line.

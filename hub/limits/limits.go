@@ -14,6 +14,10 @@
 // counted per device (Stats) and logged at most once per LogInterval per
 // device and reason, with how many since the previous line.
 //
+// A device's message is never retained: the hook clears its retain flag
+// (counted as Counts.RetainCleared), since every retained message stays in
+// the broker's memory until restart.
+//
 // Only devices are limited: the hub's own inline client, and clients that
 // Options.Device does not report as a device (admins, anonymous clients),
 // are not.
@@ -29,6 +33,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"golang.org/x/time/rate"
+
+	"github.com/edk-go/edk/internal/logfield"
 )
 
 // Defaults that the hub applies to its zero config fields (this package
@@ -53,6 +59,7 @@ const (
 	ReasonRate     Reason = "rate"     // the device published so much faster than Options.Rate that the message would have waited over Options.MaxWait
 	ReasonSize     Reason = "size"     // the payload was larger than Options.MaxPayload
 	ReasonThrottle Reason = "throttle" // not a drop: the message waited for the rate limit
+	ReasonRetain   Reason = "retain"   // not a drop: the message's retain flag was cleared
 )
 
 // Options configures New.
@@ -91,6 +98,9 @@ type Counts struct {
 	Rate      uint64 // dropped: over the rate limit even after MaxWait
 	Size      uint64 // dropped: over the payload size limit
 	Throttled uint64 // delivered, after waiting for the rate limit
+	// RetainCleared counts messages delivered without the retain flag
+	// the device had set.
+	RetainCleared uint64
 }
 
 // Stats are the Hook's counters since New.
@@ -110,8 +120,8 @@ type client struct {
 // reason was last logged with how many drops since.
 type device struct {
 	counts   Counts
-	unlogged [3]uint64    // by reasonIndex
-	logged   [3]time.Time // by reasonIndex
+	unlogged [4]uint64    // by reasonIndex
+	logged   [4]time.Time // by reasonIndex
 }
 
 func reasonIndex(r Reason) int {
@@ -120,6 +130,8 @@ func reasonIndex(r Reason) int {
 		return 1
 	case ReasonThrottle:
 		return 2
+	case ReasonRetain:
+		return 3
 	}
 	return 0
 }
@@ -196,6 +208,16 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, nil
 	}
 	now := h.opts.Now()
+	if pk.FixedHeader.Retain {
+		// The broker would keep a retained message in memory until
+		// restart, one per topic, and a device has as many topics under
+		// v1/from/<hw>/ as it likes: 2 000 retained 60 KB messages are
+		// 300 MB. The Device MQTT API retains nothing, and the hub
+		// stores what it needs, so the flag goes. (hub/auth clears it on
+		// a device's will, which never passes here.)
+		pk.FixedHeader.Retain = false
+		h.count(cl, c.hardwareID, ReasonRetain, pk, now)
+	}
 	if h.opts.MaxPayload > 0 && len(pk.Payload) > h.opts.MaxPayload {
 		h.count(cl, c.hardwareID, ReasonSize, pk, now)
 		return pk, packets.CodeSuccessIgnore
@@ -259,6 +281,9 @@ func (h *Hook) count(cl *mqtt.Client, hw string, r Reason, pk packets.Packet, no
 	case ReasonThrottle:
 		d.counts.Throttled++
 		h.total.Throttled++
+	case ReasonRetain:
+		d.counts.RetainCleared++
+		h.total.RetainCleared++
 	default:
 		d.counts.Rate++
 		h.total.Rate++
@@ -273,19 +298,24 @@ func (h *Hook) count(cl *mqtt.Client, hw string, r Reason, pk packets.Packet, no
 	if !logNow {
 		return
 	}
+	if r == ReasonRetain {
+		h.log.Info("mqtt: device published a retained message; the hub delivers it but does not retain it (logged at most once a minute per device)",
+			"hardware_id", hw, "client_id", logfield.Cut(cl.ID), "topic", shorten(pk.TopicName), "cleared", n)
+		return
+	}
 	if r == ReasonThrottle {
 		h.log.Info("mqtt: device publishes faster than the hub's rate limit; slowing it down, nothing is dropped (logged at most once a minute per device); normal while a device sends its offline backlog, otherwise publish less often or raise edk hub --rate-limit",
-			"hardware_id", hw, "client_id", cl.ID, "limit", fmt.Sprintf("%g msg/s, burst %d", h.opts.Rate, h.opts.Burst), "slowed", n)
+			"hardware_id", hw, "client_id", logfield.Cut(cl.ID), "limit", fmt.Sprintf("%g msg/s, burst %d", h.opts.Rate, h.opts.Burst), "slowed", n)
 		return
 	}
 	if r == ReasonSize {
 		h.log.Warn("mqtt: device message larger than the hub's payload limit dropped (logged at most once a minute per device); send smaller messages, or raise the limit with edk hub --max-payload",
-			"hardware_id", hw, "client_id", cl.ID, "topic", shorten(pk.TopicName),
+			"hardware_id", hw, "client_id", logfield.Cut(cl.ID), "topic", shorten(pk.TopicName),
 			"payload_bytes", len(pk.Payload), "limit_bytes", h.opts.MaxPayload, "dropped", n)
 		return
 	}
 	h.log.Warn("mqtt: device publishes far faster than the hub's rate limit, messages dropped (logged at most once a minute per device); publish less often, or raise the limit with edk hub --rate-limit and --rate-burst",
-		"hardware_id", hw, "client_id", cl.ID, "limit", fmt.Sprintf("%g msg/s, burst %d", h.opts.Rate, h.opts.Burst), "max_wait", h.opts.MaxWait, "dropped", n)
+		"hardware_id", hw, "client_id", logfield.Cut(cl.ID), "limit", fmt.Sprintf("%g msg/s, burst %d", h.opts.Rate, h.opts.Burst), "max_wait", h.opts.MaxWait, "dropped", n)
 }
 
 // OnDisconnect frees the connection's token bucket. A device's counters

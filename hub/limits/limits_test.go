@@ -2,6 +2,7 @@ package limits
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync"
@@ -247,4 +248,45 @@ func (h *Hook) connections() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.clients)
+}
+
+// TestDeviceRetainCleared publishes retained messages as a device, on many
+// topics, as an attacker filling the broker's memory would: they are
+// delivered, but a subscriber that comes later gets none of them. An
+// admin's retained message is still retained.
+func TestDeviceRetainCleared(t *testing.T) {
+	e := newEnv(t, Options{})
+	dev := e.connect(t, "dev-HW1")
+	for i := range 50 {
+		tp := fmt.Sprintf("v1/from/HW1/ch/v1/pin%d", i)
+		if err := testutil.Wait(dev.Publish(tp, 1, true, strings.Repeat("x", 1000))); err != nil {
+			t.Fatal(err)
+		}
+		if m := testutil.Receive(t, e.got); m.Topic() != tp || m.Retained() {
+			t.Fatalf("live delivery: %s retained %v", m.Topic(), m.Retained())
+		}
+	}
+	admin := e.connect(t, "admin")
+	if err := testutil.Wait(admin.Publish("v1/from/HW1/ch/v1/admin-pin", 1, true, "kept")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Receive(t, e.got)
+
+	late := testutil.ConnectWith(t, testutil.ClientOptions(e.broker.Addr()))
+	msgs := testutil.Subscribe(t, late, "v1/from/#")
+	if m := testutil.Receive(t, msgs); m.Topic() != "v1/from/HW1/ch/v1/admin-pin" || !m.Retained() {
+		t.Fatalf("first message for a late subscriber: %s (%d bytes) retained %v, want the admin's retained one", m.Topic(), len(m.Payload()), m.Retained())
+	}
+	if err := testutil.Wait(admin.Publish("v1/from/HW1/ch/v1/marker", 1, false, "marker")); err != nil {
+		t.Fatal(err)
+	}
+	if m := testutil.Receive(t, msgs); m.Topic() != "v1/from/HW1/ch/v1/marker" {
+		t.Fatalf("a device's message was retained: %s", m.Topic())
+	}
+	if got := e.hook.Stats().Total.RetainCleared; got != 50 {
+		t.Fatalf("RetainCleared = %d, want 50", got)
+	}
+	if !e.log.WaitFor("does not retain it", waitLimit) {
+		t.Error("not logged")
+	}
 }

@@ -52,6 +52,9 @@ var (
 	// ErrSchemaTooNew means the database was written by a newer edk whose
 	// schema this code does not know.
 	ErrSchemaTooNew = errors.New("database schema is newer than this edk")
+	// ErrCorrupt is returned by Open when SQLite's integrity check
+	// (PRAGMA quick_check) finds the file damaged.
+	ErrCorrupt = errors.New("database file is damaged")
 )
 
 // Defaults for the zero fields of Options.
@@ -140,6 +143,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.w.SetConnMaxIdleTime(0)
 		s.w.SetConnMaxLifetime(0)
 	}
+	if path != ":memory:" {
+		if err := s.quickCheck(ctx, path); err != nil {
+			s.w.Close()
+			return nil, err
+		}
+	}
 	if err := s.migrate(ctx); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -160,6 +169,57 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// quickCheck runs PRAGMA quick_check on the file, which reads every page
+// (so the start takes longer the bigger the file), so that a damaged file is refused at start with
+// a way out, rather than accepted and then failing device by device (a
+// broken devices page refuses every login). It reports at most
+// maxCorruptLines of SQLite's findings.
+func (s *Store) quickCheck(ctx context.Context, path string) error {
+	const maxCorruptLines = 3
+	rows, err := s.w.QueryContext(ctx, "PRAGMA quick_check(100)")
+	if err != nil {
+		if isCorrupt(err) {
+			return corruptError(path, []string{err.Error()})
+		}
+		return fmt.Errorf("store: open %s: integrity check: %w", path, err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return fmt.Errorf("store: open %s: integrity check: %w", path, err)
+		}
+		if line != "ok" && !strings.HasPrefix(line, "*** in database") {
+			problems = append(problems, line)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		if isCorrupt(err) {
+			return corruptError(path, append(problems, err.Error()))
+		}
+		return fmt.Errorf("store: open %s: integrity check: %w", path, err)
+	}
+	if len(problems) > 0 {
+		return corruptError(path, problems[:min(len(problems), maxCorruptLines)])
+	}
+	return nil
+}
+
+// isCorrupt reports SQLite's SQLITE_CORRUPT and SQLITE_NOTADB, which a
+// damaged file can give before quick_check reports anything.
+func isCorrupt(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "malformed") || strings.Contains(msg, "not a database") || strings.Contains(msg, "SQLITE_CORRUPT")
+}
+
+func corruptError(path string, problems []string) error {
+	return fmt.Errorf("store: open %s: %w (SQLite's quick_check: %s); the hub does not start on a damaged database: "+
+		"stop every hub using it, move %s and its -wal and -shm files aside, and restore them from a backup "+
+		"(or salvage what is left with: sqlite3 %s .recover | sqlite3 recovered.db)",
+		path, ErrCorrupt, strings.Join(problems, "; "), path, path)
 }
 
 // Close closes both pools and returns the first error. In WAL mode the last

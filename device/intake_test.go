@@ -1,0 +1,66 @@
+package device_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edk-go/edk/device"
+	"github.com/edk-go/edk/internal/testutil"
+	"github.com/edk-go/edk/mqttapi"
+)
+
+// TestCommandFloodBounded floods a device with command requests whose
+// handler does not return until released, as a sender far faster than the
+// device would: only WithMaxOpenRequests of them run, the others are
+// dropped, counted, and logged once, and the device answers the ones it
+// took, then takes new ones again.
+func TestCommandFloodBounded(t *testing.T) {
+	b := testutil.StartBroker(t)
+	logs := new(testutil.SyncBuffer)
+	release := make(chan struct{})
+	var calls atomic.Int64
+	r := startDevice(t, testConfig(t, b.Addr()), func(d *device.Device) {
+		d.Handle("slow", func(ctx context.Context, _ *device.Command) (any, error) {
+			calls.Add(1)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil, nil
+		})
+		d.Handle("__marker__", func(context.Context, *device.Command) (any, error) { return nil, nil })
+	}, device.WithMaxOpenRequests(10), device.WithLogger(logs.Logger()))
+	cloud := newCloud(t, b.Addr(), testHW, testCH)
+
+	const flood = 200
+	topic := mqttapi.Topic{Direction: mqttapi.ToDevice, HardwareID: testHW, ChannelID: testCH, Kind: mqttapi.KindCommandRequests}.String()
+	for i := range flood {
+		// QoS 0, as fast as the client writes: a flood does not wait.
+		cloud.c.Publish(topic, 0, false, fmt.Sprintf(`{"id":"f%d","name":"slow"}`, i))
+	}
+	deadline := time.Now().Add(waitLimit)
+	for r.Stats().RequestsDropped < flood-10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("dropped %d of %d requests; %d handlers running", r.Stats().RequestsDropped, flood, calls.Load())
+		}
+		time.Sleep(time.Millisecond) // the device reads on its own goroutine
+	}
+	if got := calls.Load(); got > 10 {
+		t.Fatalf("%d handlers ran, want at most 10", got)
+	}
+	if n := strings.Count(logs.String(), "dropped command requests"); n != 1 {
+		t.Errorf("%d log lines about the drops, want 1:\n%s", n, logs)
+	}
+	close(release)
+	for range 10 {
+		if resp, _ := cloud.final(); resp.State != mqttapi.StateCompleted || !strings.HasPrefix(resp.ID, "f") {
+			t.Fatalf("response %+v", resp)
+		}
+	}
+	// The device takes requests again.
+	cloud.noMoreResponses("after-flood")
+}
