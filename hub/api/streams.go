@@ -15,27 +15,29 @@ const (
 	wsPingPeriod = wsPongWait * 9 / 10
 )
 
-// stream serves GET /v3/devices/{device_id}/<kind> as a WebSocket that
+// streamOr serves GET /v3/devices/{device_id}/<kind> as a WebSocket that
 // pushes each event of the device as one text message. It ends with a
 // close frame when the client goes, the request context ends or the
 // Streams implementation closes the channel. The client sends nothing; it
 // must answer pings (every browser and gorilla client does).
-func (s *server) stream(kind string) http.HandlerFunc {
+//
+// A request that is not a WebSocket upgrade goes to plain instead (Enapter's
+// CLI reads stored logs and telemetry with a plain GET on the same path).
+func (s *server) streamOr(kind string, plain http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("device_id")
 		if !websocket.IsWebSocketUpgrade(r) {
-			writeError(w, http.StatusBadRequest, "websocket_required",
-				"this endpoint is a WebSocket; connect with a WebSocket client", nil)
+			plain(w, r)
 			return
 		}
 		if s.cfg.Streams == nil {
 			notAvailable(w, kind+" stream")
 			return
 		}
-		if _, err := s.cfg.Store.GetDevice(r.Context(), id); err != nil {
-			s.fail(w, r, "device", err, map[string]any{"device_id": id})
+		d, ok := s.device(w, r)
+		if !ok {
 			return
 		}
+		id := d.ID
 		conn, err := s.upgrader.Upgrade(w, r, nil)
 		if err != nil {
 			return // the upgrader has answered

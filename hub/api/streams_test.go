@@ -136,6 +136,6 @@ func TestStreamErrors(t *testing.T) {
 		})
 	}
 	e.runErrorCases(t, []errorCase{
-		{name: "plain GET", method: "GET", path: "/v3/devices/" + id + "/telemetry", status: 400, code: "websocket_required"},
+		{name: "plain GET of an unknown device", method: "GET", path: "/v3/devices/nope/telemetry", status: 404, code: "not_found"},
 	})
 }
