@@ -337,7 +337,7 @@ func TestPlainLogsAndTelemetry(t *testing.T) {
 	}
 	all := get("")
 	if all.TotalCount != 3 || len(all.Logs) != 3 || all.Logs[0].Message != "m0" ||
-		all.Logs[0].Timestamp != e.now.Unix() || all.Logs[0].ReceivedAt != "2025-06-01T12:00:00.000Z" || !all.Logs[0].Persist {
+		all.Logs[0].Timestamp != "2025-06-01T12:00:00.000Z" || all.Logs[0].ReceivedAt != "2025-06-01T12:00:00.000Z" || !all.Logs[0].Persist {
 		t.Errorf("all: %+v", all)
 	}
 	if p := get("?order=RECEIVED_AT_DESC&limit=1&offset=1"); p.TotalCount != 3 || len(p.Logs) != 1 || p.Logs[0].Message != "m1" {

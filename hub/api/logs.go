@@ -8,10 +8,11 @@ import (
 	"github.com/edk-go/edk/hub/store"
 )
 
-// logJSON is one stored log entry as Enapter's API lists it. The hub keeps
-// one time per entry (the device's), so timestamp and received_at agree.
+// logJSON is one stored log entry as Enapter's API lists it: both times
+// are RFC 3339 strings (Enapter's CLI reads them so). The hub keeps one
+// time per entry (the device's), so timestamp and received_at agree.
 type logJSON struct {
-	Timestamp  int64  `json:"timestamp"`
+	Timestamp  string `json:"timestamp"`
 	ReceivedAt string `json:"received_at"`
 	Severity   string `json:"severity"`
 	Message    string `json:"message"`
@@ -72,7 +73,7 @@ func (s *server) deviceLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]logJSON, 0, len(entries))
 	for _, e := range entries {
-		out = append(out, logJSON{Timestamp: e.Time.Unix(), ReceivedAt: formatTime(e.Time),
+		out = append(out, logJSON{Timestamp: formatTime(e.Time), ReceivedAt: formatTime(e.Time),
 			Severity: e.Severity, Message: e.Message, Persist: e.Persist})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"logs": out, "total_count": total})
