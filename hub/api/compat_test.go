@@ -7,8 +7,10 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -497,4 +499,66 @@ func TestQueryTimeseries(t *testing.T) {
 			checkError(t, body, tc.code, tc.contains)
 		})
 	}
+}
+
+// Enapter's real blueprints (../shared/marketplace beside the repository),
+// zipped as enapter3 zips a folder: each uploads, or is refused with the
+// same problems validate lists, each pointing at a line of its manifest.
+// (Some break Enapter's own manifest schema, e.g. a "unit" on a command
+// argument, which the schema does not allow.)
+func TestUploadMarketplaceBlueprints(t *testing.T) {
+	dirs, _ := filepath.Glob("../../../shared/marketplace/blueprints/*/*")
+	if len(dirs) == 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("../shared/marketplace/blueprints is required in CI")
+		}
+		t.Skip("no ../shared/marketplace beside the repository")
+	}
+	e := newEnv(t)
+	uploaded := 0
+	for _, dir := range dirs {
+		files := map[string]string{}
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(dir, p)
+			files[filepath.ToSlash(rel)] = string(data)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		zipped := zipOf(t, files)
+		_, vbody := e.do("POST", "/v3/blueprints/validate", zipped)
+		var v struct {
+			ValidationErrors []string `json:"validation_errors"`
+		}
+		mustUnmarshal(t, vbody, &v)
+		code, body := e.do("POST", "/v3/blueprints/upload", zipped)
+		switch {
+		case code == 200 && len(v.ValidationErrors) == 0:
+			uploaded++
+		case code == 422 && len(v.ValidationErrors) > 0:
+			eb := checkError(t, body, "invalid_blueprint", v.ValidationErrors[0])
+			if got, _ := eb.Errors[0].Details["validation_errors"].([]any); len(got) != len(v.ValidationErrors) {
+				t.Errorf("%s: upload lists %d problems, validate %d", dir, len(got), len(v.ValidationErrors))
+			}
+			for _, p := range v.ValidationErrors {
+				if !strings.HasPrefix(p, "manifest.yml:") {
+					t.Errorf("%s: problem without a position: %s", dir, p)
+				}
+			}
+		default:
+			t.Errorf("%s: upload %d %s, validate %s", dir, code, body, vbody)
+		}
+	}
+	if uploaded == 0 {
+		t.Error("no marketplace blueprint uploads")
+	}
+	t.Logf("%d of %d marketplace blueprints upload", uploaded, len(dirs))
 }
