@@ -187,6 +187,7 @@ func New(cfg Config) http.Handler {
 	m.HandleFunc("GET /v3/site", s.getSite)
 	m.HandleFunc("GET /v3/sites/{site_id}", s.getSite)
 	m.HandleFunc("GET /v3/sites/{site_id}/devices", s.listDevices)
+	m.HandleFunc("GET /v3/sites/{site_id}/commands/executions", s.listSiteExecutions)
 	m.HandleFunc("GET /v3/devices", s.listDevices)
 	m.HandleFunc("GET /v3/devices/{device_id}", s.getDevice)
 	m.HandleFunc("PATCH /v3/devices/{device_id}", s.updateDevice)

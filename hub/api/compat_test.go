@@ -131,6 +131,14 @@ func TestDevicesAsEnapter(t *testing.T) {
 		Values: map[string]json.RawMessage{"voltage": json.RawMessage("230")}, Alerts: []string{"grid_overvoltage"}}}); err != nil {
 		t.Fatal(err)
 	}
+	code, body = e.do("GET", "/v3/telemetry/latest?devices%5Btwo%5D=voltage", "")
+	if code != 200 || !strings.Contains(string(body), `"two":{"voltage":{"timestamp":`) {
+		t.Errorf("latest telemetry by slug: %d %s", code, body)
+	}
+	code, body = e.do("GET", "/v3/telemetry?device=two&attributes=voltage&from=2025-06-01T11:00:00Z&to=2025-06-01T13:00:00Z", "")
+	if code != 200 || !strings.Contains(string(body), `"device_id":"`+ids[1]+`"`) || !strings.Contains(string(body), `"value":230`) {
+		t.Errorf("time series by slug: %d %s", code, body)
+	}
 	code, body = e.do("GET", "/v3/devices/"+ids[1]+"?expand=raised_alert_names", "")
 	if code != 200 || !strings.Contains(string(body), `"raised_alert_names":["grid_overvoltage"]`) {
 		t.Errorf("raised_alert_names: %d %s", code, body)
@@ -561,4 +569,42 @@ func TestUploadMarketplaceBlueprints(t *testing.T) {
 		t.Error("no marketplace blueprint uploads")
 	}
 	t.Logf("%d of %d marketplace blueprints upload", uploaded, len(dirs))
+}
+
+func TestSiteExecutions(t *testing.T) {
+	e := newEnv(t)
+	site := e.site()
+	a, b := e.provision("a", "a"), e.provision("b", "b")
+	for _, d := range []string{a, b, a} {
+		if code, body := e.do("POST", "/v3/devices/"+d+"/execute_command", `{"name":"ok"}`); code != 200 {
+			t.Fatalf("%d %s", code, body)
+		}
+	}
+	list := func(q string) []executionJSON {
+		t.Helper()
+		code, body := e.do("GET", "/v3/sites/"+site.ID+"/commands/executions"+q, "")
+		var out struct {
+			Executions []executionJSON `json:"executions"`
+		}
+		mustUnmarshal(t, body, &out)
+		if code != 200 {
+			t.Fatalf("%s: %d %s", q, code, body)
+		}
+		return out.Executions
+	}
+	if all := list(""); len(all) != 3 {
+		t.Errorf("all: %d", len(all))
+	}
+	if got := list("?device_id.in=b"); len(got) != 1 || got[0].DeviceID != b {
+		t.Errorf("device_id.in=b: %+v", got)
+	}
+	asc := list("?order=CREATED_AT_ASC&limit=2&device_id.in=" + a + ",b")
+	if len(asc) != 2 || asc[0].DeviceID != a || asc[0].CreatedAt > asc[1].CreatedAt {
+		t.Errorf("ascending page: %+v", asc)
+	}
+	e.runErrorCases(t, []errorCase{
+		{name: "unknown site", method: "GET", path: "/v3/sites/nope/commands/executions", status: 404, code: "not_found", contains: "site"},
+		{name: "unknown device", method: "GET", path: "/v3/sites/" + site.ID + "/commands/executions?device_id.in=nope", status: 404, code: "not_found", contains: "device"},
+		{name: "bad order", method: "GET", path: "/v3/sites/" + site.ID + "/commands/executions?order=UP", status: 422, code: "invalid", contains: "order"},
+	})
 }
