@@ -40,6 +40,11 @@ const MaxTimeout = 10 * time.Minute
 // SweepInterval is how often Run looks for executions past their deadline.
 const SweepInterval = 30 * time.Second
 
+// sweepGrace is how long past its deadline an execution is left to its
+// waiter, whose timer starts a moment after the deadline was stored, before
+// Sweep finishes it.
+const sweepGrace = 5 * time.Second
+
 // storeTimeout bounds the store calls made outside the caller's context (the
 // final state after a timeout, and responses, which arrive on ingest's
 // goroutine).
@@ -302,11 +307,12 @@ func (x *Executor) Recover(ctx context.Context) error {
 	return nil
 }
 
-// Sweep stores as TIMEOUT every unfinished execution past its deadline
-// (one whose waiter is gone: its process stopped or crashed). Executions
+// Sweep stores as TIMEOUT every unfinished execution more than a few
+// seconds past its deadline (one whose waiter is gone: its process stopped
+// or crashed). Executions
 // made without a deadline get MaxTimeout after their creation.
 func (x *Executor) Sweep(ctx context.Context) error {
-	n, err := x.store.ExpireExecutions(ctx, time.Now(), MaxTimeout)
+	n, err := x.store.ExpireExecutions(ctx, time.Now().Add(-sweepGrace), MaxTimeout)
 	if err != nil {
 		return fmt.Errorf("exec: sweep: %w", err)
 	}

@@ -125,7 +125,7 @@ func TestRecover(t *testing.T) {
 		}
 		return e
 	}
-	past, future := mk(time.Now().Add(-time.Second)), mk(time.Now().Add(time.Hour))
+	past, future := mk(time.Now().Add(-time.Minute)), mk(time.Now().Add(time.Hour))
 
 	shared := exec.New(st, exec.PublisherFunc(func(string, []byte, bool, byte) error { return nil }), nil)
 	shared.OnlyPending = true
@@ -157,7 +157,8 @@ func TestRunSweeps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SetExecutionDeadline(ctx, e.ID, time.Now().Add(20*time.Millisecond)); err != nil {
+	// Past its deadline by more than the grace a waiter gets.
+	if err := st.SetExecutionDeadline(ctx, e.ID, time.Now().Add(-10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	x := exec.New(st, exec.PublisherFunc(func(string, []byte, bool, byte) error { return nil }), nil)
