@@ -7,11 +7,13 @@ package hub_test
 // test. In CI (CI=true) a missing binary fails it too.
 
 import (
+	"archive/zip"
 	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -374,8 +376,24 @@ func TestEnapterCLI(t *testing.T) {
 	}
 	zipPath := filepath.Join(c.dir, "downloaded.zip")
 	c.run("blueprint", "download", "-b", up.Blueprint.ID, "-o", zipPath)
-	if fi, err := os.Stat(zipPath); err != nil || fi.Size() == 0 {
+	zr, err := zip.OpenReader(zipPath)
+	if err != nil {
 		t.Fatalf("blueprint download: %v", err)
+	}
+	var manifest []byte
+	for _, f := range zr.File {
+		if f.Name == "manifest.yml" {
+			rc, err := f.Open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			manifest, _ = io.ReadAll(rc)
+			rc.Close()
+		}
+	}
+	zr.Close()
+	if want, _ := os.ReadFile(filepath.Join(bp, "manifest.yml")); len(want) == 0 || string(manifest) != string(want) {
+		t.Fatalf("blueprint download: the zip's manifest.yml (%d bytes) is not the one uploaded", len(manifest))
 	}
 	// A zip file works as a blueprint path too.
 	c.runJSON(&up, "blueprint", "upload", "-p", zipPath)
