@@ -1,7 +1,9 @@
-// Package api serves the hub's HTTP API: a subset of Enapter's v3 HTTP API
-// (provisioning, devices, command executions, telemetry) plus WebSocket
-// streams of telemetry and logs, so that scripts written for Enapter Cloud or
-// an Enapter Gateway work against a local hub unchanged.
+// Package api serves the hub's HTTP API: Enapter's v3 HTTP API as far as a
+// local hub can (its one site, provisioning, devices, blueprints, command
+// executions, telemetry and logs, and WebSocket streams of both), shaped as
+// Enapter shapes it, so that Enapter's own CLI and Python SDK and scripts
+// written for Enapter Cloud work against a local hub unchanged. A device is
+// named by its id or its slug everywhere.
 //
 // Every request must carry the hub's token in the X-Enapter-Auth-Token
 // header. WebSocket upgrades may pass it as ?token= instead, because
