@@ -338,7 +338,7 @@ func TestEnapterCLI(t *testing.T) {
 			Message: fmt.Sprintf("cli log %d", n), Persist: true}); err != nil {
 			t.Errorf("send log: %v", err)
 		}
-	}, func(l string) bool { return strings.Contains(l, "[warning] cli log") }, "device", "logs", "-d", id, "--follow")
+	}, func(l string) bool { return strings.Contains(l, "[warning] cli log") }, "device", "logs", "-d", id, "--follow", "--severity", "warning")
 	if !regexp.MustCompile(`^\d{4}-\d\d-\d\dT.* \[warning\] cli log \d+$`).MatchString(line) {
 		t.Errorf("device logs --follow: %q", line)
 	}

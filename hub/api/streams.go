@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -31,6 +32,10 @@ func (s *server) streamOr(kind string, plain http.HandlerFunc) http.HandlerFunc 
 		}
 		if s.cfg.Streams == nil {
 			notAvailable(w, kind+" stream")
+			return
+		}
+		keep, ok := streamFilter(w, r, kind)
+		if !ok {
 			return
 		}
 		d, ok := s.device(w, r)
@@ -73,6 +78,9 @@ func (s *server) streamOr(kind string, plain http.HandlerFunc) http.HandlerFunc 
 				if !ok {
 					closeCode, reason = websocket.CloseGoingAway, "stream ended"
 					break loop
+				}
+				if !keep(ev) {
+					continue
 				}
 				_ = conn.SetWriteDeadline(time.Now().Add(wsWriteWait))
 				if err := conn.WriteMessage(websocket.TextMessage, ev.Data); err != nil {
@@ -117,4 +125,42 @@ func (s *server) streamOr(kind string, plain http.HandlerFunc) http.HandlerFunc 
 		}
 		s.log.Debug("api: stream closed", "device_id", id, "kind", kind)
 	}
+}
+
+// streamFilter reads the filters of a log stream, Enapter's severity= and
+// show=ALL|PERSISTED_ONLY|TEMPORARY_ONLY (what enapter3 device logs
+// --follow passes on), and returns the test each event must pass. It
+// answers a bad filter itself, before the upgrade.
+func streamFilter(w http.ResponseWriter, r *http.Request, kind string) (func(StreamEvent) bool, bool) {
+	all := func(StreamEvent) bool { return true }
+	if kind != StreamLogs {
+		return all, true
+	}
+	q := r.URL.Query()
+	severity := q.Get("severity")
+	var persist *bool
+	switch q.Get("show") {
+	case "", "ALL":
+	case "PERSISTED_ONLY":
+		persist = new(bool)
+		*persist = true
+	case "TEMPORARY_ONLY":
+		persist = new(bool)
+	default:
+		invalid(w, "show", "must be ALL, PERSISTED_ONLY or TEMPORARY_ONLY")
+		return nil, false
+	}
+	if severity == "" && persist == nil {
+		return all, true
+	}
+	return func(ev StreamEvent) bool {
+		var e struct {
+			Severity string `json:"severity"`
+			Persist  bool   `json:"persist"`
+		}
+		if json.Unmarshal(ev.Data, &e) != nil {
+			return false
+		}
+		return (severity == "" || e.Severity == severity) && (persist == nil || e.Persist == *persist)
+	}, true
 }
