@@ -176,3 +176,37 @@ func TestQueryLogs(t *testing.T) {
 		t.Errorf("unknown device: %v", err)
 	}
 }
+
+// A data folder from before schema 3 keeps its devices and executions; an
+// unfinished execution from then, which has no deadline, is expired by the
+// fallback.
+func TestMigrateToSchema3(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v2.db")
+	db := rawDB(t, path)
+	if err := migrateTo(ctx, db, migrations[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO devices (id, name, slug, hardware_id, channel_id, created_at, updated_at)
+		VALUES ('d1', 'old', 'old', 'HW1', 'ch', 1, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO executions (id, device_id, state, created_at, updated_at, name)
+		VALUES ('e1', 'd1', 'NEW', 1000, 1000, 'x')`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s := openAt(t, path)
+	if d, err := s.GetDevice(ctx, "d1"); err != nil || d.Slug != "old" {
+		t.Fatalf("device after migration: %+v, %v", d, err)
+	}
+	if st, err := s.Site(ctx); err != nil || !uuidRE.MatchString(st.ID) {
+		t.Fatalf("site after migration: %+v, %v", st, err)
+	}
+	if n, err := s.ExpireExecutions(ctx, time.Now(), 10*time.Minute); err != nil || n != 1 {
+		t.Fatalf("ExpireExecutions = %d, %v", n, err)
+	}
+	if e, err := s.GetExecution(ctx, "e1"); err != nil || e.State != ExecutionTimeout {
+		t.Fatalf("old execution: %+v, %v", e, err)
+	}
+}
