@@ -174,7 +174,12 @@ func (x *Executor) Start(ctx context.Context, deviceID string, req store.Executi
 	go func() {
 		defer x.bg.Done()
 		defer x.remove(e.ID)
-		if _, err := x.wait(context.WithoutCancel(ctx), e, w, timeout); err != nil {
+		_, err := x.wait(context.WithoutCancel(ctx), e, w, timeout)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			// The device was deleted meanwhile, and its executions with it.
+			x.log.Debug("exec: started execution gone with its device", "execution_id", e.ID)
+		case err != nil:
 			x.log.Error("exec: finish started execution", "execution_id", e.ID, "error", err)
 		}
 	}()

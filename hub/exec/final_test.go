@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/edk-go/edk/hub/exec"
 	"github.com/edk-go/edk/hub/store"
+	"github.com/edk-go/edk/internal/testutil"
 )
 
 // pollState waits until the execution is in state want.
@@ -167,4 +169,21 @@ func TestRunSweeps(t *testing.T) {
 	pollState(t, st, e.ID, store.ExecutionTimeout)
 	cancel()
 	<-done
+}
+
+// A started execution whose device is deleted while it waits ends quietly.
+func TestStartedExecutionOfDeletedDevice(t *testing.T) {
+	e := newEnv(t)
+	logs := &testutil.SyncBuffer{}
+	x := exec.New(e.st, exec.PublisherFunc(func(string, []byte, bool, byte) error { return nil }), logs.Logger())
+	if _, err := x.Start(context.Background(), e.dev.ID, store.ExecutionRequest{Name: "silent"}, 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.DeleteDevice(context.Background(), e.dev.ID); err != nil {
+		t.Fatal(err)
+	}
+	x.Close() // waits for the started execution to end
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("logged an error:\n%s", logs)
+	}
 }
