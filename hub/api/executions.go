@@ -169,7 +169,11 @@ func (s *server) failCommand(w http.ResponseWriter, r *http.Request, dev store.D
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "the hub is stopping; try again when it is back", nil)
 		return
 	}
-	s.fail(w, r, "command", err, map[string]any{"device_id": dev.ID})
+	what := "command"
+	if errors.Is(err, store.ErrNotFound) {
+		what = "device" // deleted while the command was on its way
+	}
+	s.fail(w, r, what, err, map[string]any{"device_id": dev.ID})
 }
 
 func (s *server) getExecution(w http.ResponseWriter, r *http.Request) {
