@@ -74,7 +74,9 @@ func checkBlueprintZip(data []byte) (manifest json.RawMessage, problems []string
 			continue
 		}
 		top, rest, nestedName := strings.Cut(name, "/")
-		tops[top] = true
+		if top != "__MACOSX" { // the resource forks macOS's Archive Utility adds
+			tops[top] = true
+		}
 		switch {
 		case name == blueprint.ManifestFile:
 			root = f

@@ -222,9 +222,14 @@ func TestBlueprints(t *testing.T) {
 		}
 	}
 	// A zipped folder (everything under one directory) is fine too.
-	code, body = e.do("POST", "/v3/blueprints/upload", zipOf(t, map[string]string{"inverter/manifest.yml": inverterManifest(t)}))
+	code, body = e.do("POST", "/v3/blueprints/upload", zipOf(t, map[string]string{"inverter/manifest.yml": inverterManifest(t),
+		"__MACOSX/inverter/._manifest.yml": "fork"}))
 	if code != 200 {
 		t.Errorf("zipped folder: %d %s", code, body)
+	}
+	code, body = e.do("POST", "/v3/blueprints/upload", zipOf(t, map[string]string{"a/manifest.yml": inverterManifest(t), "b/x": ""}))
+	if code != 422 || !strings.Contains(string(body), "no manifest.yml at its root") {
+		t.Errorf("two folders: %d %s", code, body)
 	}
 
 	// Validation lists every problem and stores nothing.
