@@ -269,6 +269,15 @@ func Run(ctx context.Context, cfg Config) error {
 		publish, closeBroker, mqttAddr, mqttsAddr = b.Publish, func() { _ = b.Close() }, b.Addr(), b.TLSAddr()
 		brokerStats = b.Stats
 	}
+	// Executions the last run left unfinished end now; those whose waiter
+	// goes away later (another hub on a shared store) end at their deadline.
+	if err := executor.Recover(ctx); err != nil {
+		closeBroker()
+		stopPipeline()
+		return err
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); executor.Run(ingestCtx, 0) }()
 	if cfg.Retention > 0 {
 		wg.Add(1)
 		go func() {
@@ -335,6 +344,9 @@ func Run(ctx context.Context, cfg Config) error {
 	case err := <-serveErr:
 		runErr = fmt.Errorf("serve HTTP: %w", err)
 	}
+	// Waiting executions end as ERROR first, so that their callers get an
+	// answer before the server stops and none is left NEW.
+	executor.Close()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil && runErr == nil && !errors.Is(err, context.DeadlineExceeded) {

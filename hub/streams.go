@@ -53,11 +53,25 @@ func (s streams) Subscribe(deviceID, kind string) (<-chan api.StreamEvent, func(
 	}
 }
 
+// streamLog is a log entry as Enapter's log stream sends it (what
+// enapter3 device logs --follow reads: the fields of a listed entry, times
+// as RFC 3339 strings), with the device id added.
+type streamLog struct {
+	DeviceID   string `json:"device_id"`
+	Timestamp  string `json:"timestamp"`
+	ReceivedAt string `json:"received_at"`
+	Severity   string `json:"severity"`
+	Message    string `json:"message"`
+	Persist    bool   `json:"persist"`
+}
+
 // eventJSON is a telemetry message as the device sent it (timestamp,
 // attributes, alerts) or a log entry, with the device id added.
 func eventJSON(ev ingest.Event) ([]byte, error) {
 	if ev.Kind == mqttapi.KindLogs {
-		return json.Marshal(ev.Log)
+		at := ev.Log.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+		return json.Marshal(streamLog{DeviceID: ev.DeviceID, Timestamp: at, ReceivedAt: at,
+			Severity: ev.Log.Severity, Message: ev.Log.Message, Persist: ev.Log.Persist})
 	}
 	m := make(map[string]any, len(ev.Values)+3)
 	for k, v := range maps.All(ev.Values) {

@@ -1,7 +1,9 @@
-// Package api serves the hub's HTTP API: a subset of Enapter's v3 HTTP API
-// (provisioning, devices, command executions, telemetry) plus WebSocket
-// streams of telemetry and logs, so that scripts written for Enapter Cloud or
-// an Enapter Gateway work against a local hub unchanged.
+// Package api serves the hub's HTTP API: Enapter's v3 HTTP API as far as a
+// local hub can (its one site, provisioning, devices, blueprints, command
+// executions, telemetry and logs, and WebSocket streams of both), shaped as
+// Enapter shapes it, so that Enapter's own CLI and Python SDK and scripts
+// written for Enapter Cloud work against a local hub unchanged. A device is
+// named by its id or its slug everywhere.
 //
 // Every request must carry the hub's token in the X-Enapter-Auth-Token
 // header. WebSocket upgrades may pass it as ?token= instead, because
@@ -67,6 +69,14 @@ type Store interface {
 		granularity time.Duration, agg store.Aggregation) ([]store.Series, error)
 	GetExecution(ctx context.Context, executionID string) (store.Execution, error)
 	ListExecutions(ctx context.Context, deviceID string, offset, limit int) ([]store.Execution, error)
+
+	GetDeviceBySlug(ctx context.Context, slug string) (store.Device, error)
+	CountDevices(ctx context.Context) (int, error)
+	Site(ctx context.Context) (store.Site, error)
+	CreateBlueprint(ctx context.Context, zip []byte, manifest json.RawMessage) (store.Blueprint, error)
+	GetBlueprint(ctx context.Context, id string) (store.Blueprint, error)
+	AssignBlueprint(ctx context.Context, deviceID, blueprintID string) (store.Device, error)
+	QueryLogs(ctx context.Context, deviceID string, q store.LogQuery) ([]store.LogEntry, int, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -77,6 +87,14 @@ var _ Store = (*store.Store)(nil)
 // or store.ErrInvalid become 404 and 422; any other error is a 500.
 type Executor interface {
 	Execute(ctx context.Context, deviceID string, req store.ExecutionRequest, timeout time.Duration) (store.Execution, error)
+}
+
+// Starter is an Executor that can also send a command without waiting
+// (POST /v3/devices/{id}/command_executions): Start returns the NEW
+// execution and finishes it in the background. An Executor without it
+// answers that endpoint with 501.
+type Starter interface {
+	Start(ctx context.Context, deviceID string, req store.ExecutionRequest, timeout time.Duration) (store.Execution, error)
 }
 
 // Provisioner issues a device's credentials and returns its communication
@@ -133,6 +151,7 @@ type server struct {
 	upgrader websocket.Upgrader
 
 	manifests manifestCache
+	site      siteCache
 }
 
 // New returns the API handler. It panics when Token or Store is missing:
@@ -163,6 +182,14 @@ func New(cfg Config) http.Handler {
 	}
 	m := s.mux
 	m.HandleFunc("POST /v3/provisioning/standalone", s.createStandalone)
+	m.HandleFunc("GET /v3/sites", s.listSites)
+	m.HandleFunc("GET /v3/users/me/sites", s.listSites)
+	// enapter3 site list --my-sites asks for this path.
+	m.HandleFunc("GET /v3/sites/users/me/sites", s.listSites)
+	m.HandleFunc("GET /v3/site", s.getSite)
+	m.HandleFunc("GET /v3/sites/{site_id}", s.getSite)
+	m.HandleFunc("GET /v3/sites/{site_id}/devices", s.listDevices)
+	m.HandleFunc("GET /v3/sites/{site_id}/commands/executions", s.listSiteExecutions)
 	m.HandleFunc("GET /v3/devices", s.listDevices)
 	m.HandleFunc("GET /v3/devices/{device_id}", s.getDevice)
 	m.HandleFunc("PATCH /v3/devices/{device_id}", s.updateDevice)
@@ -171,11 +198,18 @@ func New(cfg Config) http.Handler {
 	m.HandleFunc("POST /v3/devices/{device_id}/execute_command", s.executeCommand)
 	m.HandleFunc("POST /v3/devices/{device_id}/assign_blueprint", s.assignBlueprint)
 	m.HandleFunc("GET /v3/devices/{device_id}/command_executions", s.listExecutions)
+	m.HandleFunc("POST /v3/devices/{device_id}/command_executions", s.createExecution)
 	m.HandleFunc("GET /v3/devices/{device_id}/command_executions/{execution_id}", s.getExecution)
 	m.HandleFunc("GET /v3/telemetry/latest", s.latestTelemetry)
 	m.HandleFunc("GET /v3/telemetry", s.queryTelemetry)
-	m.HandleFunc("GET /v3/devices/{device_id}/telemetry", s.stream(StreamTelemetry))
-	m.HandleFunc("GET /v3/devices/{device_id}/logs", s.stream(StreamLogs))
+	m.HandleFunc("POST /v3/telemetry/query_timeseries", s.queryTimeseries)
+	// A plain GET answers with the stored data, an upgrade streams it.
+	m.HandleFunc("GET /v3/devices/{device_id}/telemetry", s.streamOr(StreamTelemetry, s.deviceTelemetry))
+	m.HandleFunc("GET /v3/devices/{device_id}/logs", s.streamOr(StreamLogs, s.deviceLogs))
+	m.HandleFunc("POST /v3/blueprints/upload", s.uploadBlueprint)
+	m.HandleFunc("POST /v3/blueprints/validate", s.validateBlueprint)
+	m.HandleFunc("GET /v3/blueprints/{blueprint_id}", s.getBlueprint)
+	m.HandleFunc("GET /v3/blueprints/{blueprint_id}/zip", s.downloadBlueprint)
 	return s
 }
 

@@ -175,7 +175,7 @@ func (e *env) doWith(method, path, body string, headers map[string]string) (int,
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if resp.StatusCode != http.StatusNoContent && resp.Header.Get("Content-Type") != "application/json" {
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" && ct != "application/zip" && !strings.HasPrefix(ct, "text/csv") {
 		e.t.Errorf("%s %s: Content-Type %q, want application/json", method, path, resp.Header.Get("Content-Type"))
 	}
 	return resp.StatusCode, data
@@ -185,7 +185,7 @@ func (e *env) doWith(method, path, body string, headers map[string]string) (int,
 func (e *env) provision(name, slug string) string {
 	e.t.Helper()
 	code, body := e.do("POST", "/v3/provisioning/standalone", `{"name":"`+name+`","slug":"`+slug+`"}`)
-	if code != http.StatusCreated {
+	if code != http.StatusOK {
 		e.t.Fatalf("provision: %d %s", code, body)
 	}
 	var out struct {
@@ -303,7 +303,7 @@ func TestProvisionStandalone(t *testing.T) {
 
 	t.Run("slug made from name, site_id accepted", func(t *testing.T) {
 		code, body := e.do("POST", "/v3/provisioning/standalone", `{"name":"Fuel Cell #2","slug":null,"site_id":null}`)
-		if code != 201 {
+		if code != 200 {
 			t.Fatalf("%d %s", code, body)
 		}
 		var out struct {
@@ -462,7 +462,7 @@ func TestDevices(t *testing.T) {
 
 	t.Run("delete", func(t *testing.T) {
 		code, body := e.do("DELETE", "/v3/devices/"+ids[0], "")
-		if code != 204 || len(body) != 0 {
+		if code != 200 || strings.TrimSpace(string(body)) != "{}" {
 			t.Fatalf("%d %s", code, body)
 		}
 		code, _ = e.do("GET", "/v3/devices/"+ids[0], "")

@@ -2,76 +2,100 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/edk-go/edk/blueprint"
 	"github.com/edk-go/edk/hub/store"
 )
 
-// assignBlueprint attaches a blueprint manifest to a device: the body is the
-// manifest.yml itself (or {"manifest": "<yaml>"} with a JSON content type).
-// A manifest with problems is refused with every problem listed. From then
-// on execute_command refuses what the manifest rejects.
+// assignBlueprint attaches a blueprint to a device. With a JSON content
+// type the body is Enapter's {"blueprint_id": "<uploaded blueprint>"} (or
+// edk's {"manifest": "<yaml>"}); otherwise it is the manifest.yml itself. A
+// manifest with problems is refused with every problem listed. The answer
+// is {"device": ...} with the manifest. From then on execute_command
+// refuses what the manifest rejects.
 func (s *server) assignBlueprint(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("device_id")
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the manifest is larger than 1 MiB", nil)
+	dev, ok := s.device(w, r)
+	if !ok {
 		return
 	}
+	id := dev.ID
+	var data []byte
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
 		var body struct {
-			Manifest string `json:"manifest"`
+			BlueprintID *string `json:"blueprint_id"`
+			Manifest    *string `json:"manifest"`
 		}
-		if err := json.Unmarshal(data, &body); err != nil || body.Manifest == "" {
-			invalid(w, "manifest", "send the manifest.yml as the body, or {\"manifest\": \"<yaml>\"} as JSON")
+		if !decode(w, r, &body) {
 			return
 		}
-		data = []byte(body.Manifest)
-	}
-	if _, err := blueprint.Parse("manifest.yml", data); err != nil {
-		var me *blueprint.ManifestError
-		details := map[string]any{"device_id": id}
-		if errors.As(err, &me) {
-			problems := make([]string, len(me.Problems))
-			for i, p := range me.Problems {
-				problems[i] = p.String()
-			}
-			details["problems"] = problems
+		switch {
+		case body.BlueprintID != nil && body.Manifest != nil:
+			invalid(w, "blueprint_id", `send "blueprint_id" or "manifest", not both`)
+			return
+		case body.BlueprintID != nil:
+			s.assignUploaded(w, r, id, *body.BlueprintID)
+			return
+		case body.Manifest == nil || *body.Manifest == "":
+			invalid(w, "blueprint_id", `is required: send {"blueprint_id": "<id from /v3/blueprints/upload>"}`)
+			return
 		}
-		writeError(w, http.StatusUnprocessableEntity, "invalid_manifest", err.Error(), details)
+		data = []byte(*body.Manifest)
+	} else {
+		var err error
+		data, err = io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+		if err != nil {
+			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the manifest is larger than 1 MiB", nil)
+			return
+		}
+	}
+	asJSON, problems := checkManifest("manifest.yml", data)
+	if len(problems) > 0 {
+		msg := "invalid manifest: " + problems[0]
+		if len(problems) > 1 {
+			msg += fmt.Sprintf(" (and %d more problems)", len(problems)-1)
+		}
+		writeError(w, http.StatusUnprocessableEntity, "invalid_manifest", msg,
+			map[string]any{"device_id": id, "problems": problems})
 		return
 	}
-	// Stored as JSON, as Enapter returns manifests; JSON is YAML too, so
-	// the stored form parses again for the checks.
-	var doc any
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		invalid(w, "manifest", err.Error())
-		return
-	}
-	asJSON, err := json.Marshal(doc)
-	if err != nil {
-		invalid(w, "manifest", "cannot be stored as JSON: "+err.Error())
-		return
-	}
-	d, err := s.cfg.Store.UpdateDevice(r.Context(), id, store.DeviceUpdate{Manifest: asJSON})
+	empty := ""
+	d, err := s.cfg.Store.UpdateDevice(r.Context(), id, store.DeviceUpdate{Manifest: asJSON, BlueprintID: &empty})
 	if err != nil {
 		s.fail(w, r, "device", err, map[string]any{"device_id": id})
 		return
 	}
-	s.manifests.forget(id)
+	s.assigned(w, r, d)
+}
+
+// assignUploaded makes an uploaded blueprint the device's.
+func (s *server) assignUploaded(w http.ResponseWriter, r *http.Request, deviceID, blueprintID string) {
+	if blueprintID == "" {
+		invalid(w, "blueprint_id", "is empty")
+		return
+	}
+	d, err := s.cfg.Store.AssignBlueprint(r.Context(), deviceID, blueprintID)
+	if err != nil {
+		// The device was found a moment ago: a 404 is the blueprint's.
+		s.fail(w, r, "blueprint", err, map[string]any{"device_id": deviceID, "blueprint_id": blueprintID})
+		return
+	}
+	s.assigned(w, r, d)
+}
+
+// assigned tells the hub and answers with the device and its manifest.
+func (s *server) assigned(w http.ResponseWriter, r *http.Request, d store.Device) {
+	s.manifests.forget(d.ID)
 	if s.cfg.ManifestAssigned != nil {
 		s.cfg.ManifestAssigned(d)
 	}
 	v, err := s.deviceView(r, d, map[string]bool{"manifest": true})
 	if err != nil {
-		s.fail(w, r, "device", err, map[string]any{"device_id": id})
+		s.fail(w, r, "device", err, map[string]any{"device_id": d.ID})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"device": v})

@@ -26,16 +26,23 @@ const ChannelID = "primary"
 
 // deviceJSON is a device as Enapter's v3 API shows it.
 type deviceJSON struct {
-	ID           string            `json:"id"`
-	BlueprintID  string            `json:"blueprint_id"`
-	Name         string            `json:"name"`
-	SiteID       string            `json:"site_id"`
-	Slug         string            `json:"slug"`
-	Type         string            `json:"type"`
-	UpdatedAt    string            `json:"updated_at"`
-	Properties   any               `json:"properties,omitempty"` // an object when expanded, even empty
-	Connectivity *connectivityJSON `json:"connectivity,omitempty"`
-	Manifest     json.RawMessage   `json:"manifest,omitempty"`
+	ID             string            `json:"id"`
+	BlueprintID    string            `json:"blueprint_id"`
+	Name           string            `json:"name"`
+	SiteID         string            `json:"site_id"`
+	Slug           string            `json:"slug"`
+	Type           string            `json:"type"`
+	AuthorizedRole string            `json:"authorized_role"`
+	UpdatedAt      string            `json:"updated_at"`
+	Properties     any               `json:"properties,omitempty"` // an object when expanded, even empty
+	Connectivity   *connectivityJSON `json:"connectivity,omitempty"`
+	Manifest       json.RawMessage   `json:"manifest,omitempty"`
+	// Communication (?expand=communication) is how the device talks to
+	// the hub, as Enapter's DeviceCommunication.
+	Communication *communicationJSON `json:"communication,omitempty"`
+	// RaisedAlertNames (?expand=raised_alert_names) are the alerts of the
+	// device's latest telemetry message that carried any.
+	RaisedAlertNames *[]string `json:"raised_alert_names,omitempty"`
 	// Malformed (an edk extension, ?expand=malformed) counts the device's
 	// messages that could not be decoded, by kind, and its telemetry values
 	// that broke its assigned manifest, as kind "manifest/<attribute>/<problem>".
@@ -48,9 +55,18 @@ type connectivityJSON struct {
 	Status string `json:"status"`
 }
 
+// communicationJSON is Enapter's DeviceCommunication for a standalone
+// device: MQTT with a password (MQTT_V1_PLAINTEXT) or a client certificate
+// (MQTT_V1_TLS), straight to the hub (no upstream).
+type communicationJSON struct {
+	Type       string  `json:"type"`
+	UpstreamID *string `json:"upstream_id"`
+	HardwareID string  `json:"hardware_id"`
+	ChannelID  string  `json:"channel_id"`
+}
+
 // expandSet parses ?expand=a,b. Unknown names are ignored, as Enapter's
-// clients ask for expansions (communication, raised_alert_names) the hub
-// does not have.
+// clients ask for expansions (site, …) the hub does not have.
 func expandSet(r *http.Request) map[string]bool {
 	set := map[string]bool{}
 	for _, v := range r.URL.Query()["expand"] {
@@ -67,9 +83,28 @@ func expandSet(r *http.Request) map[string]bool {
 func (s *server) deviceView(r *http.Request, d store.Device, expand map[string]bool) (deviceJSON, error) {
 	v := deviceJSON{
 		ID: d.ID, BlueprintID: d.BlueprintID, Name: d.Name, Slug: d.Slug,
-		Type: "STANDALONE", UpdatedAt: formatTime(d.UpdatedAt),
+		Type: "STANDALONE", AuthorizedRole: AuthorizedRole, UpdatedAt: formatTime(d.UpdatedAt),
 	}
+	site, err := s.siteOf(r)
+	if err != nil {
+		return v, err
+	}
+	v.SiteID = site.ID
 	ctx := r.Context()
+	if expand["communication"] {
+		c := &communicationJSON{Type: "MQTT_V1_PLAINTEXT", HardwareID: d.HardwareID, ChannelID: d.ChannelID}
+		if d.CertFingerprint != "" {
+			c.Type = "MQTT_V1_TLS"
+		}
+		v.Communication = c
+	}
+	if expand["raised_alert_names"] {
+		names, err := s.raisedAlerts(r, d.ID)
+		if err != nil {
+			return v, err
+		}
+		v.RaisedAlertNames = &names
+	}
 	if expand["properties"] {
 		p, err := s.cfg.Store.GetProperties(ctx, d.ID)
 		if err != nil {
@@ -117,12 +152,16 @@ func (s *server) createStandalone(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Name string `json:"name"`
 		Slug string `json:"slug"`
-		// SiteID is accepted (Enapter's Python SDK sends it) and ignored:
-		// the hub has no sites.
+		// SiteID may be empty or null (the hub's site) or the hub's site.
 		SiteID *string `json:"site_id"`
 	}
 	if !decode(w, r, &body) {
 		return
+	}
+	if body.SiteID != nil {
+		if _, ok := s.checkSite(w, r, *body.SiteID, true); !ok {
+			return
+		}
 	}
 	body.Name = strings.TrimSpace(body.Name)
 	if body.Name == "" {
@@ -151,7 +190,8 @@ func (s *server) createStandalone(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "slug", err, map[string]any{"slug": body.Slug})
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]string{"device_id": d.ID})
+	// 200, as Enapter answers: its CLI takes any other status for an error.
+	writeJSON(w, http.StatusOK, map[string]string{"device_id": d.ID})
 }
 
 // checkSlug returns what is wrong with a slug, "" when nothing.
@@ -223,9 +263,22 @@ func pagination(w http.ResponseWriter, r *http.Request) (offset, limit int, ok b
 	return offset, limit, true
 }
 
+// listDevices answers GET /v3/devices and GET /v3/sites/{site_id}/devices
+// (every device is on the hub's site) with a page and the total_count
+// Enapter's CLI pages by.
 func (s *server) listDevices(w http.ResponseWriter, r *http.Request) {
 	offset, limit, ok := pagination(w, r)
 	if !ok {
+		return
+	}
+	if id := r.PathValue("site_id"); id != "" {
+		if _, ok := s.checkSite(w, r, id, false); !ok {
+			return
+		}
+	}
+	total, err := s.cfg.Store.CountDevices(r.Context())
+	if err != nil {
+		s.fail(w, r, "devices", err, nil)
 		return
 	}
 	ds, err := s.cfg.Store.ListDevices(r.Context(), offset, limit)
@@ -243,16 +296,15 @@ func (s *server) listDevices(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, v)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
+	writeJSON(w, http.StatusOK, map[string]any{"devices": out, "total_count": total})
 }
 
 func (s *server) getDevice(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("device_id")
-	d, err := s.cfg.Store.GetDevice(r.Context(), id)
-	if err != nil {
-		s.fail(w, r, "device", err, map[string]any{"device_id": id})
+	d, ok := s.device(w, r)
+	if !ok {
 		return
 	}
+	id := d.ID
 	v, err := s.deviceView(r, d, expandSet(r))
 	if err != nil {
 		s.fail(w, r, "device", err, map[string]any{"device_id": id})
@@ -262,7 +314,11 @@ func (s *server) getDevice(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) updateDevice(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("device_id")
+	dev, ok := s.device(w, r)
+	if !ok {
+		return
+	}
+	id := dev.ID
 	var body struct {
 		Name *string `json:"name"`
 		Slug *string `json:"slug"`
@@ -305,13 +361,17 @@ func (s *server) updateDevice(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"device": v})
 }
 
+// deleteDevice answers 200 with an empty JSON object, as Enapter does.
 func (s *server) deleteDevice(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("device_id")
-	if err := s.cfg.Store.DeleteDevice(r.Context(), id); err != nil {
-		s.fail(w, r, "device", err, map[string]any{"device_id": id})
+	d, ok := s.device(w, r)
+	if !ok {
 		return
 	}
-	w.WriteHeader(http.StatusNoContent)
+	if err := s.cfg.Store.DeleteDevice(r.Context(), d.ID); err != nil {
+		s.fail(w, r, "device", err, map[string]any{"device_id": d.ID})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{})
 }
 
 func (s *server) generateConfig(w http.ResponseWriter, r *http.Request) {
@@ -332,10 +392,11 @@ func (s *server) generateConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	details := map[string]any{"device_id": id}
-	if _, err := s.cfg.Store.GetDevice(r.Context(), id); err != nil {
-		s.fail(w, r, "device", err, details)
+	dev, ok := s.device(w, r)
+	if !ok {
 		return
 	}
+	id = dev.ID
 	cfg, err := s.cfg.Provisioner.GenerateConfig(r.Context(), id, proto)
 	if err != nil {
 		s.fail(w, r, "device", err, details)

@@ -2,12 +2,14 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/edk-go/edk/hub/exec"
 	"github.com/edk-go/edk/hub/store"
 )
 
@@ -67,43 +69,47 @@ func executionView(e store.Execution, withLog bool) executionJSON {
 	return v
 }
 
-func (s *server) executeCommand(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("device_id")
+// commandRequest reads and checks the body of execute_command and
+// command_executions: the device (by id or slug), the request to send
+// (arguments checked against the device's manifest, defaults filled in) and
+// the timeout. It answers the request itself when something is wrong.
+func (s *server) commandRequest(w http.ResponseWriter, r *http.Request) (store.Device, store.ExecutionRequest, time.Duration, bool) {
 	var body struct {
 		Name      string          `json:"name"`
 		Arguments json.RawMessage `json:"arguments"`
 		// Timeout is in seconds; an edk extension.
 		Timeout *float64 `json:"timeout"`
 	}
+	fail := func() (store.Device, store.ExecutionRequest, time.Duration, bool) {
+		return store.Device{}, store.ExecutionRequest{}, 0, false
+	}
 	if !decode(w, r, &body) {
-		return
+		return fail()
 	}
 	if strings.TrimSpace(body.Name) == "" {
 		invalid(w, "name", "is required")
-		return
+		return fail()
 	}
 	if a := strings.TrimSpace(string(body.Arguments)); a != "" && a != "null" && !strings.HasPrefix(a, "{") {
 		invalid(w, "arguments", "must be a JSON object")
-		return
+		return fail()
 	}
 	timeout := s.cfg.DefaultCommandTimeout
 	if body.Timeout != nil {
 		t := *body.Timeout
 		if math.IsNaN(t) || t <= 0 || t > MaxCommandTimeout.Seconds() {
 			invalid(w, "timeout", "must be more than 0 and at most "+MaxCommandTimeout.String()+" in seconds")
-			return
+			return fail()
 		}
 		timeout = time.Duration(t * float64(time.Second))
 	}
 	if s.cfg.Executor == nil {
 		notAvailable(w, "execute_command")
-		return
+		return fail()
 	}
-	details := map[string]any{"device_id": id}
-	dev, err := s.cfg.Store.GetDevice(r.Context(), id)
-	if err != nil {
-		s.fail(w, r, "device", err, details)
-		return
+	dev, ok := s.device(w, r)
+	if !ok {
+		return fail()
 	}
 	args := body.Arguments
 	if a := strings.TrimSpace(string(args)); a == "" || a == "null" {
@@ -111,23 +117,71 @@ func (s *server) executeCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	// A command the device's manifest rejects is refused here, with the
 	// manifest's message, and never sent.
-	if args, err = s.checkCommand(dev, body.Name, args); err != nil {
-		details["command"] = body.Name
-		writeError(w, http.StatusUnprocessableEntity, "rejected_by_manifest", err.Error(), details)
+	args, err := s.checkCommand(dev, body.Name, args)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "rejected_by_manifest", err.Error(),
+			map[string]any{"device_id": dev.ID, "command": body.Name})
+		return fail()
+	}
+	return dev, store.ExecutionRequest{Name: body.Name, Arguments: args, ManifestName: body.Name}, timeout, true
+}
+
+func (s *server) executeCommand(w http.ResponseWriter, r *http.Request) {
+	dev, req, timeout, ok := s.commandRequest(w, r)
+	if !ok {
 		return
 	}
-	e, err := s.cfg.Executor.Execute(r.Context(), id, store.ExecutionRequest{
-		Name: body.Name, Arguments: args, ManifestName: body.Name,
-	}, timeout)
+	e, err := s.cfg.Executor.Execute(r.Context(), dev.ID, req, timeout)
 	if err != nil {
-		s.fail(w, r, "command", err, details)
+		s.failCommand(w, r, dev, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"execution": executionView(e, expandSet(r)["log"])})
 }
 
+// createExecution answers POST /v3/devices/{id}/command_executions: the
+// command is sent and the answer, {"execution_id": ...}, comes at once;
+// GET .../command_executions/{id} shows how it went. The execution ends
+// like one of execute_command: the device's answer, TIMEOUT after the
+// timeout, or ERROR when the hub stops first.
+func (s *server) createExecution(w http.ResponseWriter, r *http.Request) {
+	starter, ok := s.cfg.Executor.(Starter)
+	if !ok && s.cfg.Executor != nil {
+		notAvailable(w, "command_executions")
+		return
+	}
+	dev, req, timeout, ok := s.commandRequest(w, r)
+	if !ok {
+		return
+	}
+	e, err := starter.Start(r.Context(), dev.ID, req, timeout)
+	if err != nil {
+		s.failCommand(w, r, dev, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"execution_id": e.ID})
+}
+
+// failCommand answers an error of the executor: a hub that is stopping is
+// a 503; the rest goes to fail.
+func (s *server) failCommand(w http.ResponseWriter, r *http.Request, dev store.Device, err error) {
+	if errors.Is(err, exec.ErrClosed) {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the hub is stopping; try again when it is back", nil)
+		return
+	}
+	what := "command"
+	if errors.Is(err, store.ErrNotFound) {
+		what = "device" // deleted while the command was on its way
+	}
+	s.fail(w, r, what, err, map[string]any{"device_id": dev.ID})
+}
+
 func (s *server) getExecution(w http.ResponseWriter, r *http.Request) {
-	id, eid := r.PathValue("device_id"), r.PathValue("execution_id")
+	dev, ok := s.device(w, r)
+	if !ok {
+		return
+	}
+	id, eid := dev.ID, r.PathValue("execution_id")
 	details := map[string]any{"device_id": id, "execution_id": eid}
 	e, err := s.cfg.Store.GetExecution(r.Context(), eid)
 	if err == nil && e.DeviceID != id {
@@ -145,7 +199,49 @@ func (s *server) getExecution(w http.ResponseWriter, r *http.Request) {
 // With any of them but the default order, the device's executions are
 // filtered in memory: fine for one laptop's hub.
 func (s *server) listExecutions(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("device_id")
+	dev, ok := s.device(w, r)
+	if !ok {
+		return
+	}
+	s.executions(w, r, []string{dev.ID})
+}
+
+// listSiteExecutions answers Enapter's GET
+// /v3/sites/{site_id}/commands/executions: the executions of the site's
+// devices (every device, or those of device_id.in, by id or slug), with the
+// same filters as a device's list.
+func (s *server) listSiteExecutions(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.checkSite(w, r, r.PathValue("site_id"), false); !ok {
+		return
+	}
+	var ids []string
+	if names := splitList(r.URL.Query().Get("device_id.in")); names != nil {
+		for _, n := range names {
+			d, err := s.lookupDevice(r, n)
+			if err != nil {
+				s.fail(w, r, "device", err, map[string]any{"device_id": n, "field": "device_id.in"})
+				return
+			}
+			ids = append(ids, d.ID)
+		}
+	} else {
+		ds, err := s.cfg.Store.ListDevices(r.Context(), 0, 0)
+		if err != nil {
+			s.fail(w, r, "devices", err, nil)
+			return
+		}
+		for _, d := range ds {
+			ids = append(ids, d.ID)
+		}
+	}
+	s.executions(w, r, ids)
+}
+
+// executions lists the executions of the devices, newest first unless
+// order=CREATED_AT_ASC, filtered by state.in, name.in, created_at.gte and
+// created_at.lt. One device without filters is paged by the store; anything
+// else is filtered in memory: fine for one laptop's hub.
+func (s *server) executions(w http.ResponseWriter, r *http.Request, deviceIDs []string) {
 	offset, limit, ok := pagination(w, r)
 	if !ok {
 		return
@@ -171,18 +267,23 @@ func (s *server) listExecutions(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	states, names := splitList(q.Get("state.in")), splitList(q.Get("name.in"))
-	filtered := order == "CREATED_AT_ASC" || !gte.IsZero() || !lt.IsZero() || states != nil || names != nil
-	details := map[string]any{"device_id": id}
+	filtered := len(deviceIDs) != 1 || order == "CREATED_AT_ASC" || !gte.IsZero() || !lt.IsZero() || states != nil || names != nil
 	var es []store.Execution
-	var err error
-	if !filtered {
-		es, err = s.cfg.Store.ListExecutions(r.Context(), id, offset, limit)
-	} else {
-		es, err = s.cfg.Store.ListExecutions(r.Context(), id, 0, 0)
-	}
-	if err != nil {
-		s.fail(w, r, "device", err, details)
-		return
+	for _, id := range deviceIDs {
+		var (
+			got []store.Execution
+			err error
+		)
+		if !filtered {
+			got, err = s.cfg.Store.ListExecutions(r.Context(), id, offset, limit)
+		} else {
+			got, err = s.cfg.Store.ListExecutions(r.Context(), id, 0, 0)
+		}
+		if err != nil {
+			s.fail(w, r, "device", err, map[string]any{"device_id": id})
+			return
+		}
+		es = append(es, got...)
 	}
 	if filtered {
 		es = slices.DeleteFunc(es, func(e store.Execution) bool {
@@ -191,6 +292,9 @@ func (s *server) listExecutions(w http.ResponseWriter, r *http.Request) {
 				(!gte.IsZero() && e.CreatedAt.Before(gte)) ||
 				(!lt.IsZero() && !e.CreatedAt.Before(lt))
 		})
+		// Each device's list is newest first; a stable sort keeps that
+		// order among executions of the same millisecond.
+		slices.SortStableFunc(es, func(a, b store.Execution) int { return b.CreatedAt.Compare(a.CreatedAt) })
 		if order == "CREATED_AT_ASC" {
 			slices.Reverse(es)
 		}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -15,27 +16,33 @@ const (
 	wsPingPeriod = wsPongWait * 9 / 10
 )
 
-// stream serves GET /v3/devices/{device_id}/<kind> as a WebSocket that
+// streamOr serves GET /v3/devices/{device_id}/<kind> as a WebSocket that
 // pushes each event of the device as one text message. It ends with a
 // close frame when the client goes, the request context ends or the
 // Streams implementation closes the channel. The client sends nothing; it
 // must answer pings (every browser and gorilla client does).
-func (s *server) stream(kind string) http.HandlerFunc {
+//
+// A request that is not a WebSocket upgrade goes to plain instead (Enapter's
+// CLI reads stored logs and telemetry with a plain GET on the same path).
+func (s *server) streamOr(kind string, plain http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("device_id")
 		if !websocket.IsWebSocketUpgrade(r) {
-			writeError(w, http.StatusBadRequest, "websocket_required",
-				"this endpoint is a WebSocket; connect with a WebSocket client", nil)
+			plain(w, r)
 			return
 		}
 		if s.cfg.Streams == nil {
 			notAvailable(w, kind+" stream")
 			return
 		}
-		if _, err := s.cfg.Store.GetDevice(r.Context(), id); err != nil {
-			s.fail(w, r, "device", err, map[string]any{"device_id": id})
+		keep, ok := streamFilter(w, r, kind)
+		if !ok {
 			return
 		}
+		d, ok := s.device(w, r)
+		if !ok {
+			return
+		}
+		id := d.ID
 		conn, err := s.upgrader.Upgrade(w, r, nil)
 		if err != nil {
 			return // the upgrader has answered
@@ -71,6 +78,9 @@ func (s *server) stream(kind string) http.HandlerFunc {
 				if !ok {
 					closeCode, reason = websocket.CloseGoingAway, "stream ended"
 					break loop
+				}
+				if !keep(ev) {
+					continue
 				}
 				_ = conn.SetWriteDeadline(time.Now().Add(wsWriteWait))
 				if err := conn.WriteMessage(websocket.TextMessage, ev.Data); err != nil {
@@ -115,4 +125,42 @@ func (s *server) stream(kind string) http.HandlerFunc {
 		}
 		s.log.Debug("api: stream closed", "device_id", id, "kind", kind)
 	}
+}
+
+// streamFilter reads the filters of a log stream, Enapter's severity= and
+// show=ALL|PERSISTED_ONLY|TEMPORARY_ONLY (what enapter3 device logs
+// --follow passes on), and returns the test each event must pass. It
+// answers a bad filter itself, before the upgrade.
+func streamFilter(w http.ResponseWriter, r *http.Request, kind string) (func(StreamEvent) bool, bool) {
+	all := func(StreamEvent) bool { return true }
+	if kind != StreamLogs {
+		return all, true
+	}
+	q := r.URL.Query()
+	severity := q.Get("severity")
+	var persist *bool
+	switch q.Get("show") {
+	case "", "ALL":
+	case "PERSISTED_ONLY":
+		persist = new(bool)
+		*persist = true
+	case "TEMPORARY_ONLY":
+		persist = new(bool)
+	default:
+		invalid(w, "show", "must be ALL, PERSISTED_ONLY or TEMPORARY_ONLY")
+		return nil, false
+	}
+	if severity == "" && persist == nil {
+		return all, true
+	}
+	return func(ev StreamEvent) bool {
+		var e struct {
+			Severity string `json:"severity"`
+			Persist  bool   `json:"persist"`
+		}
+		if json.Unmarshal(ev.Data, &e) != nil {
+			return false
+		}
+		return (severity == "" || e.Severity == severity) && (persist == nil || e.Persist == *persist)
+	}, true
 }

@@ -136,6 +136,40 @@ func TestStreamErrors(t *testing.T) {
 		})
 	}
 	e.runErrorCases(t, []errorCase{
-		{name: "plain GET", method: "GET", path: "/v3/devices/" + id + "/telemetry", status: 400, code: "websocket_required"},
+		{name: "plain GET of an unknown device", method: "GET", path: "/v3/devices/nope/telemetry", status: 404, code: "not_found"},
 	})
+}
+
+// enapter3 device logs --follow --severity X --show Y passes its filters on
+// to the stream.
+func TestStreamLogsFilters(t *testing.T) {
+	e := newEnv(t)
+	id := e.provision("a", "a")
+	key := id + "/" + StreamLogs
+	conn, _, err := e.dial(t, "/v3/devices/a/logs?severity=error&show=PERSISTED_ONLY", http.Header{AuthHeader: {token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	e.waitSubscribed(t, key)
+	ch := e.streams.sub(key)
+	for _, m := range []string{
+		`{"severity":"info","persist":true,"message":"wrong severity"}`,
+		`{"severity":"error","persist":false,"message":"temporary"}`,
+		`not json`,
+		`{"severity":"error","persist":true,"message":"this one"}`,
+	} {
+		ch <- StreamEvent{Data: json.RawMessage(m)}
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, data, err := conn.ReadMessage()
+	if err != nil || !strings.Contains(string(data), "this one") {
+		t.Fatalf("first message through the filter: %s, %v", data, err)
+	}
+
+	_, resp, err := e.dial(t, "/v3/devices/a/logs?show=SOME", http.Header{AuthHeader: {token}})
+	if err == nil || resp == nil || resp.StatusCode != 422 {
+		t.Fatalf("bad show: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }

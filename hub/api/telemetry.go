@@ -58,7 +58,13 @@ func (s *server) latestTelemetry(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
 	out := make(map[string]map[string]datapointJSON, len(want))
 	for id, attrs := range want {
-		pts, err := s.cfg.Store.LatestTelemetry(r.Context(), id, attrs)
+		// Answered under the name asked for, which may be a slug.
+		d, err := s.lookupDevice(r, id)
+		if err != nil {
+			s.fail(w, r, "device", err, map[string]any{"device_id": id})
+			return
+		}
+		pts, err := s.cfg.Store.LatestTelemetry(r.Context(), d.ID, attrs)
 		if err != nil {
 			s.fail(w, r, "device", err, map[string]any{"device_id": id})
 			return
@@ -148,6 +154,12 @@ func (s *server) queryTelemetry(w http.ResponseWriter, r *http.Request) {
 		invalid(w, "aggregation", "must be avg, min, max or last")
 		return
 	}
+	d, err := s.lookupDevice(r, id)
+	if err != nil {
+		s.fail(w, r, "device", err, map[string]any{"device_id": id})
+		return
+	}
+	id = d.ID
 	series, err := s.cfg.Store.QueryTelemetry(r.Context(), id, attrs, from, to, gran, agg)
 	if err != nil {
 		s.fail(w, r, "device", err, map[string]any{"device_id": id})

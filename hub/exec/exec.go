@@ -9,6 +9,11 @@
 // The store settles the race between a timeout and a late answer: a finished
 // execution refuses further changes (store.ErrConflict), so whichever comes
 // first wins and the other is ignored.
+//
+// Every execution ends in a final state: Close stores the ones still
+// waiting as ERROR when the hub stops, and each execution carries its
+// deadline in the store, so that Recover (at start) and Sweep finish those
+// whose waiter went away with a crashed process.
 package exec
 
 import (
@@ -27,6 +32,18 @@ import (
 
 // DefaultTimeout is the wait for a final response when Execute is given none.
 const DefaultTimeout = 30 * time.Second
+
+// MaxTimeout is the deadline Sweep gives executions stored without one (by
+// an edk from before deadlines were kept): the API's longest timeout.
+const MaxTimeout = 10 * time.Minute
+
+// SweepInterval is how often Run looks for executions past their deadline.
+const SweepInterval = 30 * time.Second
+
+// sweepGrace is how long past its deadline an execution is left to its
+// waiter, whose timer starts a moment after the deadline was stored, before
+// Sweep finishes it.
+const sweepGrace = 5 * time.Second
 
 // storeTimeout bounds the store calls made outside the caller's context (the
 // final state after a timeout, and responses, which arrive on ingest's
@@ -61,6 +78,9 @@ type Executor struct {
 
 	mu      sync.Mutex
 	pending map[string]*waiter // execution id → waiter
+	closed  bool
+	stop    chan struct{}  // closed by Close
+	bg      sync.WaitGroup // the waits of Start
 
 	success, failed, timedOut atomic.Uint64
 }
@@ -102,7 +122,7 @@ func New(st *store.Store, pub Publisher, logger *slog.Logger) *Executor {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Executor{store: st, pub: pub, log: logger, pending: make(map[string]*waiter)}
+	return &Executor{store: st, pub: pub, log: logger, pending: make(map[string]*waiter), stop: make(chan struct{})}
 }
 
 // Pending returns how many executions are waiting for their final response.
@@ -114,36 +134,101 @@ func (x *Executor) Pending() int {
 
 // Execute sends req to the device and waits up to timeout (DefaultTimeout
 // when <= 0) for its final response. It returns the execution as stored:
-// SUCCESS or ERROR as the device answered, or TIMEOUT. The execution id is
-// the request id the device sees.
+// SUCCESS or ERROR as the device answered, TIMEOUT, or ERROR when the
+// Executor is closed while it waits (the hub is stopping). The execution id
+// is the request id the device sees.
 //
 // Errors: the device does not exist (wraps store.ErrNotFound), the request
 // is invalid (store.ErrInvalid), the request could not be published (the
 // execution is then stored as ERROR), or ctx ended, in which case ctx.Err()
-// is returned as is and the execution stays open: a response that arrives
-// later is still recorded.
+// is returned as is and the execution stays open until its deadline (the
+// timeout): a response that arrives before then is still recorded.
 func (x *Executor) Execute(ctx context.Context, deviceID string, req store.ExecutionRequest, timeout time.Duration) (store.Execution, error) {
+	e, w, timeout, err := x.send(ctx, deviceID, req, timeout)
+	if err != nil {
+		return store.Execution{}, err
+	}
+	defer x.remove(e.ID)
+	return x.wait(ctx, e, w, timeout)
+}
+
+// Start sends req to the device like Execute but does not wait: it returns
+// the NEW execution at once, and the Executor records what the device
+// answers, the timeout, or ERROR when it is closed first. It is Enapter's
+// POST /v3/devices/{id}/command_executions.
+func (x *Executor) Start(ctx context.Context, deviceID string, req store.ExecutionRequest, timeout time.Duration) (store.Execution, error) {
+	x.mu.Lock()
+	closed := x.closed
+	if !closed {
+		x.bg.Add(1)
+	}
+	x.mu.Unlock()
+	if closed {
+		return store.Execution{}, fmt.Errorf("execute %q on %s: %w", req.Name, deviceID, ErrClosed)
+	}
+	e, w, timeout, err := x.send(ctx, deviceID, req, timeout)
+	if err != nil {
+		x.bg.Done()
+		return store.Execution{}, err
+	}
+	go func() {
+		defer x.bg.Done()
+		defer x.remove(e.ID)
+		_, err := x.wait(context.WithoutCancel(ctx), e, w, timeout)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			// The device was deleted meanwhile, and its executions with it.
+			x.log.Debug("exec: started execution gone with its device", "execution_id", e.ID)
+		case err != nil:
+			x.log.Error("exec: finish started execution", "execution_id", e.ID, "error", err)
+		}
+	}()
+	return e, nil
+}
+
+// ErrClosed is returned by Start once Close has been called.
+var ErrClosed = errors.New("the hub is stopping")
+
+// send stores the execution with its deadline, registers its waiter and
+// publishes the request. The caller removes the waiter.
+func (x *Executor) send(ctx context.Context, deviceID string, req store.ExecutionRequest, timeout time.Duration) (store.Execution, *waiter, time.Duration, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
+	fail := func(err error) (store.Execution, *waiter, time.Duration, error) {
+		return store.Execution{}, nil, 0, err
+	}
+	x.mu.Lock()
+	closed := x.closed
+	x.mu.Unlock()
+	if closed {
+		return fail(fmt.Errorf("execute %q on %s: %w", req.Name, deviceID, ErrClosed))
+	}
 	dev, err := x.store.GetDevice(ctx, deviceID)
 	if err != nil {
-		return store.Execution{}, fmt.Errorf("execute %q: %w", req.Name, err)
+		return fail(fmt.Errorf("execute %q: %w", req.Name, err))
 	}
 	topic, err := mqttapi.NewTopic(mqttapi.ToDevice, dev.HardwareID, dev.ChannelID, mqttapi.KindCommandRequests)
 	if err != nil {
-		return store.Execution{}, fmt.Errorf("execute %q on %s: %w", req.Name, deviceID, err)
+		return fail(fmt.Errorf("execute %q on %s: %w", req.Name, deviceID, err))
 	}
 	if len(req.Arguments) > 0 && !isObject(req.Arguments) {
-		return store.Execution{}, fmt.Errorf("execute %q on %s: arguments must be a JSON object: %w", req.Name, deviceID, store.ErrInvalid)
+		return fail(fmt.Errorf("execute %q on %s: arguments must be a JSON object: %w", req.Name, deviceID, store.ErrInvalid))
 	}
 	e, err := x.store.CreateExecution(ctx, deviceID, req)
 	if err != nil {
-		return store.Execution{}, fmt.Errorf("execute %q: %w", req.Name, err)
+		return fail(fmt.Errorf("execute %q: %w", req.Name, err))
+	}
+	// The deadline lets a sweep finish the execution if this process goes
+	// away while it waits.
+	if err := x.store.SetExecutionDeadline(ctx, e.ID, e.CreatedAt.Add(timeout)); err != nil {
+		_, err = x.fail(e, fmt.Errorf("execute %q on %s: %w", req.Name, deviceID, err))
+		return fail(err)
 	}
 	payload, err := json.Marshal(mqttapi.CommandRequest{ID: e.ID, Name: req.Name, Arguments: req.Arguments})
 	if err != nil {
-		return x.fail(e, fmt.Errorf("execute %q on %s: %w", req.Name, deviceID, err))
+		_, err = x.fail(e, fmt.Errorf("execute %q on %s: %w", req.Name, deviceID, err))
+		return fail(err)
 	}
 
 	// Register before publishing: the answer cannot come before the request.
@@ -151,36 +236,114 @@ func (x *Executor) Execute(ctx context.Context, deviceID string, req store.Execu
 	x.mu.Lock()
 	x.pending[e.ID] = w
 	x.mu.Unlock()
-	defer x.remove(e.ID)
 
 	if err := x.pub.Publish(topic.String(), payload, false, 1); err != nil {
-		return x.fail(e, fmt.Errorf("execute %q on %s: send request: %w", req.Name, deviceID, err))
+		x.remove(e.ID)
+		_, err = x.fail(e, fmt.Errorf("execute %q on %s: send request: %w", req.Name, deviceID, err))
+		return fail(err)
 	}
+	return e, w, timeout, nil
+}
 
+// wait waits for the final response, the timeout, ctx or Close, and
+// returns the execution as it ended.
+func (x *Executor) wait(ctx context.Context, e store.Execution, w *waiter, timeout time.Duration) (store.Execution, error) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
+	final := store.ExecutionTimeout
 	select {
-	case final := <-w.done:
-		return final, nil
+	case done := <-w.done:
+		return done, nil
 	case <-ctx.Done():
 		return store.Execution{}, ctx.Err()
 	case <-timer.C:
+	case <-x.stop:
+		final = store.ExecutionError
 	}
 
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
-	out, err := x.store.SetExecutionState(sctx, e.ID, store.ExecutionTimeout)
+	out, err := x.store.SetExecutionState(sctx, e.ID, final)
 	if err == nil {
-		x.finished(store.ExecutionTimeout)
+		x.finished(final)
 	}
 	if errors.Is(err, store.ErrConflict) {
 		// The final response won the race with the timer (and counted).
 		out, err = x.store.GetExecution(sctx, e.ID)
 	}
 	if err != nil {
-		return store.Execution{}, fmt.Errorf("execute %q on %s: %w", req.Name, deviceID, err)
+		return store.Execution{}, fmt.Errorf("execute %q on %s: %w", e.Request.Name, e.DeviceID, err)
 	}
 	return out, nil
+}
+
+// Close ends every wait: each execution still waiting for its device is
+// stored as ERROR (Execute returns it so), and Start refuses new ones. It
+// returns once the executions started with Start are finished. The hub
+// calls it before it stops serving HTTP, so that every caller gets an
+// answer and no execution is left NEW.
+func (x *Executor) Close() {
+	x.mu.Lock()
+	if !x.closed {
+		x.closed = true
+		close(x.stop)
+	}
+	x.mu.Unlock()
+	x.bg.Wait()
+}
+
+// Recover finishes the executions that nobody waits for any more. With
+// OnlyPending unset (this process is the only one using the store) every
+// unfinished execution is one the previous run left behind, and becomes
+// ERROR; otherwise only those past their deadline become TIMEOUT, as
+// another process may still wait for the rest. The hub calls it once when
+// it starts; Run calls Sweep after that.
+func (x *Executor) Recover(ctx context.Context) error {
+	if x.OnlyPending {
+		return x.Sweep(ctx)
+	}
+	n, err := x.store.FailUnfinishedExecutions(ctx)
+	if err != nil {
+		return fmt.Errorf("exec: recover: %w", err)
+	}
+	if n > 0 {
+		x.log.Info("exec: executions left unfinished by the last run are ERROR", "count", n)
+	}
+	return nil
+}
+
+// Sweep stores as TIMEOUT every unfinished execution more than a few
+// seconds past its deadline (one whose waiter is gone: its process stopped
+// or crashed). Executions
+// made without a deadline get MaxTimeout after their creation.
+func (x *Executor) Sweep(ctx context.Context) error {
+	n, err := x.store.ExpireExecutions(ctx, time.Now().Add(-sweepGrace), MaxTimeout)
+	if err != nil {
+		return fmt.Errorf("exec: sweep: %w", err)
+	}
+	if n > 0 {
+		x.log.Info("exec: executions past their deadline are TIMEOUT", "count", n)
+	}
+	return nil
+}
+
+// Run sweeps every interval (SweepInterval when <= 0) until ctx ends.
+func (x *Executor) Run(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = SweepInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := x.Sweep(ctx); err != nil && ctx.Err() == nil {
+				x.log.Error("exec: sweep", "error", err)
+			}
+		}
+	}
 }
 
 // fail stores the execution as ERROR and returns err.

@@ -108,6 +108,34 @@ CREATE TABLE inbox (
 	received_at INTEGER NOT NULL
 ) STRICT;
 `,
+	// 3: what Enapter's clients expect of a "local Enapter": uploaded
+	// blueprints (the zip as sent, its manifest as JSON), the hub's one
+	// site (a random UUID made once, so that it stays the same across
+	// restarts), and each execution's deadline, so that an execution
+	// nobody waits for any more still ends (hub/exec sweeps them).
+	`
+CREATE TABLE blueprints (
+	id         TEXT    NOT NULL PRIMARY KEY,
+	created_at INTEGER NOT NULL,
+	zip        BLOB    NOT NULL,
+	manifest   TEXT    NOT NULL
+) STRICT;
+
+CREATE TABLE sites (
+	id         TEXT    NOT NULL PRIMARY KEY,
+	name       TEXT    NOT NULL,
+	timezone   TEXT    NOT NULL,
+	created_at INTEGER NOT NULL
+) STRICT;
+INSERT INTO sites (id, name, timezone, created_at) SELECT
+	lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' ||
+	substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) ||
+	substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6))),
+	'Local site', 'UTC', CAST(unixepoch('subsec') * 1000 AS INTEGER);
+
+ALTER TABLE executions ADD COLUMN deadline_at INTEGER;
+CREATE INDEX executions_unfinished ON executions (state) WHERE state IN ('NEW', 'IN_PROGRESS');
+`,
 }
 
 // migrate brings the schema up to len(migrations), one transaction per step,
