@@ -54,9 +54,19 @@ func TestReconnectAfterBrokerRestart(t *testing.T) {
 			t.Fatalf("round %d: response %+v", round, r)
 		}
 	}
+	want := []device.State{device.StateConnected, device.StateDisconnected, device.StateConnected, device.StateDisconnected, device.StateConnected}
+	// The state handler is called after the state changes, so WaitState
+	// (and a command) can come first: wait for the handler to catch up.
+	for deadline := time.Now().Add(waitLimit); ; time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		n := len(states)
+		mu.Unlock()
+		if n >= len(want) || time.Now().After(deadline) {
+			break
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
-	want := []device.State{device.StateConnected, device.StateDisconnected, device.StateConnected, device.StateDisconnected, device.StateConnected}
 	if len(states) != len(want) {
 		t.Fatalf("states = %v, want %v", states, want)
 	}
