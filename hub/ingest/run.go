@@ -33,123 +33,169 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer close(p.stopped)
 	defer p.closeSubscribers()
 
+	// Writes outlive ctx: what is drained at the end must still be stored.
+	wctx := context.WithoutCancel(ctx)
+	w := p.startWriter(wctx)
+	l := &processor{p: p, ctx: wctx, w: w}
+	l.cur = p.replay(wctx, newBatch(), w.writes)
+	close(p.ready)
+
+	l.loop(ctx)
+	l.flushAll()
+	w.stop()
+	return nil
+}
+
+// writer is the goroutine that runs jobs: inbox commits and batch writes.
+type writer struct {
 	// Unbuffered: a send succeeds only when the writer is free. Between
 	// the chunks of a batch write, the writer takes inbox jobs too.
-	writes, inboxes := make(chan job), make(chan job)
-	writerDone := make(chan struct{})
-	wctx := context.WithoutCancel(ctx)
+	writes, inboxes chan job
+	done            chan struct{}
+}
+
+// startWriter starts the writer goroutine; stop ends it.
+func (p *Pipeline) startWriter(ctx context.Context) *writer {
+	w := &writer{writes: make(chan job), inboxes: make(chan job), done: make(chan struct{})}
 	go func() {
-		defer close(writerDone)
+		defer close(w.done)
 		for {
 			select {
-			case j := <-inboxes:
-				p.do(wctx, j, inboxes)
-			case j, ok := <-writes:
+			case j := <-w.inboxes:
+				p.do(ctx, j, w.inboxes)
+			case j, ok := <-w.writes:
 				if !ok {
 					return
 				}
-				p.do(wctx, j, inboxes)
+				p.do(ctx, j, w.inboxes)
 			}
 		}
 	}()
+	return w
+}
 
-	cur := newBatch()
-	cur = p.replay(wctx, cur, writes)
-	close(p.ready)
+// stop waits for the jobs handed over to finish and ends the goroutine.
+func (w *writer) stop() {
+	close(w.writes)
+	<-w.done
+}
 
-	ticker := time.NewTicker(p.cfg.FlushInterval)
-	defer ticker.Stop()
-	due := false // the tick came while something was pending
-	pending := func() bool {
-		return cur.n > 0 || len(cur.waiters) > 0 || len(p.seen) > 0 || p.connPending() || p.stat.retryPending.Load() > 0
-	}
-	// Last-seen times go with the batches handed at the tick, at
-	// MaxBatch and at the end: they are written as of the write anyway,
-	// so at most every FlushInterval.
-	withSeen := func() {
-		if cur.seen == nil {
-			cur.seen = p.seen
-			p.seen = make(map[string]time.Time)
-			return
-		}
-		maps.Copy(cur.seen, p.seen)
-		clear(p.seen)
-	}
-	// writeJob hands b, with its waiters not in the inbox yet.
-	writeJob := func(b *batch) job { return job{inbox: b.waiters, b: b, write: true} }
-	// drain decodes what is queued already, so that one commit covers it.
-	drain := func() {
-		for cur.n < p.cfg.MaxBatch {
-			select {
-			case m := <-p.in:
-				p.process(wctx, m, cur)
-				continue
-			default:
-			}
-			return
-		}
-	}
+// processor is the state of Run's own goroutine, which decodes messages
+// into the current batch and hands batches and inbox jobs to the writer.
+type processor struct {
+	p   *Pipeline
+	ctx context.Context // for store calls; not cancelled with Run's
+	w   *writer
+	cur *batch
 	// full is a batch that reached MaxBatch and waits for the writer;
 	// meanwhile cur gathers the next one, and its waiters still go to the
 	// inbox between the chunks of full's write.
-	var full *batch
+	full *batch
+	due  bool // the tick came while something was pending
+}
+
+// pending reports whether there is anything for a write to store.
+func (l *processor) pending() bool {
+	p := l.p
+	return l.cur.n > 0 || len(l.cur.waiters) > 0 || len(p.seen) > 0 || p.connPending() || p.stat.retryPending.Load() > 0
+}
+
+// withSeen moves the last-seen times into cur. They go with the batches
+// handed at the tick, at MaxBatch and at the end: they are written as of
+// the write anyway, so at most every FlushInterval.
+func (l *processor) withSeen() {
+	p := l.p
+	if l.cur.seen == nil {
+		l.cur.seen = p.seen
+		p.seen = make(map[string]time.Time)
+		return
+	}
+	maps.Copy(l.cur.seen, p.seen)
+	clear(p.seen)
+}
+
+// writeJob hands b, with its waiters not in the inbox yet.
+func writeJob(b *batch) job { return job{inbox: b.waiters, b: b, write: true} }
+
+// drain decodes what is queued already, so that one commit covers it.
+func (l *processor) drain() {
+	for l.cur.n < l.p.cfg.MaxBatch {
+		select {
+		case m := <-l.p.in:
+			l.p.process(l.ctx, m, l.cur)
+			continue
+		default:
+		}
+		return
+	}
+}
+
+// loop takes messages, ticks and the writer's readiness until ctx is
+// cancelled.
+func (l *processor) loop(ctx context.Context) {
+	ticker := time.NewTicker(l.p.cfg.FlushInterval)
+	defer ticker.Stop()
 	for {
-		drain()
-		if cur.n >= p.cfg.MaxBatch && full == nil {
-			withSeen()
-			full, cur, due = cur, newBatch(), false
+		l.drain()
+		if l.cur.n >= l.p.cfg.MaxBatch && l.full == nil {
+			l.withSeen()
+			l.full, l.cur, l.due = l.cur, newBatch(), false
 			continue
 		}
-		in := p.in
-		if cur.n >= p.cfg.MaxBatch {
+		in := l.p.in
+		if l.cur.n >= l.p.cfg.MaxBatch {
 			in = nil // both full: wait for the writer
 		}
 		var wout, iout chan<- job // nil: nothing to hand over yet
 		var wj, ij job
 		switch {
-		case full != nil:
-			wj, wout = writeJob(full), writes
-		case due && pending():
-			withSeen()
-			wj, wout = writeJob(cur), writes
+		case l.full != nil:
+			wj, wout = writeJob(l.full), l.w.writes
+		case l.due && l.pending():
+			l.withSeen()
+			wj, wout = writeJob(l.cur), l.w.writes
 		}
-		if len(cur.waiters) > 0 {
-			ij, iout = job{inbox: cur.waiters, b: cur}, inboxes
+		if len(l.cur.waiters) > 0 {
+			ij, iout = job{inbox: l.cur.waiters, b: l.cur}, l.w.inboxes
 		}
 		select {
 		case m := <-in:
-			p.process(wctx, m, cur)
+			l.p.process(l.ctx, m, l.cur)
 		case wout <- wj:
-			if wj.b == full {
-				full = nil
+			if wj.b == l.full {
+				l.full = nil
 			} else {
-				cur, due = newBatch(), false
+				l.cur, l.due = newBatch(), false
 			}
 		case iout <- ij:
-			cur.waiters = nil
+			l.cur.waiters = nil
 		case <-ticker.C:
-			due = pending()
+			l.due = l.pending()
 		case <-ctx.Done():
-			if full != nil {
-				writes <- writeJob(full)
-			}
-			for {
-				drain()
-				if cur.n < p.cfg.MaxBatch {
-					break
-				}
-				withSeen()
-				writes <- writeJob(cur)
-				cur = newBatch()
-			}
-			if pending() {
-				withSeen()
-				writes <- writeJob(cur)
-			}
-			close(writes)
-			<-writerDone
-			return nil
+			return
 		}
+	}
+}
+
+// flushAll hands the writer the full batch, everything still queued and
+// what is pending, once ctx is cancelled.
+func (l *processor) flushAll() {
+	if l.full != nil {
+		l.w.writes <- writeJob(l.full)
+		l.full = nil
+	}
+	for {
+		l.drain()
+		if l.cur.n < l.p.cfg.MaxBatch {
+			break
+		}
+		l.withSeen()
+		l.w.writes <- writeJob(l.cur)
+		l.cur = newBatch()
+	}
+	if l.pending() {
+		l.withSeen()
+		l.w.writes <- writeJob(l.cur)
 	}
 }
 
