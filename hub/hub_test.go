@@ -275,8 +275,7 @@ func TestDataSurvivesRestart(t *testing.T) {
 // power is want.
 func waitLatestPower(t testing.TB, h *running, id string, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for {
+	testutil.EventuallyWithin(t, waitLimit, fmt.Sprintf("latest telemetry to show power %g", want), func() bool {
 		var latest struct {
 			Telemetry map[string]map[string]*struct {
 				Timestamp *int64 `json:"timestamp"`
@@ -284,14 +283,9 @@ func waitLatestPower(t testing.TB, h *running, id string, want float64) {
 			} `json:"telemetry"`
 		}
 		h.call(t, "GET", fmt.Sprintf("/v3/telemetry/latest?devices[%s]=power,status", id), nil, &latest)
-		if p := latest.Telemetry[id]["power"]; p != nil && p.Value == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("latest telemetry never showed power %g: %+v", want, latest)
-		}
-		time.Sleep(20 * time.Millisecond) // polling an HTTP API, as a client would
-	}
+		p := latest.Telemetry[id]["power"]
+		return p != nil && p.Value == want
+	})
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -85,13 +85,13 @@ func TestHubKilledLosesNothingAcknowledged(t *testing.T) {
 	}()
 
 	// Kill the hub while the device streams to it.
-	poll(t, "the device acknowledged", func() bool { return d.Stats().Published >= 100 })
+	testutil.EventuallyWithin(t, waitLimit, "the device acknowledged", func() bool { return d.Stats().Published >= 100 })
 	first.kill(t)
 	killedAt := seq.Load()
-	time.Sleep(300 * time.Millisecond) // the device buffers meanwhile
+	testutil.EventuallyWithin(t, waitLimit, "the device to buffer while the hub is down", func() bool { return seq.Load() >= killedAt+50 })
 	second := startEDK(t, args...)
 	second.waitFor(t, "edk hub is running.")
-	poll(t, "the device back and streaming", func() bool {
+	testutil.EventuallyWithin(t, waitLimit, "the device back and streaming", func() bool {
 		return d.Stats().State == device.StateConnected && seq.Load() > killedAt+100
 	})
 	close(stop)
@@ -99,7 +99,7 @@ func TestHubKilledLosesNothingAcknowledged(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := seq.Load()
-	poll(t, "the buffer sent", func() bool { return d.Stats().Buffer.Messages == 0 })
+	testutil.EventuallyWithin(t, waitLimit, "the buffer sent", func() bool { return d.Stats().Buffer.Messages == 0 })
 	// Everything is acknowledged: kill the hub again rather than stop it.
 	second.kill(t)
 	cancel()

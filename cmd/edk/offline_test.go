@@ -177,7 +177,7 @@ func (p *edkProcess) metric(t *testing.T, name string) int {
 // waitForMetric scrapes until the metric is at least n.
 func (p *edkProcess) waitForMetric(t *testing.T, name string, n int) {
 	t.Helper()
-	poll(t, fmt.Sprintf("%s >= %d", name, n), func() bool { return p.metric(t, name) >= n })
+	testutil.EventuallyWithin(t, waitLimit, fmt.Sprintf("%s >= %d", name, n), func() bool { return p.metric(t, name) >= n })
 }
 
 // offlineHub is a hub running in this process.
@@ -302,6 +302,6 @@ func (h *offlineHub) storedSeconds(t *testing.T, id string) []int64 {
 func (h *offlineHub) waitForTelemetry(t *testing.T, id, what string, cond func([]int64) bool) []int64 {
 	t.Helper()
 	var ts []int64
-	poll(t, what, func() bool { ts = h.storedSeconds(t, id); return cond(ts) })
+	testutil.EventuallyWithin(t, waitLimit, what, func() bool { ts = h.storedSeconds(t, id); return cond(ts) })
 	return ts
 }

@@ -179,13 +179,8 @@ func TestStateFreedOnDisconnect(t *testing.T) {
 		t.Fatalf("%d connections tracked, want 1", n)
 	}
 	dev.Disconnect(100)
-	deadline := time.Now().Add(waitLimit)
-	for e.hook.connections() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the connection's state outlived its disconnect")
-		}
-		time.Sleep(5 * time.Millisecond) // mochi calls OnDisconnect on its own goroutine
-	}
+	// mochi calls OnDisconnect on its own goroutine.
+	testutil.Eventually(t, "the connection's state to go with its disconnect", func() bool { return e.hook.connections() == 0 })
 }
 
 func TestDropsLoggedOncePerIntervalWithCount(t *testing.T) {
