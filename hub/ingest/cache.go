@@ -49,7 +49,7 @@ func (p *Pipeline) device(ctx context.Context, hardwareID string) (_ cacheEntry,
 		e = cacheEntry{expires: now.Add(p.cfg.CacheTTL / 10)}
 	default:
 		p.stat.storeErrors.Add(1)
-		p.cfg.Logger.Error("ingest: look up device", "hardware_id", hardwareID, "error", err)
+		p.cfg.Logger.Error("ingest: look up device", "hardware_id", hardwareID, "err", err)
 		return cacheEntry{}, false, err // not cached: try again next message
 	}
 	p.cacheMu.Lock()

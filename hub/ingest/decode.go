@@ -127,7 +127,7 @@ func (p *Pipeline) malformed(deviceID, hw, kind string, err error, cur *batch) {
 	}
 	p.malformedLogged[deviceID] = now
 	p.cfg.Logger.Warn("ingest: malformed message (logged once a minute per device)",
-		"device_id", deviceID, "hardware_id", hw, "kind", kind, "error", err)
+		"device_id", deviceID, "hardware_id", hw, "kind", kind, "err", err)
 }
 
 func msgTime(ts int64, at time.Time) time.Time {

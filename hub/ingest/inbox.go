@@ -21,7 +21,7 @@ func (p *Pipeline) appendInbox(ctx context.Context, ms []message) error {
 	r, err := p.cfg.Store.AppendInbox(ctx, in)
 	if err != nil {
 		p.stat.storeErrors.Add(1)
-		p.cfg.Logger.Error("ingest: append to the inbox", "messages", len(ms), "error", err)
+		p.cfg.Logger.Error("ingest: append to the inbox", "messages", len(ms), "err", err)
 		return err
 	}
 	for i, m := range ms {
@@ -43,7 +43,7 @@ func (p *Pipeline) replay(ctx context.Context, cur *batch, writes chan<- job) *b
 		cancel()
 		if err != nil {
 			p.stat.storeErrors.Add(1)
-			p.cfg.Logger.Error("ingest: read the inbox (its messages are written at the next start)", "error", err)
+			p.cfg.Logger.Error("ingest: read the inbox (its messages are written at the next start)", "err", err)
 			clear(p.seen)
 			return cur
 		}

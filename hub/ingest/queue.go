@@ -93,7 +93,7 @@ func (p *Pipeline) unacknowledged(why string, err error) {
 	}
 	args := []any{"reason", why, "unacknowledged", n}
 	if err != nil {
-		args = append(args, "error", err)
+		args = append(args, "err", err)
 	}
 	p.cfg.Logger.Error("ingest: device message not acknowledged, the device will send it again (logged at most once a minute)", args...)
 }

@@ -194,11 +194,11 @@ func (p *Pipeline) writeChunk(ctx context.Context, sb store.Batch) bool {
 	case err == nil:
 		return true
 	case errors.Is(err, store.ErrInvalid):
-		p.cfg.Logger.Error("ingest: write batch", "samples", len(sb.Samples), "logs", len(sb.Logs), "error", err)
+		p.cfg.Logger.Error("ingest: write batch", "samples", len(sb.Samples), "logs", len(sb.Logs), "err", err)
 	default:
 		p.keepForRetry(sb)
 		p.cfg.Logger.Error("ingest: write batch; written again at the next flush, once the store works (the messages are safe in the inbox)",
-			"samples", len(sb.Samples), "logs", len(sb.Logs), "error", err)
+			"samples", len(sb.Samples), "logs", len(sb.Logs), "err", err)
 	}
 	return false
 }
@@ -218,7 +218,7 @@ func (p *Pipeline) tryChunk(ctx context.Context, sb store.Batch) error {
 		// messages in the inbox would only fail again at every start.
 		if derr := p.cfg.Store.DeleteInbox(ctx, sb.Inbox); derr != nil {
 			p.stat.storeErrors.Add(1)
-			p.cfg.Logger.Error("ingest: delete from the inbox", "error", derr)
+			p.cfg.Logger.Error("ingest: delete from the inbox", "err", derr)
 		}
 	}
 	if err != nil {
