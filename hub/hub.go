@@ -193,7 +193,9 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	// limits takes zero or negative as "no limit"; here zero is the default.
+	// The same rule and defaults as hub/limits (zero: the default,
+	// negative: no limit), resolved here because auth's will limit and the
+	// broker's packet size need the value too.
 	if c.MaxPayload == 0 {
 		c.MaxPayload = DefaultMaxPayload
 	}

@@ -285,3 +285,16 @@ func TestDeviceRetainCleared(t *testing.T) {
 		t.Error("not logged")
 	}
 }
+
+// TestZeroTakesTheDefaultsNegativeTurnsOff pins the rule the hub's Config
+// shares: zero is the default, negative is no limit.
+func TestZeroTakesTheDefaultsNegativeTurnsOff(t *testing.T) {
+	h := New(Options{Device: deviceByID})
+	if h.opts.MaxPayload != DefaultMaxPayload || h.opts.Rate != DefaultRate || h.opts.Burst != DefaultBurst || h.opts.MaxWait != DefaultMaxWait {
+		t.Fatalf("zero options became %+v, want the defaults", h.opts)
+	}
+	h = New(Options{MaxPayload: -1, Rate: -1, Burst: -1, Device: deviceByID})
+	if h.opts.MaxPayload > 0 || h.opts.Rate > 0 {
+		t.Fatalf("negative limits became %+v, want them off", h.opts)
+	}
+}
