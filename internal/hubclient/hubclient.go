@@ -1,7 +1,7 @@
 // Package hubclient is the one small client of the hub's v3 HTTP API that
 // edk's own code uses (edk demo) and its tests share: JSON in, JSON out, the
 // token header, and the two calls every caller makes (provision a device and
-// get its config, execute a command). It is not an SDK for the API; a
+// get its config, assign a manifest, execute a command). It is not an SDK for the API; a
 // program of yours talks HTTP to it like to Enapter's (docs/hub-api.md).
 package hubclient
 
@@ -88,10 +88,12 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	// No Content-Type, as curl -d sends none the hub cares about: the hub
-	// reads a JSON body on every JSON endpoint, and assign_blueprint reads
-	// one only when told application/json (else the body is a manifest).
 	req.Header.Set("X-Enapter-Auth-Token", c.Token)
+	if body != nil {
+		// assign_blueprint reads a JSON body only when told so (else the
+		// body is the manifest itself); the other endpoints read JSON anyway.
+		req.Header.Set("Content-Type", "application/json")
+	}
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
@@ -128,6 +130,13 @@ func (c *Client) Provision(ctx context.Context, name, slug string, protocol comm
 		return "", nil, fmt.Errorf("the hub's config for %s: %w", name, err)
 	}
 	return created.DeviceID, cfg, nil
+}
+
+// AssignManifest assigns a blueprint manifest (the YAML of manifest.yml) to
+// a device; from then on the hub checks the device's commands and telemetry
+// against it.
+func (c *Client) AssignManifest(ctx context.Context, deviceID string, manifest []byte) error {
+	return c.Do(ctx, "POST", "/v3/devices/"+deviceID+"/assign_blueprint", map[string]string{"manifest": string(manifest)}, nil)
 }
 
 // Execution is what execute_command answers, in part.

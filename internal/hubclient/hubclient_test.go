@@ -7,8 +7,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 
+	"github.com/edk-go/edk/commconfig"
+	"github.com/edk-go/edk/hub"
 	"github.com/edk-go/edk/internal/hubclient"
 )
 
@@ -56,5 +59,45 @@ func TestCallAndDo(t *testing.T) {
 	}
 	if _, err := c.Call(ctx, "POST", "/echo", json.RawMessage(`"x"`), &echo); err == nil {
 		t.Fatal("an answer of the wrong JSON shape decoded without error")
+	}
+}
+
+// TestAgainstAHub provisions a device on a real hub, assigns it a manifest
+// and sends a command the manifest rejects: the hub refuses it at once.
+func TestAgainstAHub(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, done := make(chan hub.Info, 1), make(chan error, 1)
+	go func() {
+		done <- hub.Run(ctx, hub.Config{DataDir: t.TempDir(), MQTTAddr: "127.0.0.1:0", MQTTSAddr: "-", HTTPAddr: "127.0.0.1:0",
+			Ready: func(i hub.Info) { ready <- i }})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("hub: %v", err)
+		}
+	})
+	var info hub.Info
+	select {
+	case info = <-ready:
+	case err := <-done:
+		t.Fatalf("hub: %v", err)
+	}
+	c := &hubclient.Client{BaseURL: info.HTTPURL, Token: info.Token}
+	id, cfg, err := c.Provision(ctx, "Inverter", "inverter", commconfig.ProtocolMQTT)
+	if err != nil || id == "" || cfg.HardwareID == "" {
+		t.Fatalf("Provision = %q, %+v, %v", id, cfg, err)
+	}
+	manifest, err := os.ReadFile("../../sim/inverter/manifest.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AssignManifest(ctx, id, manifest); err != nil {
+		t.Fatalf("AssignManifest: %v", err)
+	}
+	_, err = c.ExecuteCommand(ctx, id, "set_power", map[string]any{"power": "abc"})
+	var se *hubclient.StatusError
+	if !errors.As(err, &se) || se.Code != http.StatusUnprocessableEntity {
+		t.Fatalf("a command the manifest rejects: %v, want a 422 StatusError", err)
 	}
 }
