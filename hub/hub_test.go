@@ -123,7 +123,6 @@ func runInverter(t testing.TB, cfg *commconfig.Config) *device.Device {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv.Register(d)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()

@@ -105,7 +105,6 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 			<-hubDone
 			return err
 		}
-		inv.Register(d)
 		devices = append(devices, demoDevice{id: id, cfg: cfg, dev: d})
 	}
 	first := devices[0]
