@@ -60,11 +60,13 @@ func (m *Manifest) CheckCommand(name string, args map[string]any) (map[string]an
 }
 
 func argErr(c *Command, a *Argument, rule Rule, format string, args ...any) *ArgumentError {
+	problem := fmt.Sprintf(format, args...)
 	return &ArgumentError{
 		Command:  c.Name,
 		Argument: a.Name,
 		Rule:     rule,
-		Message:  fmt.Sprintf("argument %q of %s ", a.Name, c.Name) + fmt.Sprintf(format, args...),
+		Message:  fmt.Sprintf("argument %q of %s ", a.Name, c.Name) + problem,
+		problem:  problem,
 	}
 }
 

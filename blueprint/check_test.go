@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/edk-go/edk/driver"
 )
 
 func TestCheckCommand(t *testing.T) {
@@ -68,6 +70,14 @@ func TestCheckCommand(t *testing.T) {
 				}
 				if !errors.Is(err, wantIs) {
 					t.Errorf("errors.Is(%v) false", wantIs)
+				}
+				// One vocabulary with the drivers: the same sentinels, and
+				// a *driver.ArgumentError for an argument.
+				var de *driver.ArgumentError
+				if found := errors.As(err, &de); found != (tc.rule != RuleUnknownCommand) {
+					t.Errorf("errors.As(*driver.ArgumentError) = %v for rule %s", found, tc.rule)
+				} else if found && (de.Command != tc.command || de.Argument != ae.Argument || !strings.Contains(ae.Message, de.Problem) || de.Problem == "") {
+					t.Errorf("driver.ArgumentError %+v does not match %+v", de, ae)
 				}
 				return
 			}

@@ -4,16 +4,20 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/edk-go/edk/driver"
 )
 
 var (
 	// ErrInvalidManifest is matched (errors.Is) by a *ManifestError.
 	ErrInvalidManifest = errors.New("invalid manifest")
 	// ErrUnknownCommand is matched by an *ArgumentError whose command is
-	// not in the manifest.
-	ErrUnknownCommand = errors.New("unknown command")
-	// ErrInvalidArgument is matched by every other *ArgumentError.
-	ErrInvalidArgument = errors.New("invalid argument")
+	// not in the manifest. It is driver.ErrUnknownCommand.
+	ErrUnknownCommand = driver.ErrUnknownCommand
+	// ErrInvalidArgument is matched by every other *ArgumentError. It is
+	// driver.ErrBadArgument, so one errors.Is answers for the manifest's
+	// checks and the driver's.
+	ErrInvalidArgument = driver.ErrBadArgument
 )
 
 // Problem is one mistake in a manifest.
@@ -76,12 +80,15 @@ const (
 
 // ArgumentError is a command request that the manifest rejects. Its message
 // names the command, the argument and the rule, ready to be sent back as an
-// error response.
+// error response. Besides this type, errors.As finds a *driver.ArgumentError
+// in it (except for RuleUnknownCommand), so that a caller checks for one
+// type whether the manifest or the driver rejected an argument.
 type ArgumentError struct {
 	Command  string
 	Argument string // empty for RuleUnknownCommand
 	Rule     Rule
 	Message  string
+	problem  string // Message without the command and argument
 }
 
 func (e *ArgumentError) Error() string { return e.Message }
@@ -92,6 +99,17 @@ func (e *ArgumentError) Is(target error) bool {
 		return target == ErrUnknownCommand
 	}
 	return target == ErrInvalidArgument
+}
+
+// As fills a **driver.ArgumentError with the same command, argument and
+// problem.
+func (e *ArgumentError) As(target any) bool {
+	t, ok := target.(**driver.ArgumentError)
+	if !ok || e.Rule == RuleUnknownCommand {
+		return false
+	}
+	*t = &driver.ArgumentError{Command: e.Command, Argument: e.Argument, Problem: e.problem}
+	return true
 }
 
 // ViolationKind says what is wrong with a telemetry or property value. With

@@ -50,7 +50,7 @@ const (
 	logKeyFilter = "filter"
 	logKeyTopic  = "topic"
 	logKeyID     = "request_id"
-	logKeyError  = "error"
+	logKeyError  = "err"
 )
 
 // ErrClosed is returned by Execute and Watch once the Client is closed.

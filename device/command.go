@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/edk-go/edk/driver"
 	"github.com/edk-go/edk/internal/ratelog"
 	"github.com/edk-go/edk/mqttapi"
 )
@@ -126,37 +126,9 @@ func (c *Command) Args() map[string]any {
 	return c.args
 }
 
-// Number returns a required numeric argument.
+// Number returns a required numeric argument (driver.Number of Args).
 func (c *Command) Number(name string) (float64, error) {
-	v, ok := c.Args()[name]
-	if !ok || v == nil {
-		return 0, &ArgumentError{Argument: name, Problem: "is required"}
-	}
-	f, ok := v.(float64)
-	if !ok {
-		return 0, &ArgumentError{Argument: name, Problem: fmt.Sprintf("is %s, want a number", describe(v))}
-	}
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, &ArgumentError{Argument: name, Problem: "is not a finite number"}
-	}
-	return f, nil
-}
-
-func describe(v any) string {
-	switch v := v.(type) {
-	case string:
-		if len(v) > 32 {
-			v = v[:32] + "…"
-		}
-		return fmt.Sprintf("the string %q", v)
-	case bool:
-		return "a boolean"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "an object"
-	}
-	return fmt.Sprintf("%T", v)
+	return driver.Number(c.Args(), name)
 }
 
 // Progress sends a "log" response carrying payload, telling the sender how

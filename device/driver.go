@@ -29,11 +29,29 @@ func WithDriver(drv driver.Driver, interval time.Duration) Option {
 }
 
 // handleDriverCommands registers a handler for each of the driver's
-// commands; New calls it, so handlers given later with Handle win.
+// commands; New calls it, so handlers given later with Handle win. A
+// driver.ProgressExecutor reports progress through Command.Progress, and a
+// driver.CommandTimeouts sets the timeouts of its commands.
 func (d *Device) handleDriverCommands(drv driver.Driver) {
+	pe, progress := drv.(driver.ProgressExecutor)
+	timeouts, _ := drv.(driver.CommandTimeouts)
 	for _, name := range drv.Commands() {
+		var opts []HandleOption
+		if timeouts != nil {
+			if t := timeouts.CommandTimeout(name); t > 0 {
+				opts = append(opts, Timeout(t))
+			}
+		}
+		if progress {
+			d.Handle(name, func(ctx context.Context, cmd *Command) (any, error) {
+				return pe.ExecuteProgress(ctx, cmd.Name, cmd.Args(), func(ctx context.Context, payload map[string]any) error {
+					return cmd.Progress(ctx, payload)
+				})
+			}, opts...)
+			continue
+		}
 		d.Handle(name, func(ctx context.Context, cmd *Command) (any, error) {
 			return drv.Execute(ctx, cmd.Name, cmd.Args())
-		})
+		}, opts...)
 	}
 }

@@ -3,6 +3,8 @@ package device
 import (
 	"errors"
 	"fmt"
+
+	"github.com/edk-go/edk/driver"
 )
 
 var (
@@ -31,12 +33,7 @@ func Errorf(format string, args ...any) error {
 	return &CommandError{Message: fmt.Sprintf(format, args...)}
 }
 
-// ArgumentError says which command argument is wrong and why.
-type ArgumentError struct {
-	Argument string
-	Problem  string
-}
-
-func (e *ArgumentError) Error() string {
-	return fmt.Sprintf("argument %q: %s", e.Argument, e.Problem)
-}
+// ArgumentError says which command argument is wrong and why; it is
+// driver.ArgumentError (the device's helpers leave Command empty), and
+// wraps driver.ErrBadArgument.
+type ArgumentError = driver.ArgumentError

@@ -134,9 +134,7 @@ func TestBufferKeepsEverythingThroughAnOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(release) // the response is produced while offline
-	for d.Stats().Buffer.Messages < 100 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, "100 messages buffered", func() bool { return d.Stats().Buffer.Messages >= 100 })
 	if st := d.Stats(); st.State != device.StateDisconnected || st.Dropped != 0 {
 		t.Fatalf("stats while offline: %+v", st)
 	}
@@ -171,9 +169,7 @@ func TestBufferSurvivesRestart(t *testing.T) {
 	d := startDevice(t, testConfig(t, p.Addr()), nil, device.WithBuffer(buf),
 		device.WithTelemetry(5*time.Millisecond, seqTelemetry(&seq)))
 	p.Down()
-	for d.Stats().Buffer.Messages < 50 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, "50 messages buffered", func() bool { return d.Stats().Buffer.Messages >= 50 })
 	if err := d.stop(t); err != nil {
 		t.Fatal(err)
 	}
@@ -248,11 +244,7 @@ func TestBufferedDeviceSendsPropertiesOnEveryConnect(t *testing.T) {
 		device.WithProperties(time.Hour, func(context.Context) (map[string]any, error) { return map[string]any{"vendor": "acme"}, nil }))
 	testutil.Receive(t, props) // on start
 	// The subscriber may see it before the device has its PUBACK.
-	for deadline := time.Now().Add(waitLimit); d.Stats().Buffer.Messages != 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the first properties never left the buffer")
-		}
-	}
+	testutil.Eventually(t, "the first properties to leave the buffer", func() bool { return d.Stats().Buffer.Messages == 0 })
 	if st := d.Stats(); st.Published != 1 {
 		t.Fatalf("after start: %+v, want exactly one properties message sent", st)
 	}

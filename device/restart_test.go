@@ -88,7 +88,7 @@ func checkBrokerRestart(t *testing.T, addr string, stopBroker, startBroker func(
 	}
 	tap.open()
 	close(release) // the final response is produced while the broker is down
-	waitUntil(t, "a backlog of 100 messages and the response", func() bool {
+	testutil.Eventually(t, "a backlog of 100 messages and the response", func() bool {
 		st := d.Stats()
 		return st.Buffer.Messages >= 100 && st.CommandsCompleted == 1
 	})
@@ -204,17 +204,5 @@ func (v *valve) wrap(fn device.TelemetryFunc) device.TelemetryFunc {
 			}
 		}
 		return fn(ctx)
-	}
-}
-
-// waitUntil polls cond, for what the device reports only in its Stats.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: not after %v", what, waitLimit)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

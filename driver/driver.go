@@ -43,8 +43,8 @@ type Driver interface {
 	Commands() []string
 	// Execute runs one command with its JSON-decoded arguments and returns
 	// the response payload. An unknown command returns an error wrapping
-	// ErrUnknownCommand of the implementing package; bad arguments return
-	// an error that names the argument.
+	// ErrUnknownCommand; a bad argument returns an *ArgumentError (which
+	// wraps ErrBadArgument).
 	Execute(ctx context.Context, name string, args map[string]any) (map[string]any, error)
 	// Close releases the connection. It is safe to call more than once.
 	Close() error

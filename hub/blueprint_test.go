@@ -8,9 +8,9 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/edk-go/edk/commconfig"
+	"github.com/edk-go/edk/internal/testutil"
 )
 
 // post sends a raw body and returns the status and the decoded answer.
@@ -89,8 +89,7 @@ func TestInvalidTelemetryIsReportedPerDevice(t *testing.T) {
 	if code, out := h.post(t, "/v3/devices/"+id+"/assign_blueprint", "application/yaml", []byte(withoutVoltage)); code != http.StatusOK {
 		t.Fatalf("assign_blueprint: %d %v", code, out)
 	}
-	deadline := time.Now().Add(waitLimit)
-	for {
+	testutil.EventuallyWithin(t, waitLimit, "the undeclared voltage reported", func() bool {
 		var dev struct {
 			Device struct {
 				Malformed map[string]struct {
@@ -99,14 +98,8 @@ func TestInvalidTelemetryIsReportedPerDevice(t *testing.T) {
 			} `json:"device"`
 		}
 		h.call(t, "GET", "/v3/devices/"+id+"?expand=malformed", nil, &dev)
-		if dev.Device.Malformed["manifest/voltage/undeclared"].Count > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("undeclared voltage never reported: %+v", dev.Device.Malformed)
-		}
-		time.Sleep(50 * time.Millisecond) // polling the API, as a client would
-	}
+		return dev.Device.Malformed["manifest/voltage/undeclared"].Count > 0
+	})
 }
 
 func toJSON(v any) string {

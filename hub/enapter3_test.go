@@ -342,17 +342,11 @@ func TestEnapterCLI(t *testing.T) {
 	if !regexp.MustCompile(`^\d{4}-\d\d-\d\dT.* \[warning\] cli log \d+$`).MatchString(line) {
 		t.Errorf("device logs --follow: %q", line)
 	}
-	deadline := time.Now().Add(waitLimit)
-	for {
+	// The hub writes logs in batches.
+	testutil.EventuallyWithin(t, waitLimit, "device logs to show cli log 1", func() bool {
 		out := c.run("device", "logs", "-d", id, "--severity", "warning", "--order", "RECEIVED_AT_DESC", "--limit", "5")
-		if strings.Contains(out, "[warning] cli log 1") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("device logs: %q", out)
-		}
-		time.Sleep(20 * time.Millisecond) // the hub writes logs in batches
-	}
+		return strings.Contains(out, "[warning] cli log 1")
+	})
 
 	// Blueprints: upload, get, download, and change-blueprint by path and by id.
 	bp := writeBlueprint(t, c.dir)

@@ -3,9 +3,9 @@ package hub_test
 import (
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/edk-go/edk/commconfig"
+	"github.com/edk-go/edk/internal/testutil"
 )
 
 // The issue's bug: a command sent to an offline device while the hub stops
@@ -34,20 +34,13 @@ func TestExecutionEndsWhenTheHubStops(t *testing.T) {
 	if code := h.call(t, "POST", "/v3/devices/"+id+"/command_executions", map[string]any{"name": "set_power"}, &started); code != http.StatusOK || started.ExecutionID == "" {
 		t.Fatalf("command_executions: %d %+v", code, started)
 	}
-	deadline := time.Now().Add(waitLimit)
-	for {
+	testutil.EventuallyWithin(t, waitLimit, "2 executions listed", func() bool {
 		var list struct {
 			Executions []execution `json:"executions"`
 		}
 		h.call(t, "GET", "/v3/devices/"+id+"/command_executions", nil, &list)
-		if len(list.Executions) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("executions: %+v", list)
-		}
-		time.Sleep(10 * time.Millisecond) // polling an HTTP API, as a client would
-	}
+		return len(list.Executions) == 2
+	})
 	h.stop(t)
 	a := <-done
 	if a.code != http.StatusOK || a.body.Execution.State != "ERROR" {

@@ -61,17 +61,13 @@ func scrape(t testing.TB, h *running) map[string]float64 {
 // waitMetric scrapes until the sample satisfies ok.
 func waitMetric(t testing.TB, h *running, name string, ok func(float64) bool) map[string]float64 {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for {
-		m := scrape(t, h)
-		if v, found := m[name]; found && ok(v) {
-			return m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never as expected: %v", name, m[name])
-		}
-		time.Sleep(20 * time.Millisecond) // polling an HTTP endpoint, as Prometheus would
-	}
+	var m map[string]float64
+	testutil.EventuallyWithin(t, waitLimit, name+" as expected", func() bool {
+		m = scrape(t, h)
+		v, found := m[name]
+		return found && ok(v)
+	})
+	return m
 }
 
 func TestFloodingDeviceLimited(t *testing.T) {

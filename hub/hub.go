@@ -13,16 +13,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
-
-	"github.com/edk-go/edk/hub/api"
 	"github.com/edk-go/edk/hub/auth"
 	"github.com/edk-go/edk/hub/broker"
 	"github.com/edk-go/edk/hub/ca"
@@ -145,218 +140,35 @@ type Info struct {
 // Run starts the hub and serves until ctx is cancelled; then it stops
 // taking HTTP requests, closes the broker, writes the last ingest batch
 // and closes the store. It returns the first error.
-func Run(ctx context.Context, cfg Config) error {
-	cfg = cfg.withDefaults()
-	log := cfg.Logger
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data folder: %w", err)
-	}
-	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "hub.db"), store.Options{})
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	authority, err := ca.Open(cfg.caDir())
-	if err != nil {
-		return err
-	}
-	token, err := loadOrCreateToken(cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	httpTLS, httpCAFile, err := cfg.httpTLS(authority)
-	if err != nil {
-		return err
-	}
-
-	var admin func(string, string) bool
-	if cfg.AdminUser != "" {
-		admin = auth.AdminPassword(cfg.AdminUser, cfg.AdminPassword)
-	}
-	authHook := auth.New(st, auth.Options{AllowAnonymous: cfg.AllowAnonymous, Admin: admin, MaxWillPayload: cfg.MaxPayload,
-		Logger: log.With("component", "auth")})
-
-	// The executor publishes through the broker, which needs the ingest
-	// hook, which answers the executor: break the loop with a late-bound publisher.
-	var publish func(topic string, payload []byte, retain bool, qos byte) error
-	executor := exec.New(st, exec.PublisherFunc(func(topic string, payload []byte, retain bool, qos byte) error {
-		return publish(topic, payload, retain, qos)
-	}), log.With("component", "exec"))
-	executor.OnlyPending = cfg.Broker != "" // other hubs on the broker see the same responses
-	pipeline, err := ingest.New(ingest.Config{
-		Store: st,
-		Sink:  executor,
-		DeviceForClient: func(cl *mqtt.Client) (string, bool) {
-			hw, ok := authHook.HardwareID(cl)
-			if !ok {
-				return "", false
+//
+// Run is a list of start steps (run.go). Each part a step starts
+// registers how to stop it; the stops run in reverse order when a later
+// step fails and when Run returns.
+func Run(ctx context.Context, cfg Config) (err error) {
+	r := &runner{cfg: cfg.withDefaults()}
+	r.log = r.cfg.Logger
+	defer func() {
+		if serr := r.stops.stopAll(); err == nil {
+			err = serr
+		}
+	}()
+	for _, step := range []func(context.Context) error{
+		r.openData,
+		r.newParts,
+		r.startIngest,
+		r.startBroker,
+		r.startExecutor,
+		r.startMetrics,
+		r.startHTTP,
+	} {
+		if err := step(ctx); err != nil {
+			if errors.Is(err, errStoppedEarly) {
+				return nil // stopped before it started serving: still a clean stop
 			}
-			return deviceIDForHardware(st, hw)
-		},
-		Logger: log.With("component", "ingest"),
-	})
-	if err != nil {
-		return err
-	}
-	var limitsHook *limits.Hook
-	if cfg.Broker == "" {
-		limitsHook = limits.New(limits.Options{
-			MaxPayload: cfg.MaxPayload,
-			Rate:       cfg.RateLimit,
-			Burst:      cfg.RateBurst,
-			Device:     authHook.HardwareID,
-			Logger:     log.With("component", "limits"),
-		})
-	}
-
-	ingestCtx, stopIngest := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var ingestErr error
-	wg.Add(1)
-	go func() { defer wg.Done(); ingestErr = pipeline.Run(ingestCtx) }()
-	stopPipeline := func() {
-		stopIngest()
-		wg.Wait()
-	}
-	// What the last run acknowledged and did not write is written before
-	// devices connect.
-	select {
-	case <-pipeline.Ready():
-	case <-ctx.Done():
-		stopPipeline()
-		return nil // stopped before it started serving: still a clean stop
-	}
-
-	var closeBroker func()
-	var brokerStats func() broker.Stats // nil with an external broker
-	var mqttAddr, mqttsAddr string
-	if cfg.Broker != "" {
-		ext, err := connectExternal(ctx, cfg.Broker, cfg.BrokerUsername, cfg.BrokerPassword, pipeline, log.With("component", "external-broker"))
-		if err != nil {
-			stopPipeline()
 			return err
 		}
-		publish, closeBroker, mqttAddr = ext.Publish, ext.Close, ext.addr
-	} else {
-		bcfg := broker.Config{Addr: cfg.MQTTAddr, Logger: log.With("component", "broker"),
-			ConnectTimeout: cfg.MQTTConnectTimeout, MaxConnections: cfg.MQTTMaxConnections,
-			MaxConnectionsPerAddr: cfg.MQTTMaxConnectionsPerAddr,
-			// In this order: mochi calls the hooks' OnPublish in the order
-			// they were added and stops at the first that drops a message,
-			// so a message limits drops (mochi's "ignore") never reaches
-			// ingest's OnPublish, which stores a device's QoS 1 message
-			// before mochi acknowledges it; ingest's OnPublished skips
-			// ignored messages too.
-			Hooks: []mqtt.Hook{authHook, limitsHook, pipeline.Hook()}}
-		if need := cfg.MaxPayload + packetOverhead; cfg.MaxPayload > 0 && need > broker.DefaultMaxPacketSize {
-			// Let a payload up to the limit in: mochi disconnects a client
-			// whose packet is over the broker's size.
-			bcfg.MaxPacketSize = uint32(min(need, maxPacketSize))
-		}
-		if cfg.MQTTSAddr != "-" {
-			tlsCfg, err := authority.ServerTLSConfig(serverHosts(cfg.MQTTSAddr))
-			if err != nil {
-				stopPipeline()
-				return err
-			}
-			bcfg.TLSAddr, bcfg.TLSConfig = cfg.MQTTSAddr, tlsCfg
-		}
-		b, err := broker.Start(ctx, bcfg)
-		if err != nil {
-			stopPipeline()
-			return err
-		}
-		publish, closeBroker, mqttAddr, mqttsAddr = b.Publish, func() { _ = b.Close() }, b.Addr(), b.TLSAddr()
-		brokerStats = b.Stats
 	}
-	// Executions the last run left unfinished end now; those whose waiter
-	// goes away later (another hub on a shared store) end at their deadline.
-	if err := executor.Recover(ctx); err != nil {
-		closeBroker()
-		stopPipeline()
-		return err
-	}
-	wg.Add(1)
-	go func() { defer wg.Done(); executor.Run(ingestCtx, 0) }()
-	if cfg.Retention > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			prune(ingestCtx, st, cfg.Retention, cfg.RetentionInterval, log.With("component", "retention"))
-		}()
-	}
-	stopMetrics, metricsAddr, err := startMetrics(cfg, st, pipeline, limitsHook, executor, authHook, brokerStats)
-	if err != nil {
-		closeBroker()
-		stopPipeline()
-		return err
-	}
-	stop := func() {
-		closeBroker() // first, so that the last disconnects are ingested
-		stopPipeline()
-		stopMetrics()
-	}
-
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		stop()
-		return fmt.Errorf("listen for HTTP on %s: %w (choose another with --http-addr)", cfg.HTTPAddr, err)
-	}
-	info := Info{DataDir: cfg.DataDir, MQTTAddr: mqttAddr, MQTTSAddr: mqttsAddr, HTTPAddr: ln.Addr().String(),
-		HTTPURL: "http://" + ln.Addr().String(), MetricsAddr: metricsAddr, Token: token}
-	if httpTLS != nil {
-		info.HTTPURL, info.HTTPCAFile = "https://"+info.HTTPAddr, httpCAFile
-	}
-	handler := api.New(api.Config{
-		Token:    token,
-		Store:    st,
-		Executor: executor,
-		Provisioner: &Provisioner{Store: st, CA: authority, MQTTAddr: info.MQTTAddr, MQTTSAddr: info.MQTTSAddr,
-			External: cfg.Broker != "", DeviceUsername: cfg.DeviceUsername, DevicePassword: cfg.DevicePassword},
-		Streams: streams{pipeline},
-		// Ingest caches devices; it checks telemetry against a new manifest at once.
-		ManifestAssigned: func(d store.Device) { pipeline.Forget(d.HardwareID) },
-		Logger:           log.With("component", "api"),
-	})
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		// No WriteTimeout: execute_command waits up to api.MaxCommandTimeout
-		// and the WebSocket streams stay open; both end with r.Context().
-	}
-	serveErr := make(chan error, 1)
-	if httpTLS != nil {
-		srv.TLSConfig = httpTLS
-		go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
-	} else {
-		go func() { serveErr <- srv.Serve(ln) }()
-	}
-	log.Info("hub running", "mqtt", info.MQTTAddr, "mqtts", info.MQTTSAddr, "http", info.HTTPURL, "metrics", info.MetricsAddr, "data", info.DataDir)
-	if cfg.Ready != nil {
-		cfg.Ready(info)
-	}
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
-		runErr = fmt.Errorf("serve HTTP: %w", err)
-	}
-	// Waiting executions end as ERROR first, so that their callers get an
-	// answer before the server stops and none is left NEW.
-	executor.Close()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && runErr == nil && !errors.Is(err, context.DeadlineExceeded) {
-		runErr = fmt.Errorf("stop HTTP: %w", err)
-	}
-	stop()
-	if runErr == nil && ingestErr != nil {
-		runErr = ingestErr
-	}
-	return runErr
+	return r.serve(ctx)
 }
 
 func (c Config) withDefaults() Config {
@@ -381,7 +193,9 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	// limits takes zero or negative as "no limit"; here zero is the default.
+	// The same rule and defaults as hub/limits (zero: the default,
+	// negative: no limit), resolved here because auth's will limit and the
+	// broker's packet size need the value too.
 	if c.MaxPayload == 0 {
 		c.MaxPayload = DefaultMaxPayload
 	}

@@ -1,11 +1,9 @@
 package hub_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"github.com/edk-go/edk/commconfig"
 	"github.com/edk-go/edk/device"
 	"github.com/edk-go/edk/hub"
+	"github.com/edk-go/edk/internal/hubclient"
 	"github.com/edk-go/edk/internal/testutil"
 	"github.com/edk-go/edk/mqttapi"
 	"github.com/edk-go/edk/sim/inverter"
@@ -86,29 +85,12 @@ func (r *running) stop(t testing.TB) {
 // call makes one API request and decodes the JSON answer into out.
 func (r *running) call(t testing.TB, method, path string, body any, out any) int {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, r.info.HTTPURL+path, rd)
-	req.Header.Set("X-Enapter-Auth-Token", r.info.Token)
-	client := r.client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
+	api := &hubclient.Client{BaseURL: r.info.HTTPURL, Token: r.info.Token, HTTP: r.client}
+	code, err := api.Call(context.Background(), method, path, body, out)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil && len(b) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, b, err)
-		}
-	}
-	return resp.StatusCode
+	return code
 }
 
 // provision creates a device and runs the simulated inverter with the
@@ -141,7 +123,6 @@ func runInverter(t testing.TB, cfg *commconfig.Config) *device.Device {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv.Register(d)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
@@ -275,8 +256,7 @@ func TestDataSurvivesRestart(t *testing.T) {
 // power is want.
 func waitLatestPower(t testing.TB, h *running, id string, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for {
+	testutil.EventuallyWithin(t, waitLimit, fmt.Sprintf("latest telemetry to show power %g", want), func() bool {
 		var latest struct {
 			Telemetry map[string]map[string]*struct {
 				Timestamp *int64 `json:"timestamp"`
@@ -284,14 +264,9 @@ func waitLatestPower(t testing.TB, h *running, id string, want float64) {
 			} `json:"telemetry"`
 		}
 		h.call(t, "GET", fmt.Sprintf("/v3/telemetry/latest?devices[%s]=power,status", id), nil, &latest)
-		if p := latest.Telemetry[id]["power"]; p != nil && p.Value == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("latest telemetry never showed power %g: %+v", want, latest)
-		}
-		time.Sleep(20 * time.Millisecond) // polling an HTTP API, as a client would
-	}
+		p := latest.Telemetry[id]["power"]
+		return p != nil && p.Value == want
+	})
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

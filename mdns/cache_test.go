@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/edk-go/edk/internal/testutil"
 )
 
 // fakeClock is the cache's injectable clock.
@@ -286,7 +288,8 @@ func TestResolveHostContextCancel(t *testing.T) {
 	c.System = (&systemStub{}).lookup
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		for resp.count() == 0 {
+		// Bounded: cancel anyway, and the test fails on what the lookup says.
+		for deadline := time.Now().Add(testutil.WaitLimit); resp.count() == 0 && time.Now().Before(deadline); {
 			time.Sleep(time.Millisecond)
 		}
 		cancel()

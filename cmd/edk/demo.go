@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"sync"
 	"syscall"
@@ -19,6 +16,7 @@ import (
 	"github.com/edk-go/edk/controller"
 	"github.com/edk-go/edk/device"
 	"github.com/edk-go/edk/hub"
+	"github.com/edk-go/edk/internal/hubclient"
 	"github.com/edk-go/edk/mqttapi"
 	"github.com/edk-go/edk/sim/inverter"
 )
@@ -83,7 +81,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		stopHub()
 		return <-hubDone
 	}
-	api := &hubClient{base: "http://" + info.HTTPAddr, token: info.Token}
+	api := &hubclient.Client{BaseURL: "http://" + info.HTTPAddr, Token: info.Token}
 	brokerURL := "tcp://" + info.MQTTAddr
 
 	// Two inverters, provisioned through the same HTTP API a script would use.
@@ -94,7 +92,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	}
 	var devices []demoDevice
 	for i, name := range []string{"Inverter 1", "Inverter 2"} {
-		id, cfg, err := api.provision(ctx, name, fmt.Sprintf("inverter-%d", i+1))
+		id, cfg, err := api.Provision(ctx, name, fmt.Sprintf("inverter-%d", i+1), commconfig.ProtocolMQTT)
 		if err != nil {
 			stopHub()
 			<-hubDone
@@ -107,7 +105,6 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 			<-hubDone
 			return err
 		}
-		inv.Register(d)
 		devices = append(devices, demoDevice{id: id, cfg: cfg, dev: d})
 	}
 	first := devices[0]
@@ -221,7 +218,7 @@ Live telemetry continues below; Ctrl-C to stop.
 
 // demoScript shows a command round trip of each kind, sent the way a
 // script would send it to Enapter: POST execute_command on the HTTP API.
-func demoScript(ctx context.Context, out io.Writer, d *device.Device, api *hubClient, deviceID string, shown *shownResponses) error {
+func demoScript(ctx context.Context, out io.Writer, d *device.Device, api *hubclient.Client, deviceID string, shown *shownResponses) error {
 	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := d.WaitState(waitCtx, device.StateConnected); err != nil {
@@ -245,7 +242,7 @@ func demoScript(ctx context.Context, out io.Writer, d *device.Device, api *hubCl
 	}
 	for i, s := range steps {
 		fmt.Fprintf(out, "\n── %d/%d: %s ──\n", i+1, len(steps), s.title)
-		id, state, payload, err := api.execute(ctx, deviceID, s.name, s.args)
+		id, state, payload, err := execute(ctx, api, deviceID, s.name, s.args)
 		if err != nil {
 			return fmt.Errorf("execute %s: %w", s.name, err)
 		}
@@ -258,78 +255,18 @@ func demoScript(ctx context.Context, out io.Writer, d *device.Device, api *hubCl
 	return nil
 }
 
-// hubClient is the few calls of the hub's HTTP API the demo makes.
-type hubClient struct {
-	base, token string
-}
-
-func (c *hubClient) do(ctx context.Context, method, path string, body, out any) error {
-	b, err := json.Marshal(body)
+// execute runs one command through the hub and returns the execution's
+// id, state and compact response payload ("{}" without one).
+func execute(ctx context.Context, api *hubclient.Client, deviceID, name string, args map[string]any) (id, state, payload string, err error) {
+	ex, err := api.ExecuteCommand(ctx, deviceID, name, args)
 	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("X-Enapter-Auth-Token", c.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data))
-	}
-	return json.Unmarshal(data, out)
-}
-
-func (c *hubClient) provision(ctx context.Context, name, slug string) (string, *commconfig.Config, error) {
-	var created struct {
-		DeviceID string `json:"device_id"`
-	}
-	if err := c.do(ctx, "POST", "/v3/provisioning/standalone", map[string]string{"name": name, "slug": slug}, &created); err != nil {
-		return "", nil, err
-	}
-	var gen struct {
-		Blob string `json:"blob"`
-	}
-	if err := c.do(ctx, "POST", "/v3/devices/"+created.DeviceID+"/generate_config", map[string]string{"protocol": "MQTT"}, &gen); err != nil {
-		return "", nil, err
-	}
-	cfg, err := commconfig.Parse(gen.Blob)
-	if err != nil {
-		return "", nil, fmt.Errorf("the hub's config for %s: %w", name, err)
-	}
-	return created.DeviceID, cfg, nil
-}
-
-func (c *hubClient) execute(ctx context.Context, deviceID, name string, args map[string]any) (id, state, payload string, err error) {
-	var out struct {
-		Execution struct {
-			ID       string `json:"id"`
-			State    string `json:"state"`
-			Response *struct {
-				Payload json.RawMessage `json:"payload"`
-			} `json:"response"`
-		} `json:"execution"`
-	}
-	body := map[string]any{"name": name}
-	if args != nil {
-		body["arguments"] = args
-	}
-	if err := c.do(ctx, "POST", "/v3/devices/"+deviceID+"/execute_command", body, &out); err != nil {
 		return "", "", "", err
 	}
 	payload = "{}"
-	if out.Execution.Response != nil {
-		payload = compact(out.Execution.Response.Payload)
+	if ex.Response != nil {
+		payload = compact(ex.Response.Payload)
 	}
-	return out.Execution.ID, out.Execution.State, payload, nil
+	return ex.ID, ex.State, payload, nil
 }
 
 func randomHex(n int) string {

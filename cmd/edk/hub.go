@@ -29,7 +29,7 @@ func runHub(ctx context.Context, e *env, args []string) error {
 	fs.DurationVar(&cfg.Retention, "retention", hub.DefaultRetention, "keep raw telemetry and logs this long (latest values, properties and executions are kept); negative keeps everything")
 	fs.IntVar(&cfg.MaxPayload, "max-payload", hub.DefaultMaxPayload, "largest message payload a device may publish, in bytes; larger ones are dropped (negative: no limit)")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", hub.DefaultRateLimit, "messages per second one device connection may publish on average; a faster device is slowed down (negative: no limit)")
-	fs.IntVar(&cfg.RateBurst, "rate-burst", hub.DefaultRateBurst, "how many messages a device may send in a burst before --rate-limit holds it back")
+	fs.IntVar(&cfg.RateBurst, "rate-burst", hub.DefaultRateBurst, "how many messages a device may send in a burst before --rate-limit holds it back (zero or negative: the default)")
 	fs.DurationVar(&cfg.MQTTConnectTimeout, "mqtt-connect-timeout", broker.DefaultConnectTimeout, "close an MQTT connection that has not completed its TLS handshake and CONNECT within this time (negative: never)")
 	fs.IntVar(&cfg.MQTTMaxConnections, "mqtt-max-connections", 0, "most open MQTT connections, all listeners together; 0 means 10000, or the open-file limit less 512 when that is lower (negative: no cap)")
 	fs.IntVar(&cfg.MQTTMaxConnectionsPerAddr, "mqtt-max-connections-per-address", broker.DefaultMaxConnectionsPerAddr, "most open MQTT connections from one IP address (IPv6: one /64) (negative: no cap)")

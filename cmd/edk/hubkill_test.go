@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -18,6 +14,7 @@ import (
 	"github.com/edk-go/edk/commconfig"
 	"github.com/edk-go/edk/device"
 	"github.com/edk-go/edk/hub/store"
+	"github.com/edk-go/edk/internal/hubclient"
 	"github.com/edk-go/edk/internal/testutil"
 	"github.com/edk-go/edk/mqttapi"
 )
@@ -85,13 +82,13 @@ func TestHubKilledLosesNothingAcknowledged(t *testing.T) {
 	}()
 
 	// Kill the hub while the device streams to it.
-	poll(t, "the device acknowledged", func() bool { return d.Stats().Published >= 100 })
+	testutil.EventuallyWithin(t, waitLimit, "the device acknowledged", func() bool { return d.Stats().Published >= 100 })
 	first.kill(t)
 	killedAt := seq.Load()
-	time.Sleep(300 * time.Millisecond) // the device buffers meanwhile
+	testutil.EventuallyWithin(t, waitLimit, "the device to buffer while the hub is down", func() bool { return seq.Load() >= killedAt+50 })
 	second := startEDK(t, args...)
 	second.waitFor(t, "edk hub is running.")
-	poll(t, "the device back and streaming", func() bool {
+	testutil.EventuallyWithin(t, waitLimit, "the device back and streaming", func() bool {
 		return d.Stats().State == device.StateConnected && seq.Load() > killedAt+100
 	})
 	close(stop)
@@ -99,7 +96,7 @@ func TestHubKilledLosesNothingAcknowledged(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := seq.Load()
-	poll(t, "the buffer sent", func() bool { return d.Stats().Buffer.Messages == 0 })
+	testutil.EventuallyWithin(t, waitLimit, "the buffer sent", func() bool { return d.Stats().Buffer.Messages == 0 })
 	// Everything is acknowledged: kill the hub again rather than stop it.
 	second.kill(t)
 	cancel()
@@ -162,35 +159,10 @@ func (p *edkProcess) token(t *testing.T) string {
 // MQTT config.
 func provisionOn(t *testing.T, url, token string) (string, *commconfig.Config) {
 	t.Helper()
-	call := func(path string, body, out any) {
-		t.Helper()
-		b, _ := json.Marshal(body)
-		req, _ := http.NewRequest("POST", url+path, bytes.NewReader(b))
-		req.Header.Set("X-Enapter-Auth-Token", token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("POST %s: %v", path, err)
-		}
-		defer resp.Body.Close()
-		rb, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode >= 300 {
-			t.Fatalf("POST %s: %s %s", path, resp.Status, rb)
-		}
-		if err := json.Unmarshal(rb, out); err != nil {
-			t.Fatalf("POST %s: %s: %v", path, rb, err)
-		}
-	}
-	var created struct {
-		DeviceID string `json:"device_id"`
-	}
-	call("/v3/provisioning/standalone", map[string]any{"name": "killed", "slug": "killed"}, &created)
-	var gen struct {
-		Blob string `json:"blob"`
-	}
-	call("/v3/devices/"+created.DeviceID+"/generate_config", map[string]any{"protocol": "MQTT"}, &gen)
-	cfg, err := commconfig.Parse(gen.Blob)
+	api := &hubclient.Client{BaseURL: url, Token: token}
+	id, cfg, err := api.Provision(context.Background(), "killed", "killed", commconfig.ProtocolMQTT)
 	if err != nil {
-		t.Fatalf("generated config: %v", err)
+		t.Fatal(err)
 	}
-	return created.DeviceID, cfg
+	return id, cfg
 }

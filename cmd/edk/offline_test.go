@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +19,7 @@ import (
 	"github.com/edk-go/edk/commconfig"
 	"github.com/edk-go/edk/hub"
 	"github.com/edk-go/edk/internal/faultproxy"
+	"github.com/edk-go/edk/internal/hubclient"
 	"github.com/edk-go/edk/internal/testutil"
 	"github.com/edk-go/edk/mqttapi"
 )
@@ -177,7 +176,7 @@ func (p *edkProcess) metric(t *testing.T, name string) int {
 // waitForMetric scrapes until the metric is at least n.
 func (p *edkProcess) waitForMetric(t *testing.T, name string, n int) {
 	t.Helper()
-	poll(t, fmt.Sprintf("%s >= %d", name, n), func() bool { return p.metric(t, name) >= n })
+	testutil.EventuallyWithin(t, waitLimit, fmt.Sprintf("%s >= %d", name, n), func() bool { return p.metric(t, name) >= n })
 }
 
 // offlineHub is a hub running in this process.
@@ -224,52 +223,21 @@ func startOfflineHub(t *testing.T) *offlineHub {
 // call makes one API request and decodes the JSON answer into out.
 func (h *offlineHub) call(t *testing.T, method, path string, body, out any) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, h.info.HTTPURL+path, rd)
-	if err != nil {
+	api := &hubclient.Client{BaseURL: h.info.HTTPURL, Token: h.info.Token, HTTP: h.client}
+	if err := api.Do(context.Background(), method, path, body, out); err != nil {
 		t.Fatal(err)
-	}
-	req.Header.Set("X-Enapter-Auth-Token", h.info.Token)
-	resp, err := h.client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	if resp.StatusCode >= 300 {
-		t.Fatalf("%s %s: %s %s", method, path, resp.Status, b)
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		t.Fatalf("%s %s: %s: %v", method, path, b, err)
 	}
 }
 
 // provision creates a device and returns its id and MQTT config.
 func (h *offlineHub) provision(t *testing.T, slug string) (string, *commconfig.Config) {
 	t.Helper()
-	var created struct {
-		DeviceID string `json:"device_id"`
-	}
-	h.call(t, "POST", "/v3/provisioning/standalone", map[string]any{"name": slug, "slug": slug}, &created)
-	var gen struct {
-		Blob string `json:"blob"`
-	}
-	h.call(t, "POST", "/v3/devices/"+created.DeviceID+"/generate_config", map[string]any{"protocol": "MQTT"}, &gen)
-	cfg, err := commconfig.Parse(gen.Blob)
+	api := &hubclient.Client{BaseURL: h.info.HTTPURL, Token: h.info.Token, HTTP: h.client}
+	id, cfg, err := api.Provision(context.Background(), slug, slug, commconfig.ProtocolMQTT)
 	if err != nil {
-		t.Fatalf("generated config: %v", err)
+		t.Fatal(err)
 	}
-	return created.DeviceID, cfg
+	return id, cfg
 }
 
 // storedSeconds returns the timestamps of the device's stored power
@@ -302,6 +270,6 @@ func (h *offlineHub) storedSeconds(t *testing.T, id string) []int64 {
 func (h *offlineHub) waitForTelemetry(t *testing.T, id, what string, cond func([]int64) bool) []int64 {
 	t.Helper()
 	var ts []int64
-	poll(t, what, func() bool { ts = h.storedSeconds(t, id); return cond(ts) })
+	testutil.EventuallyWithin(t, waitLimit, what, func() bool { ts = h.storedSeconds(t, id); return cond(ts) })
 	return ts
 }

@@ -77,16 +77,3 @@ func (p *edkProcess) waitFor(t *testing.T, s string) {
 		t.Fatalf("%q never appeared in edk's output:\n%s", s, p.output)
 	}
 }
-
-// poll checks cond every 20 ms, up to waitLimit: for what another process
-// shows only when asked.
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: not after %v", what, waitLimit)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}

@@ -52,7 +52,6 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	var opts []device.Option
-	var setup func(*device.Device)
 	if *mapPath != "" {
 		drv, err := modbusDriver(*mapPath, manifest, logger)
 		if err != nil {
@@ -66,7 +65,6 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		}
 		inv := inverter.New(*serial)
 		opts = append(opts, inv.Options()...)
-		setup = inv.Register
 	}
 	opts = append(opts, device.WithLogger(logger))
 	if manifest != nil {
@@ -103,9 +101,6 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	d, err := device.New(cfg, opts...)
 	if err != nil {
 		return err
-	}
-	if setup != nil {
-		setup(d)
 	}
 	if *metricsAddr != "" {
 		reg := metricsrv.NewRegistry()

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/edk-go/edk/driver"
 )
 
 // ordered returns the value's bytes in big-endian order (most significant
@@ -228,17 +230,9 @@ func intRange(t Type) (lo, hi float64) {
 	return 0, 0
 }
 
-// ArgumentError says what is wrong with one argument of a command.
-type ArgumentError struct {
-	Command, Argument, Reason string
-}
-
-func (e *ArgumentError) Error() string {
-	return fmt.Sprintf("command %q: argument %q: %s", e.Command, e.Argument, e.Reason)
-}
-
-// Unwrap lets errors.Is(err, ErrBadArgument) hold.
-func (e *ArgumentError) Unwrap() error { return ErrBadArgument }
+// ArgumentError says what is wrong with one argument of a command; it is
+// driver.ArgumentError, and wraps ErrBadArgument.
+type ArgumentError = driver.ArgumentError
 
 // check tests a number against the argument's type and bounds.
 func (a *Argument) check(f float64) error {

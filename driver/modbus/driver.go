@@ -486,7 +486,7 @@ func (d *Driver) Execute(ctx context.Context, name string, args map[string]any) 
 	for _, a := range c.Arguments {
 		v, err := a.value(args)
 		if err != nil {
-			return nil, &ArgumentError{Command: name, Argument: a.Name, Reason: err.Error()}
+			return nil, &ArgumentError{Command: name, Argument: a.Name, Problem: err.Error()}
 		}
 		if v != nil {
 			vals[a.Name] = v
@@ -498,7 +498,7 @@ func (d *Driver) Execute(ctx context.Context, name string, args map[string]any) 
 			for i, a := range c.Arguments {
 				names[i] = a.Name
 			}
-			return nil, &ArgumentError{Command: name, Argument: k, Reason: fmt.Sprintf("unknown argument; %s takes: %s", name, strings.Join(names, ", "))}
+			return nil, &ArgumentError{Command: name, Argument: k, Problem: fmt.Sprintf("unknown argument; %s takes: %s", name, strings.Join(names, ", "))}
 		}
 	}
 	type op struct {
@@ -522,7 +522,7 @@ func (d *Driver) Execute(ctx context.Context, name string, args map[string]any) 
 		}
 		words, err := w.encode(v.(float64))
 		if err != nil {
-			return nil, &ArgumentError{Command: name, Argument: w.Argument, Reason: err.Error()}
+			return nil, &ArgumentError{Command: name, Argument: w.Argument, Problem: err.Error()}
 		}
 		ops = append(ops, op{w: w, words: words})
 	}

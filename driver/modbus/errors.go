@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/edk-go/edk/driver"
 	mb "github.com/simonvetter/modbus"
 )
 
@@ -15,9 +16,11 @@ var (
 	// ErrClosed: the driver was closed.
 	ErrClosed = errors.New("modbus: driver closed")
 	// ErrUnknownCommand: Execute got a command the map does not declare.
-	ErrUnknownCommand = errors.New("unknown command")
-	// ErrBadArgument is wrapped by every *ArgumentError.
-	ErrBadArgument = errors.New("bad argument")
+	// It is driver.ErrUnknownCommand.
+	ErrUnknownCommand = driver.ErrUnknownCommand
+	// ErrBadArgument is wrapped by every *ArgumentError. It is
+	// driver.ErrBadArgument.
+	ErrBadArgument = driver.ErrBadArgument
 )
 
 // RequestError is a failed Modbus request.

@@ -30,14 +30,15 @@ func run() error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
+	// The simulator is a driver.Driver: WithDriver publishes its telemetry
+	// every second and its properties, and runs its commands. The manifest
+	// makes the runtime refuse bad command arguments before the driver sees
+	// them and warn about telemetry the manifest does not declare.
 	inv := inverter.New("SIM-0001")
-	// The manifest makes the runtime refuse bad command arguments before a
-	// handler runs and warn about telemetry the manifest does not declare.
-	d, err := device.FromEnv(append(inv.Options(), device.WithLogger(logger), device.WithManifest(inverter.Manifest()))...)
+	d, err := device.FromEnv(device.WithDriver(inv, device.DefaultTelemetryInterval), device.WithLogger(logger), device.WithManifest(inverter.Manifest()))
 	if err != nil {
 		return err
 	}
-	inv.Register(d)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

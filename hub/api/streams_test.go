@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edk-go/edk/internal/testutil"
 	"github.com/gorilla/websocket"
 )
 
@@ -24,17 +25,6 @@ func (e *env) waitSubscribed(t *testing.T, want string) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no subscription")
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out waiting for " + what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -70,7 +60,7 @@ func TestStreamTelemetryClientCloses(t *testing.T) {
 		t.Errorf("after close: %v", err)
 	}
 	_ = conn.Close()
-	waitFor(t, "unsubscribe", func() bool { return e.streams.cancels(key) == 1 })
+	testutil.Eventually(t, "unsubscribe", func() bool { return e.streams.cancels(key) == 1 })
 }
 
 func TestStreamLogsServerEnds(t *testing.T) {
@@ -94,7 +84,7 @@ func TestStreamLogsServerEnds(t *testing.T) {
 	if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
 		t.Errorf("want a going-away close, got %v", err)
 	}
-	waitFor(t, "unsubscribe", func() bool { return e.streams.cancels(key) == 1 })
+	testutil.Eventually(t, "unsubscribe", func() bool { return e.streams.cancels(key) == 1 })
 }
 
 func TestStreamClientVanishes(t *testing.T) {
@@ -107,7 +97,7 @@ func TestStreamClientVanishes(t *testing.T) {
 	}
 	e.waitSubscribed(t, key)
 	_ = conn.UnderlyingConn().Close() // no close frame
-	waitFor(t, "unsubscribe", func() bool { return e.streams.cancels(key) == 1 })
+	testutil.Eventually(t, "unsubscribe", func() bool { return e.streams.cancels(key) == 1 })
 }
 
 func TestStreamErrors(t *testing.T) {

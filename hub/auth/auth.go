@@ -61,7 +61,7 @@ const (
 	keyAccess     = "access"
 	keyMethod     = "method"
 	keyUsername   = "username"
-	keyError      = "error"
+	keyError      = "err"
 )
 
 // Store is what the hook needs of the hub's store (*store.Store has it).

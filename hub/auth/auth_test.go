@@ -495,17 +495,10 @@ func TestClientIDTakeOver(t *testing.T) {
 	// Once A's connection is gone, the id is free for others. mochi ends
 	// the session on its own goroutine, so try until it has.
 	ca2.Disconnect(250)
-	deadline := time.Now().Add(waitLimit)
-	for {
+	testutil.Eventually(t, "the freed client id to be accepted", func() bool {
 		_, err := connect(t, e.opts(b.user, b.pass).SetClientID("shared-id"))
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a free client id refused: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err == nil
+	})
 }
 
 // TestPersistentSessionTakeOver checks that another identity cannot take

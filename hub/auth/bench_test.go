@@ -104,9 +104,9 @@ func BenchmarkConnectUnderLoginFlood(b *testing.B) {
 			}
 			// Let the flood reach its steady state first: every flood
 			// address has failed at least once.
-			for attempts.Load() < int64(max(bc.addrs, 4*bc.flooders)) {
-				time.Sleep(time.Millisecond)
-			}
+			testutil.EventuallyWithin(b, time.Minute, "every flood address to fail once", func() bool {
+				return attempts.Load() >= int64(max(bc.addrs, 4*bc.flooders))
+			})
 			start, before := time.Now(), attempts.Load()
 			for b.Loop() {
 				c := paho.NewClient(testutil.ClientOptions(brk.Addr()).SetUsername(user).SetPassword(pass))

@@ -160,19 +160,12 @@ func TestSlotsFirstServed(t *testing.T) {
 		}
 	}
 	queued := func(first, rest int) {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		t.Helper()
+		testutil.Eventually(t, "the waiters to queue", func() bool {
 			s.mu.Lock()
-			ok := len(s.first) == first && len(s.rest) == rest
-			s.mu.Unlock()
-			if ok {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("waiters never queued")
-			}
-			time.Sleep(time.Millisecond)
-		}
+			defer s.mu.Unlock()
+			return len(s.first) == first && len(s.rest) == rest
+		})
 	}
 	go wait("suspect1", false)
 	queued(0, 1)

@@ -78,13 +78,7 @@ func connects(t *testing.T, addr string) bool {
 // connection's place on its own goroutine).
 func waitConnects(t *testing.T, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !connects(t, addr) {
-		if time.Now().After(deadline) {
-			t.Fatal("no client got through after a place was freed")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, "a client to get through after a place was freed", func() bool { return connects(t, addr) })
 }
 
 func TestMaxConnectionsPerAddr(t *testing.T) {

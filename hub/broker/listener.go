@@ -67,7 +67,7 @@ func (l *connListener) Serve(establish listeners.EstablishFn) {
 			// Out of file descriptors and the like: back off as net/http does
 			// rather than spin or stop accepting for good.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			l.log.Warn("mqtt accept failed; retrying", "error", err, "retry_in", delay)
+			l.log.Warn("mqtt accept failed; retrying", "err", err, "retry_in", delay)
 			if !l.pause(delay) {
 				return
 			}
@@ -95,7 +95,7 @@ func (l *connListener) Serve(establish listeners.EstablishFn) {
 			defer l.untrack(conn)
 			if err := establish(l.id, conn); err != nil {
 				// Ordinary for clients that drop, fail auth or are cut by Close.
-				l.log.Debug("mqtt client connection ended", "remote", conn.RemoteAddr().String(), "error", err)
+				l.log.Debug("mqtt client connection ended", "remote", conn.RemoteAddr().String(), "err", err)
 			}
 		}()
 	}

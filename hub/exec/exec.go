@@ -180,7 +180,7 @@ func (x *Executor) Start(ctx context.Context, deviceID string, req store.Executi
 			// The device was deleted meanwhile, and its executions with it.
 			x.log.Debug("exec: started execution gone with its device", "execution_id", e.ID)
 		case err != nil:
-			x.log.Error("exec: finish started execution", "execution_id", e.ID, "error", err)
+			x.log.Error("exec: finish started execution", "execution_id", e.ID, "err", err)
 		}
 	}()
 	return e, nil
@@ -340,7 +340,7 @@ func (x *Executor) Run(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 			if err := x.Sweep(ctx); err != nil && ctx.Err() == nil {
-				x.log.Error("exec: sweep", "error", err)
+				x.log.Error("exec: sweep", "err", err)
 			}
 		}
 	}
@@ -351,7 +351,7 @@ func (x *Executor) fail(e store.Execution, err error) (store.Execution, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	if _, serr := x.store.SetExecutionState(ctx, e.ID, store.ExecutionError); serr != nil {
-		x.log.Error("exec: mark execution failed", "execution_id", e.ID, "error", serr)
+		x.log.Error("exec: mark execution failed", "execution_id", e.ID, "err", serr)
 	} else {
 		x.finished(store.ExecutionError)
 	}
@@ -403,7 +403,7 @@ func (x *Executor) OnResponse(deviceID, hardwareID, channelID string, resp mqtta
 		e, err := x.store.GetExecution(ctx, resp.ID)
 		if err != nil || e.DeviceID != deviceID || e.State.Finished() {
 			x.log.Debug("exec: response ignored", "device_id", deviceID, "execution_id", shortID(resp.ID),
-				"state", resp.State, "error", err)
+				"state", resp.State, "err", err)
 			return
 		}
 		w = nil
@@ -415,7 +415,7 @@ func (x *Executor) OnResponse(deviceID, hardwareID, channelID string, resp mqtta
 			"execution_id", resp.ID, "state", resp.State)
 		return
 	case err != nil:
-		x.log.Error("exec: record response", "device_id", deviceID, "execution_id", resp.ID, "error", err)
+		x.log.Error("exec: record response", "device_id", deviceID, "execution_id", resp.ID, "err", err)
 		return
 	}
 	if e.State.Finished() {

@@ -109,13 +109,7 @@ func orNull(b json.RawMessage) string {
 // waitResponses waits until ingest has handed n responses to the executor.
 func (e *env) waitResponses(n uint64) {
 	e.t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for e.p.Stats().Responses < n {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("ingest handed %d responses, want %d", e.p.Stats().Responses, n)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.Eventually(e.t, fmt.Sprintf("ingest to hand %d responses", n), func() bool { return e.p.Stats().Responses >= n })
 }
 
 func (e *env) get(id string) store.Execution {
@@ -261,7 +255,8 @@ func TestContextCancelled(t *testing.T) {
 	e := newEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		for e.x.Pending() == 0 {
+		// Bounded: cancel anyway, and the test fails on what Execute says.
+		for deadline := time.Now().Add(waitTimeout); e.x.Pending() == 0 && time.Now().Before(deadline); {
 			time.Sleep(time.Millisecond)
 		}
 		cancel()

@@ -3,6 +3,7 @@ package exec_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,20 +17,15 @@ import (
 // pollState waits until the execution is in state want.
 func pollState(t *testing.T, st *store.Store, id string, want store.ExecutionState) store.Execution {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		e, err := st.GetExecution(context.Background(), id)
-		if err != nil {
+	var e store.Execution
+	testutil.Eventually(t, fmt.Sprintf("execution %s to be %s", id, want), func() bool {
+		var err error
+		if e, err = st.GetExecution(context.Background(), id); err != nil {
 			t.Fatal(err)
 		}
-		if e.State == want {
-			return e
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("execution %s is %s, want %s", id, e.State, want)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		return e.State == want
+	})
+	return e
 }
 
 func TestStartDoesNotWait(t *testing.T) {
@@ -78,13 +74,7 @@ func TestCloseEndsWaitingExecutions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(waitTimeout)
-	for e.x.Pending() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("pending %d, want 2", e.x.Pending())
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.Eventually(t, "2 executions pending", func() bool { return e.x.Pending() >= 2 })
 	e.x.Close()
 	r := <-res
 	if r.err != nil || r.ex.State != store.ExecutionError {

@@ -65,11 +65,11 @@ func TestAcknowledgedThenWrittenAtTheFlush(t *testing.T) {
 	e.publish(c, "v3/logs", `{"timestamp":1700000000,"message":"hello","severity":"info"}`)
 	e.publish(c, "v1/properties", `{"timestamp":1700000000,"vendor":"acme"}`)
 	start := time.Now()
-	waitFor(t, "written", func() bool { p, ok := e.latest("n"); return ok && string(p.Value) == "7" })
+	testutil.Eventually(t, "written", func() bool { p, ok := e.latest("n"); return ok && string(p.Value) == "7" })
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("written %v after the acknowledgement", d)
 	}
-	waitFor(t, "inbox emptied", func() bool { return inboxLength(t, e.st) == 0 })
+	testutil.Eventually(t, "inbox emptied", func() bool { return inboxLength(t, e.st) == 0 })
 	if ls, err := e.st.ListLogs(ctx, e.dev.ID, time.Time{}, 10); err != nil || len(ls) != 1 {
 		t.Fatalf("logs: %+v, %v", ls, err)
 	}
@@ -123,7 +123,8 @@ func TestAcknowledgedMessagesSurviveARestart(t *testing.T) {
 	ctx2, cancel2 := context.WithCancel(ctx)
 	done2 := make(chan error, 1)
 	go func() { done2 <- p.Run(ctx2) }()
-	defer func() { cancel2(); <-done2 }()
+	stop2 := sync.OnceValue(func() error { cancel2(); return <-done2 })
+	defer stop2()
 	// Written by the time Run is ready for new messages.
 	select {
 	case <-p.Ready():
@@ -148,7 +149,10 @@ func TestAcknowledgedMessagesSurviveARestart(t *testing.T) {
 		t.Errorf("stats = %+v", s)
 	}
 	// Messages of an earlier run do not make the device online now.
-	time.Sleep(50 * time.Millisecond) // a few flushes
+	// Stopping writes everything pending, last-seen times included.
+	if err := stop2(); err != nil {
+		t.Fatal(err)
+	}
 	if c, err := st.GetConnectivity(ctx, e.dev.ID); err != nil || c.Online {
 		t.Errorf("connectivity after the restart = %+v, %v; want offline", c, err)
 	}
@@ -211,15 +215,15 @@ func TestNotAcknowledgedWhenNotStored(t *testing.T) {
 	e := newEnv(t, ingest.Config{QueueSize: 1, QueueWait: 10 * time.Millisecond, CommitTimeout: 50 * time.Millisecond}, false)
 	c := e.connect("")
 	first := c.Publish("v1/from/hw1/ch1/v1/telemetry", 1, false, `{"timestamp":1700000000,"n":1}`)
-	waitFor(t, "commit timed out", func() bool { return e.p.Stats().Unacknowledged == 1 })
-	waitFor(t, "disconnected", func() bool { return !c.IsConnectionOpen() })
+	testutil.Eventually(t, "commit timed out", func() bool { return e.p.Stats().Unacknowledged == 1 })
+	testutil.Eventually(t, "disconnected", func() bool { return !c.IsConnectionOpen() })
 	if notAcked(first) {
 		t.Error("a message that was not stored was acknowledged")
 	}
 	c = e.connect("")
 	second := c.Publish("v1/from/hw1/ch1/v1/telemetry", 1, false, `{"timestamp":1700000001,"n":2}`)
-	waitFor(t, "queue full", func() bool { return e.p.Stats().Unacknowledged == 2 })
-	waitFor(t, "disconnected again", func() bool { return !c.IsConnectionOpen() })
+	testutil.Eventually(t, "queue full", func() bool { return e.p.Stats().Unacknowledged == 2 })
+	testutil.Eventually(t, "disconnected again", func() bool { return !c.IsConnectionOpen() })
 	if notAcked(second) {
 		t.Error("a message that was not stored was acknowledged")
 	}
@@ -248,11 +252,11 @@ func TestNotAcknowledgedWhenStoreFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := c.Publish("v1/from/hw1/ch1/v1/telemetry", 1, false, `{"timestamp":1700000001,"n":2}`)
-	waitFor(t, "refused", func() bool { return e.p.Stats().Unacknowledged == 1 })
+	testutil.Eventually(t, "refused", func() bool { return e.p.Stats().Unacknowledged == 1 })
 	if notAcked(tok) {
 		t.Error("a message the store failed to write was acknowledged")
 	}
-	waitFor(t, "disconnected", func() bool { return !c.IsConnectionOpen() })
+	testutil.Eventually(t, "disconnected", func() bool { return !c.IsConnectionOpen() })
 	if s := e.p.Stats(); s.StoreErrors == 0 {
 		t.Errorf("stats = %+v, want a store error", s)
 	}
@@ -286,7 +290,7 @@ func TestIgnoredByEarlierHookNotStored(t *testing.T) {
 	c := e.connect("")
 	e.publish(c, "v1/telemetry", `{"timestamp":1700000000,"drop":1}`)
 	e.publish(c, "v1/telemetry", `{"timestamp":1700000001,"keep":1}`)
-	waitFor(t, "the next message stored", func() bool { _, ok := e.latest("keep"); return ok })
+	testutil.Eventually(t, "the next message stored", func() bool { _, ok := e.latest("keep"); return ok })
 	if _, ok := e.latest("drop"); ok {
 		t.Error("an ignored message was stored")
 	}
@@ -302,12 +306,12 @@ func TestPublishedWithoutIngestOnPublishStillStored(t *testing.T) {
 	e := newEnvWithHooks(t, ingest.Config{}, true, &ignoreHook{fail: true})
 	c := e.connect("")
 	e.publish(c, "v1/telemetry", `{"timestamp":1700000000,"drop":1}`)
-	waitFor(t, "stored after delivery", func() bool { _, ok := e.latest("drop"); return ok })
+	testutil.Eventually(t, "stored after delivery", func() bool { _, ok := e.latest("drop"); return ok })
 	e.publish(c, "v1/telemetry", `{"timestamp":1700000001,"keep":1}`)
 	if s := e.p.Stats(); s.Inboxed != 1 {
 		t.Fatalf("stats = %+v: the next message was acknowledged before it was in the inbox", s)
 	}
-	waitFor(t, "the next message stored", func() bool { _, ok := e.latest("keep"); return ok })
+	testutil.Eventually(t, "the next message stored", func() bool { _, ok := e.latest("keep"); return ok })
 	if s := e.p.Stats(); s.Received != 2 || s.Telemetry != 2 {
 		t.Errorf("stats = %+v, want each message queued once", s)
 	}
@@ -318,7 +322,7 @@ func TestQoS0NotWaitedFor(t *testing.T) {
 	e := newEnv(t, ingest.Config{FlushInterval: time.Hour}, true)
 	c := e.connect("")
 	e.publishQoS0(c, "v1/telemetry", `{"timestamp":1700000000,"n":1}`)
-	waitFor(t, "decoded", func() bool { return e.p.Stats().Telemetry == 1 })
+	testutil.Eventually(t, "decoded", func() bool { return e.p.Stats().Telemetry == 1 })
 	if _, ok := e.latest("n"); ok {
 		t.Error("a QoS 0 message was written before its batch was due")
 	}
@@ -339,7 +343,7 @@ func TestFullDiskWrittenOnceSpaceReturns(t *testing.T) {
 	ctx := context.Background()
 	c := e.connect("")
 	e.publish(c, "v1/telemetry", `{"timestamp":1700000000,"n":1}`)
-	waitFor(t, "first message written", func() bool { _, ok := e.latest("n"); return ok })
+	testutil.Eventually(t, "first message written", func() bool { _, ok := e.latest("n"); return ok })
 
 	pages, err := e.st.PageCount(ctx)
 	if err != nil {
@@ -355,7 +359,7 @@ func TestFullDiskWrittenOnceSpaceReturns(t *testing.T) {
 	}
 	b.WriteString("}")
 	e.publish(c, "v1/telemetry", b.String()) // acknowledged: in the inbox
-	waitFor(t, "the batch write fails", func() bool { return e.p.Stats().RetryPending > 0 })
+	testutil.Eventually(t, "the batch write fails", func() bool { return e.p.Stats().RetryPending > 0 })
 	if _, ok := e.latest("a0999"); ok {
 		t.Fatal("written although the disk was full; this test needs the write to fail")
 	}
@@ -366,15 +370,15 @@ func TestFullDiskWrittenOnceSpaceReturns(t *testing.T) {
 	if err := e.st.SetMaxPageCount(ctx, 1<<30); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "written once space returned", func() bool { _, ok := e.latest("a0999"); return ok })
+	testutil.Eventually(t, "written once space returned", func() bool { _, ok := e.latest("a0999"); return ok })
 	if got := inboxLength(t, e.st); got != 0 {
 		t.Fatalf("inbox still holds %d messages", got)
 	}
 	// The writer counts the retry just after its commit.
-	waitFor(t, "the retry counted", func() bool { s := e.p.Stats(); return s.Retried == 1 && s.RetryPending == 0 })
+	testutil.Eventually(t, "the retry counted", func() bool { s := e.p.Stats(); return s.Retried == 1 && s.RetryPending == 0 })
 	// New messages are written as usual.
 	e.publish(c, "v1/telemetry", `{"timestamp":1700000002,"n":3}`)
-	waitFor(t, "next message written", func() bool { p, _ := e.latest("n"); return string(p.Value) == "3" })
+	testutil.Eventually(t, "next message written", func() bool { p, _ := e.latest("n"); return string(p.Value) == "3" })
 	if !strings.Contains(e.logs.String(), "written again at the next flush") {
 		t.Errorf("the failed write is not explained:\n%s", e.logs)
 	}

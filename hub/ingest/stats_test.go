@@ -7,6 +7,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/edk-go/edk/hub/ingest"
+	"github.com/edk-go/edk/internal/testutil"
 )
 
 func TestIgnoredMessagesNotQueued(t *testing.T) {
@@ -28,14 +29,14 @@ func TestIgnoredMessagesNotQueued(t *testing.T) {
 func TestStatsSplitStoredAndCountConnectedDevices(t *testing.T) {
 	e := newEnv(t, ingest.Config{}, true)
 	c := e.connect("user1")
-	waitFor(t, "device connected", func() bool { return e.p.Stats().ConnectedDevices == 1 })
+	testutil.Eventually(t, "device connected", func() bool { return e.p.Stats().ConnectedDevices == 1 })
 	e.publish(c, "v1/telemetry", `{"timestamp":1700000000,"n":1}`)
 	e.publish(c, "v3/logs", `{"timestamp":1700000001,"message":"hello","severity":"info"}`)
 	e.publish(c, "v3/logs", `{"timestamp":1700000002,"message":"again","severity":"info"}`)
-	waitFor(t, "all stored", func() bool { return e.p.Stats().Stored == 3 })
+	testutil.Eventually(t, "all stored", func() bool { return e.p.Stats().Stored == 3 })
 	if s := e.p.Stats(); s.StoredSamples != 1 || s.StoredLogs != 2 {
 		t.Fatalf("stats = %+v, want 1 sample and 2 log entries stored", s)
 	}
 	c.Disconnect(100)
-	waitFor(t, "device disconnected", func() bool { return e.p.Stats().ConnectedDevices == 0 })
+	testutil.Eventually(t, "device disconnected", func() bool { return e.p.Stats().ConnectedDevices == 0 })
 }

@@ -26,7 +26,6 @@ package limits
 import (
 	"fmt"
 	"log/slog"
-	"math"
 	"sync"
 	"time"
 
@@ -37,8 +36,9 @@ import (
 	"github.com/edk-go/edk/internal/logfield"
 )
 
-// Defaults that the hub applies to its zero config fields (this package
-// itself takes zero or negative as "no limit").
+// Defaults of the zero Options fields. The hub's Config has the same rule
+// (zero takes the default, negative turns the limit off) and the same
+// defaults (hub.DefaultMaxPayload, DefaultRateLimit, DefaultRateBurst).
 const (
 	DefaultMaxPayload = 64 << 10 // bytes
 	DefaultRate       = 500      // messages per second per connection: above device.DefaultReplayRate
@@ -65,14 +65,14 @@ const (
 // Options configures New.
 type Options struct {
 	// MaxPayload is the largest payload, in bytes, a device may publish.
-	// Zero or negative means no limit (the broker's packet size limit still
-	// applies, and disconnects the client).
+	// Zero means DefaultMaxPayload; negative means no limit (the broker's
+	// packet size limit still applies, and disconnects the client).
 	MaxPayload int
 	// Rate is how many messages per second one device connection may
-	// publish on average. Zero or negative means no limit.
+	// publish on average. Zero means DefaultRate; negative means no limit.
 	Rate float64
 	// Burst is how many messages a connection may publish at once after
-	// being quiet. Zero or negative means Rate rounded up (at least 1).
+	// being quiet. Zero or negative means DefaultBurst.
 	Burst int
 	// MaxWait bounds how long one message may wait for the rate limit;
 	// a message that would wait longer is dropped. Zero means
@@ -160,8 +160,14 @@ func New(opts Options) *Hook {
 	if opts.Device == nil {
 		panic("limits: Options.Device is nil")
 	}
-	if opts.Rate > 0 && opts.Burst <= 0 {
-		opts.Burst = max(1, int(math.Ceil(opts.Rate)))
+	if opts.MaxPayload == 0 {
+		opts.MaxPayload = DefaultMaxPayload
+	}
+	if opts.Rate == 0 {
+		opts.Rate = DefaultRate
+	}
+	if opts.Burst <= 0 {
+		opts.Burst = DefaultBurst
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -179,13 +179,8 @@ func TestStateFreedOnDisconnect(t *testing.T) {
 		t.Fatalf("%d connections tracked, want 1", n)
 	}
 	dev.Disconnect(100)
-	deadline := time.Now().Add(waitLimit)
-	for e.hook.connections() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the connection's state outlived its disconnect")
-		}
-		time.Sleep(5 * time.Millisecond) // mochi calls OnDisconnect on its own goroutine
-	}
+	// mochi calls OnDisconnect on its own goroutine.
+	testutil.Eventually(t, "the connection's state to go with its disconnect", func() bool { return e.hook.connections() == 0 })
 }
 
 func TestDropsLoggedOncePerIntervalWithCount(t *testing.T) {
@@ -288,5 +283,18 @@ func TestDeviceRetainCleared(t *testing.T) {
 	}
 	if !e.log.WaitFor("does not retain it", waitLimit) {
 		t.Error("not logged")
+	}
+}
+
+// TestZeroTakesTheDefaultsNegativeTurnsOff pins the rule the hub's Config
+// shares: zero is the default, negative is no limit.
+func TestZeroTakesTheDefaultsNegativeTurnsOff(t *testing.T) {
+	h := New(Options{Device: deviceByID})
+	if h.opts.MaxPayload != DefaultMaxPayload || h.opts.Rate != DefaultRate || h.opts.Burst != DefaultBurst || h.opts.MaxWait != DefaultMaxWait {
+		t.Fatalf("zero options became %+v, want the defaults", h.opts)
+	}
+	h = New(Options{MaxPayload: -1, Rate: -1, Burst: -1, Device: deviceByID})
+	if h.opts.MaxPayload > 0 || h.opts.Rate > 0 {
+		t.Fatalf("negative limits became %+v, want them off", h.opts)
 	}
 }

@@ -125,7 +125,7 @@ func Start(addr string, reg *prometheus.Registry, log *slog.Logger) (bound strin
 	return bound, func() {
 		cancel()
 		if err := <-done; err != nil {
-			log.Error("metrics server stopped", "error", err)
+			log.Error("metrics server stopped", "err", err)
 		}
 	}, nil
 }

@@ -4,7 +4,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -161,4 +164,38 @@ func TestPKIFiles(t *testing.T) {
 func TestWaitForTCP(t *testing.T) {
 	b := testutil.StartBroker(t)
 	testutil.WaitForTCP(t, b.Addr(), time.Second)
+}
+
+func TestEventually(t *testing.T) {
+	n := 0
+	testutil.Eventually(t, "the third call", func() bool { n++; return n == 3 })
+	if n != 3 {
+		t.Fatalf("cond called %d times, want 3", n)
+	}
+}
+
+func TestEventuallyFailsAtTheLimit(t *testing.T) {
+	ft := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		testutil.EventuallyWithin(ft, 30*time.Millisecond, "never", func() bool { return false })
+	}()
+	<-done
+	if !strings.Contains(ft.msg, "waiting for never: not within 30ms") {
+		t.Fatalf("failure %q, want it to name what and the limit", ft.msg)
+	}
+}
+
+// fatalRecorder records Fatalf instead of failing the test.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalRecorder) Helper() {}
+
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
 }

@@ -1,7 +1,8 @@
 // Package inverter is a simulated solar inverter: the device logic behind
 // examples/inverter, `edk run` and `edk demo`. It owns the simulated
-// state (power setpoint, voltage) and its commands; the device package
-// carries it over MQTT.
+// state (power setpoint, voltage) and its commands. It is a driver.Driver,
+// plugged into a device like any hardware driver (device.WithDriver); the
+// device package carries it over MQTT.
 package inverter
 
 import (
@@ -9,12 +10,13 @@ import (
 	_ "embed"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/edk-go/edk/blueprint"
 	"github.com/edk-go/edk/device"
-	"github.com/edk-go/edk/mqttapi"
+	"github.com/edk-go/edk/driver"
 )
 
 // Limits of the simulated inverter.
@@ -38,7 +40,8 @@ func Manifest() *blueprint.Manifest {
 // active: 230 V + 10%.
 const GridOvervoltage = 253.0
 
-// Inverter is a simulated inverter. Its methods are safe for concurrent use.
+// Inverter is a simulated inverter, a driver.Driver (with progress for
+// ramp_power and its timeout). Its methods are safe for concurrent use.
 type Inverter struct {
 	Vendor, Model, SerialNumber string
 
@@ -47,24 +50,26 @@ type Inverter struct {
 	start time.Time
 }
 
+var (
+	_ driver.Driver           = (*Inverter)(nil)
+	_ driver.ProgressExecutor = (*Inverter)(nil)
+	_ driver.CommandTimeouts  = (*Inverter)(nil)
+)
+
+// RampTimeout is how long a ramp_power may run: up to 10 steps of
+// MaxStepSeconds, and some.
+const RampTimeout = 15 * time.Minute
+
 // New returns an inverter at 0 W with the given serial number.
 func New(serial string) *Inverter {
 	return &Inverter{Vendor: "edk", Model: "SimInverter 10K", SerialNumber: serial, start: time.Now()}
 }
 
-// Options returns the device options that publish the inverter's
-// properties (on connect, then every 30 s) and telemetry (every second).
+// Options returns the device option that plugs the inverter in:
+// device.WithDriver with telemetry every second (properties on connect,
+// then every 30 s, and its commands).
 func (inv *Inverter) Options() []device.Option {
-	return []device.Option{
-		device.WithProperties(device.DefaultPropertiesInterval, inv.Properties),
-		device.WithTelemetry(device.DefaultTelemetryInterval, inv.Telemetry),
-	}
-}
-
-// Register adds the inverter's commands to d.
-func (inv *Inverter) Register(d *device.Device) {
-	d.Handle("set_power", inv.SetPower)
-	d.Handle("ramp_power", inv.RampPower, device.Timeout(15*time.Minute))
+	return []device.Option{device.WithDriver(inv, device.DefaultTelemetryInterval)}
 }
 
 // Power returns the current setpoint in W.
@@ -87,7 +92,7 @@ func (inv *Inverter) Properties(context.Context) (map[string]any, error) {
 
 // Telemetry reports the setpoint as power, a status derived from it, and a
 // grid voltage that wanders slowly around 230 V.
-func (inv *Inverter) Telemetry(context.Context) (mqttapi.Telemetry, error) {
+func (inv *Inverter) Telemetry(context.Context) (driver.Reading, error) {
 	p := inv.Power()
 	status := "producing"
 	if p == 0 {
@@ -95,11 +100,11 @@ func (inv *Inverter) Telemetry(context.Context) (mqttapi.Telemetry, error) {
 	}
 	t := time.Since(inv.start).Seconds()
 	voltage := NominalVoltage + 2*math.Sin(t/20) + 0.5*math.Sin(t/3)
-	alerts := mqttapi.NoAlerts()
+	alerts := []string{}
 	if voltage > GridOvervoltage {
-		alerts = mqttapi.ActiveAlerts("grid_overvoltage")
+		alerts = []string{"grid_overvoltage"}
 	}
-	return mqttapi.Telemetry{
+	return driver.Reading{
 		Alerts: alerts,
 		Values: map[string]any{
 			"power":   p,
@@ -109,9 +114,41 @@ func (inv *Inverter) Telemetry(context.Context) (mqttapi.Telemetry, error) {
 	}, nil
 }
 
-// SetPower handles set_power {"power": W}.
-func (inv *Inverter) SetPower(_ context.Context, cmd *device.Command) (any, error) {
-	p, err := powerArg(cmd)
+// Commands lists the inverter's commands.
+func (inv *Inverter) Commands() []string { return []string{"ramp_power", "set_power"} }
+
+// CommandTimeout gives ramp_power RampTimeout; set_power keeps the
+// device's.
+func (inv *Inverter) CommandTimeout(name string) time.Duration {
+	if name == "ramp_power" {
+		return RampTimeout
+	}
+	return 0
+}
+
+// Execute runs a command without reporting progress.
+func (inv *Inverter) Execute(ctx context.Context, name string, args map[string]any) (map[string]any, error) {
+	return inv.ExecuteProgress(ctx, name, args, nil)
+}
+
+// ExecuteProgress runs set_power or ramp_power; ramp_power reports each
+// step through progress (when not nil).
+func (inv *Inverter) ExecuteProgress(ctx context.Context, name string, args map[string]any, progress driver.ProgressFunc) (map[string]any, error) {
+	switch name {
+	case "set_power":
+		return inv.setPowerCmd(args)
+	case "ramp_power":
+		return inv.rampPower(ctx, args, progress)
+	}
+	return nil, fmt.Errorf("%w %q; this device handles: %s", driver.ErrUnknownCommand, name, strings.Join(inv.Commands(), ", "))
+}
+
+// Close does nothing: the simulator holds no connection.
+func (inv *Inverter) Close() error { return nil }
+
+// setPowerCmd handles set_power {"power": W}.
+func (inv *Inverter) setPowerCmd(args map[string]any) (map[string]any, error) {
+	p, err := powerArg(args)
 	if err != nil {
 		return nil, err
 	}
@@ -119,28 +156,28 @@ func (inv *Inverter) SetPower(_ context.Context, cmd *device.Command) (any, erro
 	return map[string]any{"new_power": p}, nil
 }
 
-// RampPower handles ramp_power {"power": W, "step_seconds": s,
+// rampPower handles ramp_power {"power": W, "step_seconds": s,
 // "step_watts": W (optional, default 1000)}: it moves the setpoint towards
 // power in steps, reporting each step as progress.
-func (inv *Inverter) RampPower(ctx context.Context, cmd *device.Command) (any, error) {
-	target, err := powerArg(cmd)
+func (inv *Inverter) rampPower(ctx context.Context, args map[string]any, progress driver.ProgressFunc) (map[string]any, error) {
+	target, err := powerArg(args)
 	if err != nil {
 		return nil, err
 	}
-	stepSeconds, err := cmd.Number("step_seconds")
+	stepSeconds, err := driver.Number(args, "step_seconds")
 	if err != nil {
 		return nil, err
 	}
 	if stepSeconds < 0 || stepSeconds > MaxStepSeconds {
-		return nil, &device.ArgumentError{Argument: "step_seconds", Problem: fmt.Sprintf("is %g, want 0 to %g", stepSeconds, MaxStepSeconds)}
+		return nil, &driver.ArgumentError{Argument: "step_seconds", Problem: fmt.Sprintf("is %g, want 0 to %g", stepSeconds, MaxStepSeconds)}
 	}
 	stepWatts := DefaultStepWatts
-	if _, ok := cmd.Args()["step_watts"]; ok {
-		if stepWatts, err = cmd.Number("step_watts"); err != nil {
+	if _, ok := args["step_watts"]; ok {
+		if stepWatts, err = driver.Number(args, "step_watts"); err != nil {
 			return nil, err
 		}
 		if stepWatts <= 0 {
-			return nil, &device.ArgumentError{Argument: "step_watts", Problem: fmt.Sprintf("is %g, want more than 0", stepWatts)}
+			return nil, &driver.ArgumentError{Argument: "step_watts", Problem: fmt.Sprintf("is %g, want more than 0", stepWatts)}
 		}
 	}
 	from := inv.Power()
@@ -154,7 +191,10 @@ func (inv *Inverter) RampPower(ctx context.Context, cmd *device.Command) (any, e
 		}
 		p := from + (target-from)*float64(i)/float64(steps)
 		inv.setPower(p)
-		if err := cmd.Progress(ctx, map[string]any{
+		if progress == nil {
+			continue
+		}
+		if err := progress(ctx, map[string]any{
 			"message": fmt.Sprintf("step %d/%d: power %g W", i, steps, p),
 			"power":   p, "step": i, "steps": steps,
 		}); err != nil {
@@ -165,13 +205,13 @@ func (inv *Inverter) RampPower(ctx context.Context, cmd *device.Command) (any, e
 	return map[string]any{"new_power": target}, nil
 }
 
-func powerArg(cmd *device.Command) (float64, error) {
-	p, err := cmd.Number("power")
+func powerArg(args map[string]any) (float64, error) {
+	p, err := driver.Number(args, "power")
 	if err != nil {
 		return 0, err
 	}
 	if p < 0 || p > MaxPower {
-		return 0, &device.ArgumentError{Argument: "power", Problem: fmt.Sprintf("is %g W, out of range: want 0 to %g W", p, MaxPower)}
+		return 0, &driver.ArgumentError{Argument: "power", Problem: fmt.Sprintf("is %g W, out of range: want 0 to %g W", p, MaxPower)}
 	}
 	return p, nil
 }
