@@ -99,6 +99,13 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 			<-hubDone
 			return err
 		}
+		// The hub gets the manifest too: it checks commands against it and
+		// the console draws its forms and charts from it.
+		if err := api.assignBlueprint(ctx, id, inverter.ManifestYAML()); err != nil {
+			stopHub()
+			<-hubDone
+			return err
+		}
 		inv := inverter.New(fmt.Sprintf("DEMO-%04d", i+1))
 		d, err := device.New(cfg, append(inv.Options(), device.WithLogger(logger.With("component", "device", "device", name)), device.WithManifest(inverter.Manifest()))...)
 		if err != nil {
@@ -115,12 +122,13 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 
   hub MQTT   %s   (devices log in with the credentials the hub issued them)
   hub HTTP   http://%s   (Enapter's v3 API; token %s)
+  console    http://%s/#token=%s   (open it in a browser)
   devices    Inverter 1 (hardware_id=%s), Inverter 2 (hardware_id=%s)
 
 Below: every message on Inverter 1's topics, as the cloud would see it.
 Ctrl-C stops everything cleanly.
 
-`, brokerURL, info.HTTPAddr, info.Token, devices[0].cfg.HardwareID, devices[1].cfg.HardwareID)
+`, brokerURL, info.HTTPAddr, info.Token, info.HTTPAddr, info.Token, devices[0].cfg.HardwareID, devices[1].cfg.HardwareID)
 
 	client, err := controller.Dial(ctx, controller.Config{BrokerURL: brokerURL, Username: demoAdmin, Password: adminPassword,
 		Logger: logger.With("component", "controller")})
@@ -223,7 +231,7 @@ func demoScript(ctx context.Context, out io.Writer, d *device.Device, api *hubCl
 	}{
 		{"set the power to 4700 W", "set_power", map[string]any{"power": 4700}},
 		{"ramp down to 2000 W in steps, with progress", "ramp_power", map[string]any{"power": 2000, "step_seconds": 0.5}},
-		{"a bad argument gets a clear error", "set_power", map[string]any{"power": "abc"}},
+		{"a bad argument gets a clear error (the hub checks the manifest; nothing reaches the device)", "set_power", map[string]any{"power": "abc"}},
 		{"an unknown command, too", "self_destruct", nil},
 	}
 	for i, s := range steps {
@@ -252,6 +260,7 @@ func (c *hubClient) do(ctx context.Context, method, path string, body, out any) 
 		return err
 	}
 	req.Header.Set("X-Enapter-Auth-Token", c.token)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
@@ -262,9 +271,14 @@ func (c *hubClient) do(ctx context.Context, method, path string, body, out any) 
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data))
+		return &apiError{status: resp.StatusCode, err: fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data)), body: data}
 	}
 	return json.Unmarshal(data, out)
+}
+
+func (c *hubClient) assignBlueprint(ctx context.Context, deviceID string, manifest []byte) error {
+	var out struct{}
+	return c.do(ctx, "POST", "/v3/devices/"+deviceID+"/assign_blueprint", map[string]string{"manifest": string(manifest)}, &out)
 }
 
 func (c *hubClient) provision(ctx context.Context, name, slug string) (string, *commconfig.Config, error) {
@@ -301,6 +315,19 @@ func (c *hubClient) execute(ctx context.Context, deviceID, name string, args map
 		body["arguments"] = args
 	}
 	if err := c.do(ctx, "POST", "/v3/devices/"+deviceID+"/execute_command", body, &out); err != nil {
+		// The hub holds commands to the device's manifest: what breaks it
+		// is refused (422) before it reaches the device.
+		var ae *apiError
+		if errors.As(err, &ae) && ae.status == http.StatusUnprocessableEntity {
+			var e struct {
+				Errors []struct {
+					Message string `json:"message"`
+				} `json:"errors"`
+			}
+			if json.Unmarshal(ae.body, &e) == nil && len(e.Errors) > 0 {
+				return "REFUSED by the hub (422)", e.Errors[0].Message, nil
+			}
+		}
 		return "", "", err
 	}
 	payload := "{}"
@@ -309,6 +336,15 @@ func (c *hubClient) execute(ctx context.Context, deviceID, name string, args map
 	}
 	return out.Execution.State, payload, nil
 }
+
+// apiError is an answer of the hub's API outside 2xx.
+type apiError struct {
+	status int
+	err    error
+	body   []byte
+}
+
+func (e *apiError) Error() string { return e.err.Error() }
 
 func randomHex(n int) string {
 	b := make([]byte, n)

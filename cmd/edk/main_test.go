@@ -83,12 +83,23 @@ func TestDemo(t *testing.T) {
 		`→ SUCCESS {"new_power":4700}`,
 		`log {"message":"step 1/3: power 3800 W"`,
 		`→ SUCCESS {"new_power":2000}`,
-		`→ ERROR {"message":"argument \"power\" of set_power must be a float (a number), not the string \"abc\""}`,
-		`→ ERROR {"message":"unknown command \"self_destruct\"`,
+		`→ REFUSED by the hub (422) argument "power" of set_power must be a float (a number), not the string "abc"`,
+		`→ REFUSED by the hub (422) unknown command "self_destruct"`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)
 		}
+	}
+	// The console's address carries the token in the fragment, and the
+	// page is served there.
+	cm := regexp.MustCompile(`console    (http://\S+)/#token=(\S+)`).FindStringSubmatch(out)
+	if cm == nil {
+		t.Fatalf("demo output lacks the console URL:\n%s", out)
+	}
+	if resp, err := http.Get(cm[1] + "/"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET the console: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	// The "your turn" instructions work as printed: the hub answers the token.
 	m := regexp.MustCompile(`export HUB=(\S+) TOKEN=(\S+)`).FindStringSubmatch(out)
