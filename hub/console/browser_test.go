@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
 	"github.com/edk-go/edk/commconfig"
@@ -245,6 +246,36 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitJS("the inverter online in the list",
 		`(() => { const r = document.querySelector('#devices tr[data-slug="inverter-1"]'); return !!r && r.querySelector('.connectivity').textContent === 'ONLINE'; })()`)
 	waitJS("the list shows the blueprint", `document.querySelector('#devices tr[data-slug="inverter-1"]').textContent.includes('SimInverter 10K')`)
+
+	// Provision a device from the page and download its config.
+	downloads := t.TempDir()
+	run("allow downloads", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+			Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads})
+		return err
+	}))
+	run("add a device", chromedp.SendKeys(chromedp.CSS("#new-name"), "Inverter 2"), chromedp.SendKeys(chromedp.CSS("#new-slug"), "inverter-2"),
+		chromedp.Click(chromedp.CSS("#provision-form button[type=submit]")))
+	waitJS("the new device in the list", `!!document.querySelector('#provisioned') && (document.querySelector('#devices tr[data-slug="inverter-2"] .connectivity') || {}).textContent === 'UNKNOWN'`)
+	run("download its config", chromedp.Click(chromedp.CSS("#provisioned button")))
+	waitJS("the page says where the config went", `document.querySelector('#provisioned').textContent.includes('inverter-2-mqtt.config')`)
+	configFile := filepath.Join(downloads, "inverter-2-mqtt.config")
+	var blob []byte
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var err error
+		if blob, err = os.ReadFile(configFile); err == nil && len(blob) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the config was not downloaded: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if cfg, err := commconfig.Parse(strings.TrimSpace(string(blob))); err != nil {
+		t.Fatalf("downloaded config: %v", err)
+	} else if cfg.HardwareID == "" || cfg.Password == "" {
+		t.Fatal("downloaded config lacks the hardware id or the password")
+	}
 	shot("console-devices.png", false)
 
 	// The device page: a telemetry value changes without a reload.

@@ -2,6 +2,7 @@ package console
 
 import (
 	"net/http"
+	"os"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -97,5 +98,27 @@ func TestBadHostIsLeftOutOfThePolicy(t *testing.T) {
 func TestAssetsWithoutIndexAreABuildMistake(t *testing.T) {
 	if _, err := newHandler(apiStub, fstest.MapFS{"assets/app.js": {Data: []byte("x")}}); err == nil || !strings.Contains(err.Error(), "npm run build") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// The committed bundle is built from the committed sources: a page edited
+// in web/src without `npm run build` fails here (app.js is minified, so
+// the page, copied as it is, stands for the build).
+func TestBundleIsBuiltFromTheSources(t *testing.T) {
+	src, err := os.ReadFile("web/src/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	built, err := embedded.ReadFile("assets/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(src) != string(built) {
+		t.Error("assets/index.html differs from web/src/index.html: run npm ci && npm run build in hub/console/web")
+	}
+	js, _ := embedded.ReadFile("assets/app.js")
+	lic, _ := embedded.ReadFile("assets/THIRD_PARTY_LICENSES.txt")
+	if !strings.Contains(string(js), "THIRD_PARTY_LICENSES.txt") || !strings.Contains(string(lic), "Leon Sorokin") {
+		t.Error("the bundle lost uPlot's licence notice")
 	}
 }
