@@ -298,6 +298,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitJS("status band shows producing", `document.querySelector('#charts figure[data-attr="status"]').dataset.last === 'producing'`)
 	waitJS("history lists the execution", `!!document.querySelector('#executions tr[data-state="SUCCESS"]') && document.querySelector('#executions').textContent.includes('{"power":4000}')`)
 
+	// ramp_power reports progress: the steps show while it runs, then SUCCESS.
+	run("ramp", chromedp.SetValue(chromedp.CSS("#arg-ramp_power-power"), "6000"), chromedp.SetValue(chromedp.CSS("#arg-ramp_power-step_seconds"), "0.5"),
+		chromedp.SetValue(chromedp.CSS("#arg-ramp_power-step_watts"), "500"), chromedp.Click(chromedp.CSS("#cmd-ramp_power button[type=submit]")))
+	waitJS("ramp progress while it runs", `(() => { const s = document.querySelector('#status-ramp_power').textContent; return s.includes('running') && s.includes('step 1/4: power 4500 W'); })()`)
+	waitJS("ramp ends in SUCCESS", `document.querySelector('#status-ramp_power').textContent.includes('SUCCESS') && document.querySelector('#status-ramp_power').textContent.includes('step 4/4')`)
+	waitJS("the chart shows 6000 W", `document.querySelector('#charts figure[data-attr="power"]').dataset.last === '6000'`)
+
 	// A log line the device sends shows up.
 	if err := h.dev.SendLog(context.Background(), mqttapi.Log{Timestamp: time.Now().Unix(), Severity: mqttapi.SeverityWarning, Message: "inverter fan speed high"}); err != nil {
 		t.Fatal(err)
@@ -313,7 +320,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	run("one hour", chromedp.Click(chromedp.CSS(`label[for="range-1h"]`)))
 	waitJS("the hour's buckets", `+document.querySelector('#charts figure[data-attr="power"]').dataset.points > 20 && document.querySelector('#charts figure[data-attr="power"]').dataset.last !== ''`)
 	run("back to 15 minutes", chromedp.Click(chromedp.CSS(`label[for="range-15m"]`)))
-	waitJS("15 minutes again", `document.querySelector('#charts figure[data-attr="power"]').dataset.last === '4000'`)
+	waitJS("15 minutes again", `document.querySelector('#charts figure[data-attr="power"]').dataset.last === '6000'`)
 
 	// A bad value: the manifest's message.
 	run("submit a bad power", chromedp.SetValue(chromedp.CSS("#arg-set_power-power"), "20000"),
