@@ -339,4 +339,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Deleted while its page is open: the page says so.
 	h.call(t, "DELETE", "/v3/devices/"+h.deviceID, nil, nil)
 	waitJS("the page says the device was deleted", `!!document.querySelector('#deleted') && document.querySelector('#device-controls').disabled`)
+
+	// A device without a manifest gets the free JSON form, which refuses
+	// what is not a JSON object before sending anything.
+	run("back to the list", chromedp.Click(chromedp.CSS("#deleted a")))
+	waitJS("the deleted device is gone", `!!document.querySelector('#devices tr[data-slug="inverter-2"]') && !document.querySelector('#devices tr[data-slug="inverter-1"]')`)
+	run("open the device without a manifest", chromedp.Click(chromedp.CSS(`#devices tr[data-slug="inverter-2"] a`)))
+	waitJS("the free form", `!!document.querySelector('#cmd-free') && document.querySelector('#commands').textContent.includes('no blueprint manifest')`)
+	run("send bad JSON", chromedp.SendKeys(chromedp.CSS("#free-name"), "set_power"), chromedp.SetValue(chromedp.CSS("#free-args"), "{power: 1"),
+		chromedp.Click(chromedp.CSS("#cmd-free button[type=submit]")))
+	waitJS("the JSON is refused", `document.querySelector('#status-free').textContent.includes('must be a JSON object')`)
 }
