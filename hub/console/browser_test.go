@@ -152,6 +152,36 @@ func startHub(t *testing.T) *testHub {
 	return h
 }
 
+// testBoxManifest declares a command with a confirmation, a sensitive
+// argument and an enum with a default.
+const testBoxManifest = `blueprint_spec: device/3.0
+display_name: Test Box
+runtime:
+  type: embedded
+command_groups:
+  maint:
+    display_name: Maintenance
+commands:
+  reboot:
+    display_name: Reboot
+    group: maint
+    confirmation:
+      severity: warning
+      title: Reboot the box?
+      description: It drops every connection for a minute.
+    arguments:
+      pin:
+        display_name: PIN
+        type: string
+        required: true
+        sensitive: true
+      mode:
+        display_name: Mode
+        type: string
+        enum: [soft, hard]
+        default: hard
+`
+
 // TestConsoleInBrowser drives the console in a real headless Chromium
 // against a hub with a running simulated inverter: everything the issue
 // asks a person to be able to do, and what bad input looks like.
@@ -349,4 +379,23 @@ func TestConsoleInBrowser(t *testing.T) {
 	run("send bad JSON", chromedp.SendKeys(chromedp.CSS("#free-name"), "set_power"), chromedp.SetValue(chromedp.CSS("#free-args"), "{power: 1"),
 		chromedp.Click(chromedp.CSS("#cmd-free button[type=submit]")))
 	waitJS("the JSON is refused", `document.querySelector('#status-free').textContent.includes('must be a JSON object')`)
+
+	// A manifest assigned while the page is open brings its forms: a
+	// sensitive argument is a password field, an enum a select with its
+	// default, and a command with a confirmation asks first (cancelled
+	// here: nothing is sent).
+	var list struct {
+		Devices []struct{ ID, Slug string } `json:"devices"`
+	}
+	h.call(t, "GET", "/v3/devices", nil, &list)
+	if len(list.Devices) != 1 || list.Devices[0].Slug != "inverter-2" {
+		t.Fatalf("devices = %+v", list.Devices)
+	}
+	h.call(t, "POST", "/v3/devices/"+list.Devices[0].ID+"/assign_blueprint", map[string]string{"manifest": testBoxManifest}, nil)
+	waitJS("the manifest's form", `!!document.querySelector('#cmd-reboot') && document.querySelector('#arg-reboot-pin').type === 'password' && document.querySelector('#arg-reboot-mode').selectedOptions[0].textContent === 'hard'`)
+	run("reboot", chromedp.SendKeys(chromedp.CSS("#arg-reboot-pin"), "1234"), chromedp.Click(chromedp.CSS("#cmd-reboot button[type=submit]")))
+	waitJS("the confirmation", `(() => { const d = document.querySelector('dialog[open]'); return !!d && d.textContent.includes('Reboot the box?') && d.textContent.includes('drops every connection'); })()`)
+	shot("console-confirm.png", false)
+	run("cancel", chromedp.Click(chromedp.CSS("dialog[open] button.ghost")))
+	waitJS("nothing sent", `!document.querySelector('dialog') && document.querySelector('#status-reboot').textContent === '' && document.querySelector('#executions').textContent.includes('No commands sent yet')`)
 }
