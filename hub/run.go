@@ -19,6 +19,7 @@ import (
 	"github.com/edk-go/edk/hub/auth"
 	"github.com/edk-go/edk/hub/broker"
 	"github.com/edk-go/edk/hub/ca"
+	"github.com/edk-go/edk/hub/console"
 	"github.com/edk-go/edk/hub/exec"
 	"github.com/edk-go/edk/hub/ingest"
 	"github.com/edk-go/edk/hub/limits"
@@ -266,7 +267,8 @@ func (r *runner) startHTTP(context.Context) error {
 		Logger:           r.log.With("component", "api"),
 	})
 	srv := &http.Server{
-		Handler:           handler,
+		// The web console answers GET / and /console/; the rest is the API.
+		Handler:           console.New(handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		IdleTimeout:       2 * time.Minute,

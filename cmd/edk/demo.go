@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"sync"
 	"syscall"
@@ -98,6 +100,13 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 			<-hubDone
 			return err
 		}
+		// The hub gets the manifest too: it checks commands against it and
+		// the console draws its forms and charts from it.
+		if err := api.AssignManifest(ctx, id, inverter.ManifestYAML()); err != nil {
+			stopHub()
+			<-hubDone
+			return err
+		}
 		inv := inverter.New(fmt.Sprintf("DEMO-%04d", i+1))
 		d, err := device.New(cfg, append(inv.Options(), device.WithLogger(logger.With("component", "device", "device", name)), device.WithManifest(inverter.Manifest()))...)
 		if err != nil {
@@ -114,13 +123,15 @@ func runDemo(ctx context.Context, e *env, args []string) error {
   hub MQTT    %s (devices use the credentials the hub issued)
   hub HTTP    http://%s (Enapter's v3 API)
   API token   %s
+  console     http://%s/#token=%s
   Inverter 1  hardware_id %s
   Inverter 2  hardware_id %s
 
+Open the console address in a browser to see and drive the devices.
 Below: every message on Inverter 1's topics, as the cloud would see it
 (ids cut to 8 characters). Ctrl-C stops everything cleanly.
 
-`, brokerURL, info.HTTPAddr, info.Token, devices[0].cfg.HardwareID, devices[1].cfg.HardwareID)
+`, brokerURL, info.HTTPAddr, info.Token, info.HTTPAddr, info.Token, devices[0].cfg.HardwareID, devices[1].cfg.HardwareID)
 
 	client, err := controller.Dial(ctx, controller.Config{BrokerURL: brokerURL, Username: demoAdmin, Password: adminPassword,
 		Logger: logger.With("component", "controller")})
@@ -237,8 +248,8 @@ func demoScript(ctx context.Context, out io.Writer, d *device.Device, api *hubcl
 	}{
 		{"set the power to 4700 W", "set_power", map[string]any{"power": 4700}},
 		{"ramp down to 2000 W in steps, with progress", "ramp_power", map[string]any{"power": 2000, "step_seconds": 0.5}},
-		{"a bad argument gets a clear error", "set_power", map[string]any{"power": "abc"}},
-		{"an unknown command, too", "self_destruct", nil},
+		{"a bad argument is refused by the hub, which checks the manifest", "set_power", map[string]any{"power": "abc"}},
+		{"an unknown command is refused too", "self_destruct", nil},
 	}
 	for i, s := range steps {
 		fmt.Fprintf(out, "\n── %d/%d: %s ──\n", i+1, len(steps), s.title)
@@ -249,7 +260,9 @@ func demoScript(ctx context.Context, out io.Writer, d *device.Device, api *hubcl
 		// The watch is a second path to the same answer and may lag the
 		// HTTP reply: wait until it has shown the response, so that each
 		// step's messages stay under its own heading.
-		shown.wait(ctx, id, 2*time.Second)
+		if id != "" {
+			shown.wait(ctx, id, 2*time.Second)
+		}
 		fmt.Fprint(out, wrapLine(fmt.Sprintf("   HTTP → %s %s", state, payload), demoWidth, "          "))
 	}
 	return nil
@@ -259,6 +272,19 @@ func demoScript(ctx context.Context, out io.Writer, d *device.Device, api *hubcl
 // id, state and compact response payload ("{}" without one).
 func execute(ctx context.Context, api *hubclient.Client, deviceID, name string, args map[string]any) (id, state, payload string, err error) {
 	ex, err := api.ExecuteCommand(ctx, deviceID, name, args)
+	// The hub holds commands to the device's manifest: what breaks it is
+	// refused (422) before it reaches the device.
+	var se *hubclient.StatusError
+	if errors.As(err, &se) && se.Code == http.StatusUnprocessableEntity {
+		var e struct {
+			Errors []struct {
+				Message string `json:"message"`
+			} `json:"errors"`
+		}
+		if json.Unmarshal(se.Body, &e) == nil && len(e.Errors) > 0 {
+			return "", "REFUSED by the hub (422):", e.Errors[0].Message, nil
+		}
+	}
 	if err != nil {
 		return "", "", "", err
 	}
@@ -268,6 +294,15 @@ func execute(ctx context.Context, api *hubclient.Client, deviceID, name string, 
 	}
 	return ex.ID, ex.State, payload, nil
 }
+
+// apiError is an answer of the hub's API outside 2xx.
+type apiError struct {
+	status int
+	err    error
+	body   []byte
+}
+
+func (e *apiError) Error() string { return e.err.Error() }
 
 func randomHex(n int) string {
 	b := make([]byte, n)

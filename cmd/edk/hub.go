@@ -95,6 +95,7 @@ func printHubBanner(w io.Writer, i hub.Info) {
   MQTT    %s
   MQTTS   %s
   HTTP    %s
+  console %s/#token=%s
   metrics %s
   data    %s
   token   %s
@@ -103,5 +104,5 @@ Try:
   export HUB=%s TOKEN=%s
   %s -X POST $HUB/v3/provisioning/standalone -H "X-Enapter-Auth-Token: $TOKEN" -d '{"name": "Inverter", "slug": "inverter"}'
 (docs/hub-api.md has every endpoint). Ctrl-C stops the hub.
-`, i.MQTTAddr, mqtts, i.HTTPURL, metrics, i.DataDir, i.Token, i.HTTPURL, i.Token, curl)
+`, i.MQTTAddr, mqtts, i.HTTPURL, i.HTTPURL, i.Token, metrics, i.DataDir, i.Token, i.HTTPURL, i.Token, curl)
 }

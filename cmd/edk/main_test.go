@@ -86,22 +86,39 @@ func TestDemo(t *testing.T) {
 		`→ SUCCESS {"new_power":4700}`,
 		`log {"message":"step 1/3: power 3800 W"`,
 		`→ SUCCESS {"new_power":2000}`,
-		`→ ERROR {"message":"argument \"power\" of set_power must be a float (a number), not the string \"abc\""}`,
-		`→ ERROR {"message":"unknown command \"self_destruct\"`,
+		`→ REFUSED by the hub (422): argument "power" of set_power must be a float (a number), not the string "abc"`,
+		`→ REFUSED by the hub (422): unknown command "self_destruct"`,
 	} {
 		if !strings.Contains(flat, want) {
 			t.Errorf("demo output lacks %q", want)
 		}
 	}
+	// The console's address carries the token in the fragment, and the
+	// page is served there.
+	cm := regexp.MustCompile(`console     (http://\S+)/#token=(\S+)`).FindStringSubmatch(out)
+	if cm == nil {
+		t.Fatalf("demo output lacks the console URL:\n%s", out)
+	}
+	if resp, err := http.Get(cm[1] + "/"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET the console: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	// Each step's messages come under its own heading: the watch's final
-	// response is shown before the HTTP answer and the next heading.
-	steps := regexp.MustCompile(`(?s)── \d/4: [^\n]*──\n(.*?)\n   HTTP →`).FindAllStringSubmatch(out, -1)
+	// response is shown before the HTTP answer and the next heading. The
+	// hub refuses the last two itself, so nothing reaches the device.
+	steps := regexp.MustCompile(`(?s)── \d/4: [^\n]*──\n(.*?)   HTTP →`).FindAllStringSubmatch(out, -1)
 	if len(steps) != 4 {
 		t.Fatalf("found %d of 4 steps:\n%s", len(steps), out)
 	}
-	for i, cmd := range []string{"set_power", "ramp_power", "set_power", "self_destruct"} {
+	for i, cmd := range []string{"set_power", "ramp_power"} {
 		if body := steps[i][1]; !strings.Contains(body, "command →   "+cmd) || !regexp.MustCompile(`response ←  id=\S+ (completed|error)`).MatchString(body) {
 			t.Errorf("step %d lacks its command %s and final response:\n%s", i+1, cmd, body)
+		}
+	}
+	for i := 2; i < 4; i++ {
+		if strings.Contains(steps[i][1], "command →") {
+			t.Errorf("step %d reached the device:\n%s", i+1, steps[i][1])
 		}
 	}
 	for _, line := range strings.Split(out, "\n") {

@@ -53,6 +53,9 @@ type deviceJSON struct {
 // SDK reads the status from an object.
 type connectivityJSON struct {
 	Status string `json:"status"`
+	// LastSeenAt (an edk addition) is when the hub last knew the device
+	// was there; absent when never seen.
+	LastSeenAt string `json:"last_seen_at,omitempty"`
 }
 
 // communicationJSON is Enapter's DeviceCommunication for a standalone
@@ -128,6 +131,9 @@ func (s *server) deviceView(r *http.Request, d store.Device, expand map[string]b
 			st = "OFFLINE"
 		}
 		v.Connectivity = &connectivityJSON{Status: st}
+		if c.Known && !c.LastSeen.IsZero() {
+			v.Connectivity.LastSeenAt = formatTime(c.LastSeen)
+		}
 	}
 	if expand["malformed"] {
 		m, err := s.cfg.Store.MalformedCounts(r.Context(), d.ID)

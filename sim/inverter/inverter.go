@@ -36,6 +36,10 @@ func Manifest() *blueprint.Manifest {
 	return blueprint.MustParse("sim/inverter/manifest.yml", manifestYAML)
 }
 
+// ManifestYAML returns the text of manifest.yml, to assign it to the device
+// on a hub (POST /v3/devices/{id}/assign_blueprint).
+func ManifestYAML() []byte { return append([]byte(nil), manifestYAML...) }
+
 // GridOvervoltage is the voltage above which the grid_overvoltage alert is
 // active: 230 V + 10%.
 const GridOvervoltage = 253.0
