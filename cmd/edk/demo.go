@@ -295,15 +295,6 @@ func execute(ctx context.Context, api *hubclient.Client, deviceID, name string, 
 	return ex.ID, ex.State, payload, nil
 }
 
-// apiError is an answer of the hub's API outside 2xx.
-type apiError struct {
-	status int
-	err    error
-	body   []byte
-}
-
-func (e *apiError) Error() string { return e.err.Error() }
-
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
