@@ -8,8 +8,6 @@ import (
 	"strings"
 	"sync"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/edk-go/edk/blueprint"
 	"github.com/edk-go/edk/hub/store"
 )
@@ -48,14 +46,10 @@ func (s *server) assignBlueprint(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, "invalid_manifest", err.Error(), details)
 		return
 	}
-	// Stored as JSON, as Enapter returns manifests; JSON is YAML too, so
-	// the stored form parses again for the checks.
-	var doc any
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		invalid(w, "manifest", err.Error())
-		return
-	}
-	asJSON, err := json.Marshal(doc)
+	// Stored as JSON, as Enapter returns manifests, in the manifest's own
+	// key order; JSON is YAML too, so the stored form parses again for the
+	// checks.
+	asJSON, err := manifestJSON(data)
 	if err != nil {
 		invalid(w, "manifest", "cannot be stored as JSON: "+err.Error())
 		return
