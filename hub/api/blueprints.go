@@ -11,8 +11,6 @@ import (
 	"path"
 	"strings"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/edk-go/edk/blueprint"
 )
 
@@ -129,11 +127,9 @@ func checkManifest(file string, yml []byte) (json.RawMessage, []string) {
 		}
 		return nil, []string{err.Error()}
 	}
-	var doc any
-	if err := yaml.Unmarshal(yml, &doc); err != nil {
-		return nil, []string{file + ": " + err.Error()}
-	}
-	asJSON, err := json.Marshal(doc)
+	// Stored as JSON, as Enapter returns manifests, in the manifest's own
+	// key order (the console lists commands and arguments that way).
+	asJSON, err := manifestJSON(yml)
 	if err != nil {
 		return nil, []string{file + " cannot be stored as JSON: " + err.Error()}
 	}

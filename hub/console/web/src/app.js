@@ -390,8 +390,15 @@ function deviceList() {
       h('h2', { id: 'add-title' }, 'Add a device'), form, created));
 
   const refresh = async () => {
-    const res = await api('GET', '/v3/devices?limit=1000&expand=connectivity,manifest');
-    const devices = Array.isArray(res.devices) ? res.devices : [];
+    // Pages of 100 (a limit every version of the API takes), up to 1000 devices.
+    const devices = [];
+    let res = {};
+    for (let offset = 0; offset < 1000; offset += 100) {
+      res = await api('GET', `/v3/devices?limit=100&offset=${offset}&expand=connectivity,manifest`);
+      const page = Array.isArray(res.devices) ? res.devices : [];
+      devices.push(...page);
+      if (page.length < 100 || (typeof res.total_count === 'number' && devices.length >= res.total_count)) break;
+    }
     error.hidden = true;
     let alerts = {};
     if (devices.length) {
