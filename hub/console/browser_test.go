@@ -344,6 +344,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitJS("a warning is filtered out", `!document.querySelector('#logs').textContent.includes('inverter fan speed high')`)
 	run("show all logs", chromedp.SetValue(chromedp.CSS("#log-filter"), "debug"))
 	eval("show all logs", `document.querySelector('#log-filter').dispatchEvent(new Event('change'))`)
+	// The page opens on the logs the store holds, not an empty list.
+	run("reload the device page", chromedp.Reload())
+	waitJS("the stored log line after a reload", `!!document.querySelector('#logs') && document.querySelector('#logs').textContent.includes('inverter fan speed high')`)
 
 	// Another range comes from the store, aggregated.
 	run("one hour", chromedp.Click(chromedp.CSS(`label[for="range-1h"]`)))

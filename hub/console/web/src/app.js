@@ -588,6 +588,7 @@ function devicePage(id) {
       loadRange();
       loadExecutions();
       stops.push(stream(`/v3/devices/${enc}/telemetry`, onTelemetry, (s) => { streamState.textContent = s === 'live' ? '● live' : 'reconnecting…'; }));
+      await loadLogHistory();
       stops.push(stream(`/v3/devices/${enc}/logs`, onLog, () => {}));
       stops.push(poll(loadExecutions, 5000));
     }
@@ -831,6 +832,19 @@ function devicePage(id) {
 
   // --- logs ---
   const SEV = { debug: 0, info: 1, warning: 2, error: 3 };
+  // What the store already holds, newest first, so the page does not open
+  // on an empty list; the stream adds what comes next.
+  async function loadLogHistory() {
+    try {
+      const res = await api('GET', `/v3/devices/${enc}/logs?order=RECEIVED_AT_DESC&limit=${MAX_LOGS}`);
+      if (res && Array.isArray(res.logs)) {
+        logs = res.logs.filter((l) => l && typeof l === 'object').concat(logs).slice(0, MAX_LOGS);
+        renderLogs();
+      }
+    } catch (err) {
+      if (err && err.status === 401) throw err;
+    }
+  }
   function onLog(entry) {
     if (!entry || typeof entry !== 'object') return;
     logs.unshift(entry);
