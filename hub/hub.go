@@ -148,7 +148,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	r := &runner{cfg: cfg.withDefaults()}
 	r.log = r.cfg.Logger
 	defer func() {
-		if serr := r.stops.stopAll(); err == nil {
+		if serr := r.stops.Stop(); err == nil {
 			err = serr
 		}
 	}()
