@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"sync"
 	"syscall"
@@ -18,7 +17,6 @@ import (
 	"github.com/edk-go/edk/device"
 	"github.com/edk-go/edk/hub"
 	"github.com/edk-go/edk/internal/hubclient"
-	"github.com/edk-go/edk/internal/lifo"
 	"github.com/edk-go/edk/mqttapi"
 	"github.com/edk-go/edk/sim/inverter"
 )
@@ -27,7 +25,7 @@ import (
 // watch/exec) uses on the hub; its password is random per run.
 const demoAdmin = "demo"
 
-func runDemo(ctx context.Context, e *env, args []string) (err error) {
+func runDemo(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("demo", "[flags]", e.stderr)
 	mqttAddr := fs.String("mqtt-addr", hub.DefaultMQTTAddr, "where the hub's MQTT broker listens (127.0.0.1:0 picks a free port)")
 	httpAddr := fs.String("http-addr", hub.DefaultHTTPAddr, "where the hub's HTTP API listens (127.0.0.1:0 picks a free port)")
@@ -56,135 +54,62 @@ func runDemo(ctx context.Context, e *env, args []string) (err error) {
 		defer os.RemoveAll(dir)
 		*dataDir = dir
 	}
+	out := &lockedWriter{w: e.stdout}
+	adminPassword := randomHex(12)
 
-	// Each step registers how to stop what it started; the stops run last
-	// first (the watch, the devices, the controller, then the hub) on an
-	// error and at exit. An error of a step wins over the hub's at its stop.
-	dm := &demo{out: &lockedWriter{w: e.stdout}, logger: logger, adminPassword: randomHex(12), shown: newShownResponses()}
-	defer func() {
-		if serr := dm.stops.Stop(); err == nil {
-			err = serr
-		}
-	}()
-	if err := dm.startHub(ctx, hub.Config{DataDir: *dataDir, MQTTAddr: *mqttAddr, MQTTSAddr: "-", HTTPAddr: *httpAddr}); err != nil {
-		if errors.Is(err, errStoppedEarly) {
-			return nil
-		}
-		return err
-	}
-	if err := dm.provisionDevices(ctx); err != nil {
-		return err
-	}
-	dm.printBanner()
-	if err := dm.dialController(ctx); err != nil {
-		return err
-	}
-	if err := dm.watchThenStartDevices(ctx); err != nil {
-		if errors.Is(err, errStoppedEarly) {
-			return nil
-		}
-		return err
-	}
-
-	first := dm.devices[0]
-	if *script {
-		if err := demoScript(ctx, dm.out, first.dev, dm.api, first.id, dm.shown); err != nil && ctx.Err() == nil {
-			fmt.Fprintf(dm.out, "demo script stopped: %v\n", err)
-		}
-	}
-	// Interrupted during the script: the person is leaving, not starting.
-	if ctx.Err() == nil {
-		dm.printYourTurn()
-	}
-	<-ctx.Done()
-	fmt.Fprintln(dm.out, "\nstopping: devices first (they finish running commands), then the hub")
-	if err := dm.stops.Stop(); err != nil {
-		return fmt.Errorf("hub: %w", err)
-	}
-	fmt.Fprintln(dm.out, "stopped cleanly")
-	return nil
-}
-
-// errStoppedEarly is returned by a demo step when ctx ended before it could
-// finish: the demo stops cleanly with the hub's own answer.
-var errStoppedEarly = errors.New("demo: stopped before it started")
-
-// demo is what runDemo's steps start, in the order they start it.
-type demo struct {
-	out           *lockedWriter // lines from the watcher and the script
-	logger        *slog.Logger
-	adminPassword string
-	stops         lifo.Stack
-
-	info      hub.Info
-	api       *hubclient.Client
-	brokerURL string
-	devices   []demoDevice
-	client    *controller.Client
-	shown     *shownResponses
-}
-
-type demoDevice struct {
-	id  string
-	cfg *commconfig.Config
-	dev *device.Device
-}
-
-// startHub runs the hub until the demo stops it (last) and waits until it
-// listens.
-func (dm *demo) startHub(ctx context.Context, cfg hub.Config) error {
-	cfg.AdminUser, cfg.AdminPassword = demoAdmin, dm.adminPassword
-	ready := make(chan hub.Info, 1)
-	cfg.Logger, cfg.Ready = dm.logger.With("component", "hub"), func(i hub.Info) { ready <- i }
-	// The hub runs until hubCtx ends, not ctx: the demo stops it last.
+	// The hub runs until hubCtx ends; the demo stops it last.
 	hubCtx, stopHub := context.WithCancel(context.Background())
+	defer stopHub()
+	ready := make(chan hub.Info, 1)
 	hubDone := make(chan error, 1)
-	go func() { hubDone <- hub.Run(hubCtx, cfg) }()
-	var hubErr error
-	ended := false
-	dm.stops.Push(func() error {
-		stopHub()
-		if !ended {
-			hubErr, ended = <-hubDone, true
-		}
-		return hubErr
-	})
+	go func() {
+		hubDone <- hub.Run(hubCtx, hub.Config{
+			DataDir: *dataDir, MQTTAddr: *mqttAddr, MQTTSAddr: "-", HTTPAddr: *httpAddr,
+			AdminUser: demoAdmin, AdminPassword: adminPassword,
+			Logger: logger.With("component", "hub"), Ready: func(i hub.Info) { ready <- i },
+		})
+	}()
+	var info hub.Info
 	select {
-	case dm.info = <-ready:
-	case hubErr = <-hubDone:
-		ended = true
-		if errors.Is(hubErr, syscall.EADDRINUSE) {
-			return fmt.Errorf("%w\nA port is taken (another broker, hub or edk demo?). Choose others with --mqtt-addr 127.0.0.1:1884 --http-addr 127.0.0.1:8081, or let the system pick with --mqtt-addr 127.0.0.1:0 --http-addr 127.0.0.1:0", hubErr)
+	case info = <-ready:
+	case err := <-hubDone:
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("%w\nA port is taken (another broker, hub or edk demo?). Choose others with --mqtt-addr 127.0.0.1:1884 --http-addr 127.0.0.1:8081, or let the system pick with --mqtt-addr 127.0.0.1:0 --http-addr 127.0.0.1:0", err)
 		}
-		return hubErr
+		return err
 	case <-ctx.Done():
-		return errStoppedEarly
+		stopHub()
+		return <-hubDone
 	}
-	dm.api = &hubclient.Client{BaseURL: "http://" + dm.info.HTTPAddr, Token: dm.info.Token}
-	dm.brokerURL = "tcp://" + dm.info.MQTTAddr
-	return nil
-}
+	api := &hubclient.Client{BaseURL: "http://" + info.HTTPAddr, Token: info.Token}
+	brokerURL := "tcp://" + info.MQTTAddr
 
-// provisionDevices creates two inverters through the same HTTP API a
-// script would use; they run later, in watchThenStartDevices.
-func (dm *demo) provisionDevices(ctx context.Context) error {
+	// Two inverters, provisioned through the same HTTP API a script would use.
+	type demoDevice struct {
+		id  string
+		cfg *commconfig.Config
+		dev *device.Device
+	}
+	var devices []demoDevice
 	for i, name := range []string{"Inverter 1", "Inverter 2"} {
-		id, cfg, err := dm.api.Provision(ctx, name, fmt.Sprintf("inverter-%d", i+1), commconfig.ProtocolMQTT)
+		id, cfg, err := api.Provision(ctx, name, fmt.Sprintf("inverter-%d", i+1), commconfig.ProtocolMQTT)
 		if err != nil {
+			stopHub()
+			<-hubDone
 			return err
 		}
 		inv := inverter.New(fmt.Sprintf("DEMO-%04d", i+1))
-		d, err := device.New(cfg, append(inv.Options(), device.WithLogger(dm.logger.With("component", "device", "device", name)), device.WithManifest(inverter.Manifest()))...)
+		d, err := device.New(cfg, append(inv.Options(), device.WithLogger(logger.With("component", "device", "device", name)), device.WithManifest(inverter.Manifest()))...)
 		if err != nil {
+			stopHub()
+			<-hubDone
 			return err
 		}
-		dm.devices = append(dm.devices, demoDevice{id: id, cfg: cfg, dev: d})
+		devices = append(devices, demoDevice{id: id, cfg: cfg, dev: d})
 	}
-	return nil
-}
+	first := devices[0]
 
-func (dm *demo) printBanner() {
-	fmt.Fprintf(dm.out, `edk demo: a local hub and two simulated inverters, on this machine only.
+	fmt.Fprintf(out, `edk demo: a local hub and two simulated inverters, on this machine only.
 
   hub MQTT    %s (devices use the credentials the hub issued)
   hub HTTP    http://%s (Enapter's v3 API)
@@ -195,72 +120,76 @@ func (dm *demo) printBanner() {
 Below: every message on Inverter 1's topics, as the cloud would see it
 (ids cut to 8 characters). Ctrl-C stops everything cleanly.
 
-`, dm.brokerURL, dm.info.HTTPAddr, dm.info.Token, dm.devices[0].cfg.HardwareID, dm.devices[1].cfg.HardwareID)
-}
+`, brokerURL, info.HTTPAddr, info.Token, devices[0].cfg.HardwareID, devices[1].cfg.HardwareID)
 
-// dialController connects the watcher's MQTT client, as the demo's admin.
-func (dm *demo) dialController(ctx context.Context) error {
-	client, err := controller.Dial(ctx, controller.Config{BrokerURL: dm.brokerURL, Username: demoAdmin, Password: dm.adminPassword,
-		Logger: dm.logger.With("component", "controller")})
+	client, err := controller.Dial(ctx, controller.Config{BrokerURL: brokerURL, Username: demoAdmin, Password: adminPassword,
+		Logger: logger.With("component", "controller")})
 	if err != nil {
+		stopHub()
+		<-hubDone
 		return err
 	}
-	dm.client = client
-	dm.stops.Push(func() error { client.Close(); return nil })
-	return nil
-}
+	defer client.Close()
 
-// watchThenStartDevices watches Inverter 1's topics and, once the watch is
-// subscribed (so that the first properties message shows too), runs the
-// devices.
-func (dm *demo) watchThenStartDevices(ctx context.Context) error {
-	// The devices stop before the controller and the hub, after the watch.
+	// The devices start once the watch is subscribed, so that the first
+	// properties message shows too.
 	devCtx, stopDevices := context.WithCancel(context.Background())
+	defer stopDevices()
 	var devWG sync.WaitGroup
-	dm.stops.Push(func() error { stopDevices(); devWG.Wait(); return nil })
-
-	first := dm.devices[0]
 	subscribed := make(chan struct{})
-	watchCtx, stopWatch := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
 	watchDone := make(chan error, 1)
+	shown := newShownResponses()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		watchDone <- dm.client.Watch(watchCtx, first.cfg.HardwareID, "", func(ev controller.Event) {
-			fmt.Fprint(dm.out, formatDemoEvent(ev))
+		watchDone <- client.Watch(watchCtx, first.cfg.HardwareID, "", func(ev controller.Event) {
+			fmt.Fprint(out, formatDemoEvent(ev))
 			if ev.Response != nil && ev.Response.State != mqttapi.StateLog {
-				dm.shown.add(ev.Response.ID)
+				shown.add(ev.Response.ID)
 			}
 		}, controller.OnSubscribed(func() { close(subscribed) }))
 	}()
-	dm.stops.Push(func() error { stopWatch(); wg.Wait(); return nil })
+	shutdown := func() error {
+		stopWatch()
+		wg.Wait()
+		stopDevices()
+		devWG.Wait()
+		client.Close()
+		stopHub()
+		return <-hubDone
+	}
 	select {
 	case <-subscribed:
 	case err := <-watchDone:
 		if err == nil { // interrupted before the watch began
-			return errStoppedEarly
+			return shutdown()
 		}
+		_ = shutdown()
 		return fmt.Errorf("watch the device: %w", err)
 	case <-ctx.Done():
-		return errStoppedEarly
+		return shutdown()
 	}
-	for _, d := range dm.devices {
+	for _, d := range devices {
 		devWG.Add(1)
 		go func() {
 			defer devWG.Done()
 			if err := d.dev.Run(devCtx); err != nil {
-				dm.logger.Error("device stopped", "err", err)
+				logger.Error("device stopped", "err", err)
 			}
 		}()
 	}
-	return nil
-}
 
-// printYourTurn says how to drive Inverter 1 from another terminal.
-func (dm *demo) printYourTurn() {
-	first := dm.devices[0]
-	fmt.Fprintf(dm.out, `
+	if *script {
+		if err := demoScript(ctx, out, first.dev, api, first.id, shown); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(out, "demo script stopped: %v\n", err)
+		}
+	}
+	// Interrupted during the script: the person is leaving, not starting.
+	if ctx.Err() == nil {
+		fmt.Fprintf(out, `
 ── your turn ──
 In another terminal, while this runs (DEV is Inverter 1):
   export HUB=http://%[1]s
@@ -276,7 +205,15 @@ In another terminal, while this runs (DEV is Inverter 1):
     --username %[5]s --hardware-id %[7]s
 Live telemetry continues below; Ctrl-C to stop.
 
-`, dm.info.HTTPAddr, dm.info.Token, first.id, dm.brokerURL, demoAdmin, dm.adminPassword, first.cfg.HardwareID, selfCommand())
+`, info.HTTPAddr, info.Token, first.id, brokerURL, demoAdmin, adminPassword, first.cfg.HardwareID, selfCommand())
+	}
+	<-ctx.Done()
+	fmt.Fprintln(out, "\nstopping: devices first (they finish running commands), then the hub")
+	if err := shutdown(); err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	fmt.Fprintln(out, "stopped cleanly")
+	return nil
 }
 
 // demoScript shows a command round trip of each kind, sent the way a
