@@ -148,7 +148,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	r := &runner{cfg: cfg.withDefaults()}
 	r.log = r.cfg.Logger
 	defer func() {
-		if serr := r.stops.stopAll(); err == nil {
+		if serr := r.stops.Stop(); err == nil {
 			err = serr
 		}
 	}()
@@ -193,17 +193,12 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	// The same rule and defaults as hub/limits (zero: the default,
+	// The same rule and default as hub/limits (zero: the default,
 	// negative: no limit), resolved here because auth's will limit and the
-	// broker's packet size need the value too.
+	// broker's packet size need the value too. RateLimit and RateBurst go
+	// to limits as they are, which applies the same rule.
 	if c.MaxPayload == 0 {
 		c.MaxPayload = DefaultMaxPayload
-	}
-	if c.RateLimit == 0 {
-		c.RateLimit = DefaultRateLimit
-	}
-	if c.RateBurst <= 0 {
-		c.RateBurst = DefaultRateBurst
 	}
 	return c
 }

@@ -24,36 +24,18 @@ import (
 	"github.com/edk-go/edk/hub/ingest"
 	"github.com/edk-go/edk/hub/limits"
 	"github.com/edk-go/edk/hub/store"
+	"github.com/edk-go/edk/internal/lifo"
 )
 
 // errStoppedEarly is returned by a start step when ctx ended before the
 // hub served: Run then returns nil.
 var errStoppedEarly = errors.New("hub: stopped before it started")
 
-// stopper runs the stops of the started parts, last started first.
-type stopper struct{ fns []func() error }
-
-// add registers the stop of a part that has just started.
-func (s *stopper) add(fn func() error) { s.fns = append(s.fns, fn) }
-
-// stopAll runs the stops in reverse order, once, and returns the first
-// error.
-func (s *stopper) stopAll() error {
-	var first error
-	for i := len(s.fns) - 1; i >= 0; i-- {
-		if err := s.fns[i](); err != nil && first == nil {
-			first = err
-		}
-	}
-	s.fns = nil
-	return first
-}
-
 // runner holds what Run's steps start, in the order they start it.
 type runner struct {
 	cfg   Config
 	log   *slog.Logger
-	stops stopper
+	stops lifo.Stack
 
 	st          *store.Store
 	authority   *ca.CA
@@ -86,7 +68,7 @@ func (r *runner) openData(ctx context.Context) error {
 		return err
 	}
 	r.st = st
-	r.stops.add(func() error { _ = st.Close(); return nil })
+	r.stops.Push(func() error { _ = st.Close(); return nil })
 	if r.authority, err = ca.Open(cfg.caDir()); err != nil {
 		return err
 	}
@@ -153,7 +135,7 @@ func (r *runner) startIngest(ctx context.Context) error {
 	var ingestErr error
 	r.wg.Add(1)
 	go func() { defer r.wg.Done(); ingestErr = r.pipeline.Run(background) }()
-	r.stops.add(func() error {
+	r.stops.Push(func() error {
 		stopBackground()
 		r.wg.Wait()
 		return ingestErr
@@ -177,7 +159,7 @@ func (r *runner) startBroker(ctx context.Context) error {
 			return err
 		}
 		r.publish, r.mqttAddr = ext.Publish, ext.addr
-		r.stops.add(func() error { ext.Close(); return nil })
+		r.stops.Push(func() error { ext.Close(); return nil })
 		return nil
 	}
 	bcfg := broker.Config{Addr: cfg.MQTTAddr, Logger: log.With("component", "broker"),
@@ -206,7 +188,7 @@ func (r *runner) startBroker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.stops.add(func() error { _ = b.Close(); return nil })
+	r.stops.Push(func() error { _ = b.Close(); return nil })
 	r.publish, r.mqttAddr, r.mqttsAddr = b.Publish, b.Addr(), b.TLSAddr()
 	r.brokerStats = b.Stats
 	return nil
@@ -237,7 +219,7 @@ func (r *runner) startMetrics(context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.stops.add(func() error { stop(); return nil })
+	r.stops.Push(func() error { stop(); return nil })
 	r.metricsAddr = addr
 	return nil
 }
@@ -282,7 +264,7 @@ func (r *runner) startHTTP(context.Context) error {
 	} else {
 		go func() { r.serveErr <- srv.Serve(ln) }()
 	}
-	r.stops.add(func() error {
+	r.stops.Push(func() error {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
@@ -292,7 +274,7 @@ func (r *runner) startHTTP(context.Context) error {
 	})
 	// Waiting executions end as ERROR first, so that their callers get an
 	// answer before the server stops and none is left NEW.
-	r.stops.add(func() error { r.executor.Close(); return nil })
+	r.stops.Push(func() error { r.executor.Close(); return nil })
 	r.log.Info("hub running", "mqtt", info.MQTTAddr, "mqtts", info.MQTTSAddr, "http", info.HTTPURL, "metrics", info.MetricsAddr, "data", info.DataDir)
 	if cfg.Ready != nil {
 		cfg.Ready(info)

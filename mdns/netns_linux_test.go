@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edk-go/edk/internal/testutil"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
@@ -87,15 +88,10 @@ func TestRealMulticastInNetns(t *testing.T) {
 	// addresses up to a second after the link comes up, and drops IPv6
 	// multicast on the veth until then.
 	for ns, ifname := range map[string]string{nsQ: ifQ, nsR: ifR} {
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		testutil.Eventually(t, "a usable IPv6 link-local address on "+ifname+" in "+ns, func() bool {
 			out, err := exec.Command("ip", "-n", ns, "-6", "addr", "show", "dev", ifname, "scope", "link", "-tentative").CombinedOutput()
-			if err == nil && strings.Contains(string(out), "fe80::") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no usable IPv6 link-local address on %s in %s after 10s: %s %v", ifname, ns, out, err)
-			}
-		}
+			return err == nil && strings.Contains(string(out), "fe80::")
+		})
 	}
 
 	// The responder: bound to port 5353 and joined to both groups on its
