@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/edk-go/edk/device"
 	"github.com/edk-go/edk/hub"
 	"github.com/edk-go/edk/internal/hubclient"
+	"github.com/edk-go/edk/internal/lifo"
 	"github.com/edk-go/edk/mqttapi"
 	"github.com/edk-go/edk/sim/inverter"
 )
@@ -56,69 +58,147 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		defer os.RemoveAll(dir)
 		*dataDir = dir
 	}
-	out := &lockedWriter{w: e.stdout}
-	adminPassword := randomHex(12)
+	d := &demoRun{
+		out: &lockedWriter{w: e.stdout}, logger: logger, adminPassword: randomHex(12),
+		shown: newShownResponses(), script: *script,
+	}
+	return d.run(ctx, hub.Config{
+		DataDir: *dataDir, MQTTAddr: *mqttAddr, MQTTSAddr: "-", HTTPAddr: *httpAddr,
+		AdminUser: demoAdmin, Logger: logger.With("component", "hub"),
+	})
+}
 
-	// The hub runs until hubCtx ends; the demo stops it last.
+// demoRun is one run of the demo: its steps start the parts in order and
+// register their stops, which run last-started first.
+type demoRun struct {
+	out           io.Writer
+	logger        *slog.Logger
+	adminPassword string
+	script        bool
+	shown         *shownResponses
+
+	stops     lifo.Stack
+	info      hub.Info
+	api       *hubclient.Client
+	brokerURL string
+	devices   []demoDevice
+	client    *controller.Client
+}
+
+type demoDevice struct {
+	id  string
+	cfg *commconfig.Config
+	dev *device.Device
+}
+
+// errDemoInterrupted ends the start early: Ctrl-C before the demo was up
+// is a clean stop.
+var errDemoInterrupted = errors.New("interrupted while starting")
+
+func (d *demoRun) run(ctx context.Context, hcfg hub.Config) (err error) {
+	defer func() {
+		if serr := d.stops.Stop(); err == nil && serr != nil {
+			err = fmt.Errorf("hub: %w", serr)
+		}
+	}()
+	if err := d.startHub(ctx, hcfg); err != nil {
+		return ignoreInterrupt(err)
+	}
+	if err := d.provision(ctx); err != nil {
+		return err
+	}
+	d.printBanner()
+	if err := d.dial(ctx); err != nil {
+		return err
+	}
+	stopWatch, err := d.startWatch(ctx)
+	if err != nil {
+		return ignoreInterrupt(err)
+	}
+	d.startDevices()
+	// The watch stops before the devices, so that their last messages do
+	// not print after "stopping".
+	d.stops.Push(stopWatch)
+
+	if d.script {
+		first := d.devices[0]
+		if err := demoScript(ctx, d.out, first.dev, d.api, first.id, d.shown); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(d.out, "demo script stopped: %v\n", err)
+		}
+	}
+	// Interrupted during the script: the person is leaving, not starting.
+	if ctx.Err() == nil {
+		d.printYourTurn()
+	}
+	<-ctx.Done()
+	fmt.Fprintln(d.out, "\nstopping: devices first (they finish running commands), then the hub")
+	if err := d.stops.Stop(); err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	fmt.Fprintln(d.out, "stopped cleanly")
+	return nil
+}
+
+func ignoreInterrupt(err error) error {
+	if errors.Is(err, errDemoInterrupted) {
+		return nil
+	}
+	return err
+}
+
+// startHub runs the hub until the demo stops it, last.
+func (d *demoRun) startHub(ctx context.Context, cfg hub.Config) error {
 	hubCtx, stopHub := context.WithCancel(context.Background())
-	defer stopHub()
 	ready := make(chan hub.Info, 1)
 	hubDone := make(chan error, 1)
-	go func() {
-		hubDone <- hub.Run(hubCtx, hub.Config{
-			DataDir: *dataDir, MQTTAddr: *mqttAddr, MQTTSAddr: "-", HTTPAddr: *httpAddr,
-			AdminUser: demoAdmin, AdminPassword: adminPassword,
-			Logger: logger.With("component", "hub"), Ready: func(i hub.Info) { ready <- i },
-		})
-	}()
-	var info hub.Info
+	cfg.AdminPassword = d.adminPassword
+	cfg.Ready = func(i hub.Info) { ready <- i }
+	go func() { hubDone <- hub.Run(hubCtx, cfg) }()
 	select {
-	case info = <-ready:
+	case d.info = <-ready:
 	case err := <-hubDone:
+		stopHub()
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return fmt.Errorf("%w\nA port is taken (another broker, hub or edk demo?). Choose others with --mqtt-addr 127.0.0.1:1884 --http-addr 127.0.0.1:8081, or let the system pick with --mqtt-addr 127.0.0.1:0 --http-addr 127.0.0.1:0", err)
 		}
 		return err
 	case <-ctx.Done():
 		stopHub()
-		return <-hubDone
-	}
-	api := &hubclient.Client{BaseURL: "http://" + info.HTTPAddr, Token: info.Token}
-	brokerURL := "tcp://" + info.MQTTAddr
-
-	// Two inverters, provisioned through the same HTTP API a script would use.
-	type demoDevice struct {
-		id  string
-		cfg *commconfig.Config
-		dev *device.Device
-	}
-	var devices []demoDevice
-	for i, name := range []string{"Inverter 1", "Inverter 2"} {
-		id, cfg, err := api.Provision(ctx, name, fmt.Sprintf("inverter-%d", i+1), commconfig.ProtocolMQTT)
-		if err != nil {
-			stopHub()
-			<-hubDone
+		if err := <-hubDone; err != nil {
 			return err
 		}
-		// The hub gets the manifest too: it checks commands against it and
-		// the console draws its forms and charts from it.
-		if err := api.AssignManifest(ctx, id, inverter.ManifestYAML()); err != nil {
-			stopHub()
-			<-hubDone
+		return errDemoInterrupted
+	}
+	d.stops.Push(func() error { stopHub(); return <-hubDone })
+	d.api = &hubclient.Client{BaseURL: "http://" + d.info.HTTPAddr, Token: d.info.Token}
+	d.brokerURL = "tcp://" + d.info.MQTTAddr
+	return nil
+}
+
+// provision makes two inverters through the same HTTP API a script would
+// use, and gives the hub their manifest: it checks commands against it and
+// the console draws its forms and charts from it.
+func (d *demoRun) provision(ctx context.Context) error {
+	for i, name := range []string{"Inverter 1", "Inverter 2"} {
+		id, cfg, err := d.api.Provision(ctx, name, fmt.Sprintf("inverter-%d", i+1), commconfig.ProtocolMQTT)
+		if err != nil {
+			return err
+		}
+		if err := d.api.AssignManifest(ctx, id, inverter.ManifestYAML()); err != nil {
 			return err
 		}
 		inv := inverter.New(fmt.Sprintf("DEMO-%04d", i+1))
-		d, err := device.New(cfg, append(inv.Options(), device.WithLogger(logger.With("component", "device", "device", name)), device.WithManifest(inverter.Manifest()))...)
+		dev, err := device.New(cfg, append(inv.Options(), device.WithLogger(d.logger.With("component", "device", "device", name)), device.WithManifest(inverter.Manifest()))...)
 		if err != nil {
-			stopHub()
-			<-hubDone
 			return err
 		}
-		devices = append(devices, demoDevice{id: id, cfg: cfg, dev: d})
+		d.devices = append(d.devices, demoDevice{id: id, cfg: cfg, dev: dev})
 	}
-	first := devices[0]
+	return nil
+}
 
-	fmt.Fprintf(out, `edk demo: a local hub and two simulated inverters, on this machine only.
+func (d *demoRun) printBanner() {
+	fmt.Fprintf(d.out, `edk demo: a local hub and two simulated inverters, on this machine only.
 
   hub MQTT    %s (devices use the credentials the hub issued)
   hub HTTP    http://%s (Enapter's v3 API)
@@ -131,76 +211,75 @@ Open the console address in a browser to see and drive the devices.
 Below: every message on Inverter 1's topics, as the cloud would see it
 (ids cut to 8 characters). Ctrl-C stops everything cleanly.
 
-`, brokerURL, info.HTTPAddr, info.Token, info.HTTPAddr, info.Token, devices[0].cfg.HardwareID, devices[1].cfg.HardwareID)
+`, d.brokerURL, d.info.HTTPAddr, d.info.Token, d.info.HTTPAddr, d.info.Token, d.devices[0].cfg.HardwareID, d.devices[1].cfg.HardwareID)
+}
 
-	client, err := controller.Dial(ctx, controller.Config{BrokerURL: brokerURL, Username: demoAdmin, Password: adminPassword,
-		Logger: logger.With("component", "controller")})
+// dial connects the demo's own MQTT client, the one that watches.
+func (d *demoRun) dial(ctx context.Context) error {
+	client, err := controller.Dial(ctx, controller.Config{BrokerURL: d.brokerURL, Username: demoAdmin, Password: d.adminPassword,
+		Logger: d.logger.With("component", "controller")})
 	if err != nil {
-		stopHub()
-		<-hubDone
 		return err
 	}
-	defer client.Close()
+	d.client = client
+	d.stops.Push(func() error { client.Close(); return nil })
+	return nil
+}
 
-	// The devices start once the watch is subscribed, so that the first
-	// properties message shows too.
-	devCtx, stopDevices := context.WithCancel(context.Background())
-	defer stopDevices()
-	var devWG sync.WaitGroup
+// startWatch prints the first inverter's traffic and returns once the
+// watch is subscribed, so that the devices' first properties show too. It
+// returns the watch's stop for the caller to register.
+func (d *demoRun) startWatch(ctx context.Context) (func() error, error) {
+	first := d.devices[0]
+	watchCtx, cancel := context.WithCancel(ctx)
 	subscribed := make(chan struct{})
-	var wg sync.WaitGroup
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
 	watchDone := make(chan error, 1)
-	shown := newShownResponses()
+	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		watchDone <- client.Watch(watchCtx, first.cfg.HardwareID, "", func(ev controller.Event) {
-			fmt.Fprint(out, formatDemoEvent(ev))
+		watchDone <- d.client.Watch(watchCtx, first.cfg.HardwareID, "", func(ev controller.Event) {
+			fmt.Fprint(d.out, formatDemoEvent(ev))
 			if ev.Response != nil && ev.Response.State != mqttapi.StateLog {
-				shown.add(ev.Response.ID)
+				d.shown.add(ev.Response.ID)
 			}
 		}, controller.OnSubscribed(func() { close(subscribed) }))
 	}()
-	shutdown := func() error {
-		stopWatch()
-		wg.Wait()
-		stopDevices()
-		devWG.Wait()
-		client.Close()
-		stopHub()
-		return <-hubDone
-	}
+	stop := func() error { cancel(); wg.Wait(); return nil }
 	select {
 	case <-subscribed:
+		return stop, nil
 	case err := <-watchDone:
+		_ = stop()
 		if err == nil { // interrupted before the watch began
-			return shutdown()
+			return nil, errDemoInterrupted
 		}
-		_ = shutdown()
-		return fmt.Errorf("watch the device: %w", err)
+		return nil, fmt.Errorf("watch the device: %w", err)
 	case <-ctx.Done():
-		return shutdown()
+		_ = stop()
+		return nil, errDemoInterrupted
 	}
-	for _, d := range devices {
-		devWG.Add(1)
+}
+
+// startDevices runs the inverters until the demo stops them.
+func (d *demoRun) startDevices() {
+	devCtx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, dd := range d.devices {
+		wg.Add(1)
 		go func() {
-			defer devWG.Done()
-			if err := d.dev.Run(devCtx); err != nil {
-				logger.Error("device stopped", "err", err)
+			defer wg.Done()
+			if err := dd.dev.Run(devCtx); err != nil {
+				d.logger.Error("device stopped", "err", err)
 			}
 		}()
 	}
+	d.stops.Push(func() error { stop(); wg.Wait(); return nil })
+}
 
-	if *script {
-		if err := demoScript(ctx, out, first.dev, api, first.id, shown); err != nil && ctx.Err() == nil {
-			fmt.Fprintf(out, "demo script stopped: %v\n", err)
-		}
-	}
-	// Interrupted during the script: the person is leaving, not starting.
-	if ctx.Err() == nil {
-		fmt.Fprintf(out, `
+func (d *demoRun) printYourTurn() {
+	first := d.devices[0]
+	fmt.Fprintf(d.out, `
 ── your turn ──
 In another terminal, while this runs (DEV is Inverter 1):
   export HUB=http://%[1]s
@@ -216,15 +295,7 @@ In another terminal, while this runs (DEV is Inverter 1):
     --username %[5]s --hardware-id %[7]s
 Live telemetry continues below; Ctrl-C to stop.
 
-`, info.HTTPAddr, info.Token, first.id, brokerURL, demoAdmin, adminPassword, first.cfg.HardwareID, selfCommand())
-	}
-	<-ctx.Done()
-	fmt.Fprintln(out, "\nstopping: devices first (they finish running commands), then the hub")
-	if err := shutdown(); err != nil {
-		return fmt.Errorf("hub: %w", err)
-	}
-	fmt.Fprintln(out, "stopped cleanly")
-	return nil
+`, d.info.HTTPAddr, d.info.Token, first.id, d.brokerURL, demoAdmin, d.adminPassword, first.cfg.HardwareID, selfCommand())
 }
 
 // demoScript shows a command round trip of each kind, sent the way a
@@ -261,7 +332,7 @@ func demoScript(ctx context.Context, out io.Writer, d *device.Device, api *hubcl
 		// HTTP reply: wait until it has shown the response, so that each
 		// step's messages stay under its own heading.
 		if id != "" {
-			shown.wait(ctx, id, 2*time.Second)
+			shown.wait(ctx, id, 5*time.Second)
 		}
 		fmt.Fprint(out, wrapLine(fmt.Sprintf("   HTTP → %s %s", state, payload), demoWidth, "          "))
 	}
