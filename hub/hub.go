@@ -311,6 +311,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Token:    token,
 		Store:    st,
 		Executor: executor,
+		Presence: pipeline.Online,
 		Provisioner: &Provisioner{Store: st, CA: authority, MQTTAddr: info.MQTTAddr, MQTTSAddr: info.MQTTSAddr,
 			External: cfg.Broker != "", DeviceUsername: cfg.DeviceUsername, DevicePassword: cfg.DevicePassword},
 		Streams: streams{pipeline},
