@@ -11,6 +11,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
+	"github.com/edk-go/edk/internal/ratelog"
 	"github.com/edk-go/edk/mdns"
 	"github.com/edk-go/edk/mqttapi"
 )
@@ -32,29 +33,25 @@ func (d *Device) newBackoff() *backoff.ExponentialBackOff {
 func (d *Device) serve(ctx context.Context) error {
 	bo := d.newBackoff()
 	broker := d.cfg.BrokerURL()
-	failures := 0
+	// The first failure is logged with its hint, then a summary at a steady
+	// cadence (attempts, next retry, latest error), and the recovery once:
+	// a long outage neither floods the log nor goes quiet; the state
+	// handler sees every change.
+	outage := ratelog.NewOutage(d.log, d.opts.logEvery, nil)
 	for {
 		client, lost, err := d.connect(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			failures++
 			delay := bo.NextBackOff()
-			// Log the first failure loudly and then only every 10th, so a long
-			// outage doesn't flood the log; the state handler sees every change.
-			if failures == 1 || failures%10 == 0 {
-				d.log.Warn("cannot connect to broker; retrying", logKeyBroker, broker, logKeyErr, err, "attempt", failures, "retry_in", delay.Round(time.Millisecond), "hint", connectHint(err))
-			}
+			outage.Failed("cannot connect to broker; retrying", logKeyBroker, broker, logKeyErr, err, "retry_in", delay.Round(time.Millisecond), "hint", connectHint(err))
 			if !sleepCtx(ctx, delay) {
 				return nil
 			}
 			continue
 		}
-		if failures > 0 {
-			d.log.Info("connected after retries", logKeyBroker, broker, "attempts", failures+1)
-		}
-		failures = 0
+		outage.Recovered("connected to broker again", logKeyBroker, broker)
 		bo.Reset()
 		d.stats.connects.Add(1)
 		d.setState(StateConnected, client)
@@ -90,7 +87,7 @@ func (d *Device) serve(ctx context.Context) error {
 			stopPeriodic()
 			periodic.Wait()
 			d.setState(StateDisconnected, nil)
-			d.log.Warn("lost connection to broker; reconnecting", logKeyBroker, broker, logKeyErr, err)
+			outage.Failed("lost connection to broker; reconnecting", logKeyBroker, broker, logKeyErr, err)
 			if !sleepCtx(ctx, bo.NextBackOff()) {
 				return nil
 			}
@@ -238,26 +235,22 @@ func (d *Device) sendProperties(ctx context.Context) error {
 }
 
 // periodic runs step now and then every interval until ctx is done. A
-// failing step is logged when it starts failing, every 60th time after
-// that, and when it recovers: a device whose sensor is unplugged should not
-// write a line a second.
+// failing step is logged when it starts failing, in a summary at a steady
+// cadence after that (WithLogEvery), and when it recovers: a device whose
+// sensor is unplugged should not write a line a second.
 func (d *Device) periodic(ctx context.Context, wg *sync.WaitGroup, what string, interval time.Duration, step func() error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		failures := 0
+		outage := ratelog.NewOutage(d.log, d.opts.logEvery, nil)
 		every(ctx, interval, func() {
 			err := step()
 			switch {
 			case ctx.Err() != nil:
 			case err != nil:
-				failures++
-				if failures == 1 || failures%60 == 0 {
-					d.log.Warn("periodic "+what+" failed", logKeyErr, err, "failures_in_a_row", failures)
-				}
-			case failures > 0:
-				d.log.Info("periodic "+what+" recovered", "after_failures", failures)
-				failures = 0
+				outage.Failed("periodic "+what+" failed", logKeyErr, err)
+			default:
+				outage.Recovered("periodic " + what + " recovered")
 			}
 		})
 	}()
