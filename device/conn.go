@@ -45,9 +45,18 @@ func (d *Device) serve(ctx context.Context) error {
 				return nil
 			}
 			delay := bo.NextBackOff()
-			outage.Failed("cannot connect to broker; retrying", logKeyBroker, broker, logKeyErr, err, "retry_in", delay.Round(time.Millisecond), "hint", connectHint(err))
-			if !sleepCtx(ctx, delay) {
-				return nil
+			const msg = "cannot connect to broker; retrying"
+			outage.Failed(msg, logKeyBroker, broker, logKeyErr, err, "retry_in", delay.Round(time.Millisecond), "hint", connectHint(err))
+			// Sleep in steps, so that the summary keeps its cadence while
+			// the backoff spaces attempts out further.
+			retryAt := time.Now().Add(delay)
+			for left := delay; left > 0; left = time.Until(retryAt) {
+				if !sleepCtx(ctx, min(left, max(outage.Due(), time.Millisecond))) {
+					return nil
+				}
+				if left := time.Until(retryAt); left > 0 {
+					outage.Summary(msg, logKeyBroker, broker, logKeyErr, err, "retry_in", left.Round(time.Millisecond), "hint", connectHint(err))
+				}
 			}
 			continue
 		}
@@ -70,7 +79,12 @@ func (d *Device) serve(ctx context.Context) error {
 			go func() {
 				defer periodic.Done()
 				if err := d.sendProperties(connCtx); err != nil && connCtx.Err() == nil {
-					d.log.Warn("properties on connect failed", logKeyErr, err)
+					var rf *readFailure
+					if d.opts.driverLogs && errors.As(err, &rf) {
+						d.log.Debug("properties on connect failed", logKeyErr, err)
+					} else {
+						d.log.Warn("properties on connect failed", logKeyErr, err)
+					}
 				}
 			}()
 		}
@@ -212,13 +226,13 @@ func (d *Device) startProducers(ctx context.Context, wg *sync.WaitGroup) {
 		d.periodic(ctx, wg, "telemetry", d.opts.telemetryEvery, func() error {
 			t, readErr := fn(ctx)
 			if readErr != nil && len(t.Values) == 0 && !t.Alerts.Known() {
-				return fmt.Errorf("read telemetry: %w", readErr)
+				return &readFailure{fmt.Errorf("read telemetry: %w", readErr)}
 			}
 			if err := d.SendTelemetry(ctx, t); err != nil {
 				return err
 			}
 			if readErr != nil {
-				return fmt.Errorf("read telemetry (sent what could be read): %w", readErr)
+				return &readFailure{fmt.Errorf("read telemetry (sent what could be read): %w", readErr)}
 			}
 			return nil
 		})
@@ -229,10 +243,17 @@ func (d *Device) startProducers(ctx context.Context, wg *sync.WaitGroup) {
 func (d *Device) sendProperties(ctx context.Context) error {
 	props, err := d.opts.propertiesFn(ctx)
 	if err != nil {
-		return fmt.Errorf("read properties: %w", err)
+		return &readFailure{fmt.Errorf("read properties: %w", err)}
 	}
 	return d.SendProperties(ctx, mqttapi.Properties{Values: props})
 }
+
+// readFailure is a periodic step that failed reading the hardware (not
+// sending): a driver.FailureLogger has logged it already.
+type readFailure struct{ err error }
+
+func (e *readFailure) Error() string { return e.err.Error() }
+func (e *readFailure) Unwrap() error { return e.err }
 
 // periodic runs step now and then every interval until ctx is done. A
 // failing step is logged when it starts failing, in a summary at a steady
@@ -243,14 +264,25 @@ func (d *Device) periodic(ctx context.Context, wg *sync.WaitGroup, what string, 
 	go func() {
 		defer wg.Done()
 		outage := ratelog.NewOutage(d.log, d.opts.logEvery, nil)
+		reads := outage
+		if d.opts.driverLogs {
+			// the driver tells about its failed reads; a failed send is ours
+			reads = ratelog.NewOutage(d.log, d.opts.logEvery, nil).Quiet()
+		}
 		every(ctx, interval, func() {
 			err := step()
+			var rf *readFailure
 			switch {
 			case ctx.Err() != nil:
+			case errors.As(err, &rf):
+				reads.Failed("periodic "+what+" failed", logKeyErr, err)
 			case err != nil:
 				outage.Failed("periodic "+what+" failed", logKeyErr, err)
 			default:
 				outage.Recovered("periodic " + what + " recovered")
+				if reads != outage {
+					reads.Recovered("periodic " + what + " recovered")
+				}
 			}
 		})
 	}()

@@ -66,7 +66,10 @@ type options struct {
 	strictManifest bool
 
 	driver driver.Driver
-	mdns   *mdns.Cache
+	// driverLogs: the driver logs its own read failures
+	// (driver.FailureLogger), so the periodic reads log them at debug.
+	driverLogs bool
+	mdns       *mdns.Cache
 
 	buffer      Buffer
 	replayRate  float64

@@ -2,6 +2,7 @@ package device_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edk-go/edk/device"
+	"github.com/edk-go/edk/driver"
 	"github.com/edk-go/edk/internal/testutil"
 )
 
@@ -111,5 +113,65 @@ func TestBrokerDownSummary(t *testing.T) {
 			}
 			return
 		}
+	}
+}
+
+// failingDriver is a driver whose reads fail; logs says whether it claims
+// to log its failures itself (driver.FailureLogger).
+type failingDriver struct{ logs bool }
+
+func (f *failingDriver) Telemetry(context.Context) (driver.Reading, error) {
+	return driver.Reading{Alerts: []string{driver.CommunicationError}}, errors.New("no answer from the hardware")
+}
+func (f *failingDriver) Properties(context.Context) (map[string]any, error) {
+	return nil, errors.New("no answer from the hardware")
+}
+func (f *failingDriver) Commands() []string { return nil }
+func (f *failingDriver) Execute(context.Context, string, map[string]any) (map[string]any, error) {
+	return nil, errors.New("no commands")
+}
+func (f *failingDriver) Close() error       { return nil }
+func (f *failingDriver) LogsFailures() bool { return f.logs }
+
+// A driver that logs its own failed reads (driver/modbus with a logger) is
+// not echoed by the runtime at WARN: one outage of the hardware is one story
+// in the log. A driver that does not log them gets the runtime's lines.
+func TestDriverThatLogsItsFailures(t *testing.T) {
+	for _, logs := range []bool{true, false} {
+		t.Run(map[bool]string{true: "driver logs", false: "driver silent"}[logs], func(t *testing.T) {
+			b := testutil.StartBroker(t)
+			_, out := runLogged(t, b.Addr(), device.WithDriver(&failingDriver{logs: logs}, time.Millisecond))
+			if !out.WaitFor("periodic telemetry failed", waitLimit) || !out.WaitFor("periodic properties failed", waitLimit) {
+				t.Fatal("the failed reads were not logged at all")
+			}
+			warned := false
+			for _, l := range strings.Split(out.String(), "\n") {
+				if strings.Contains(l, "periodic ") && strings.Contains(l, " failed") {
+					if logs && !strings.Contains(l, "level=DEBUG") {
+						t.Errorf("echoed above debug: %s", l)
+					}
+					warned = warned || strings.Contains(l, "level=WARN")
+				}
+			}
+			if !logs && !warned {
+				t.Errorf("a silent driver's failures were not warned about:\n%s", out)
+			}
+		})
+	}
+}
+
+// The summary keeps its cadence while the backoff spaces attempts out
+// further than it: here one attempt an hour, a summary every 5 ms.
+func TestBrokerDownSummaryBetweenAttempts(t *testing.T) {
+	rb := testutil.StartRestartableBroker(t)
+	rb.Stop()
+	attempts, _ := refusingBroker(t, rb.Addr())
+	_, logs := runLogged(t, rb.Addr(), device.WithBackoff(time.Hour, time.Hour), device.WithLogEvery(5*time.Millisecond))
+	waitUntil(t, "three summaries", func() bool { return strings.Count(logs.String(), "attempts=1 ") >= 3 })
+	if n := attempts.Load(); n != 1 {
+		t.Errorf("%d attempts, want 1", n)
+	}
+	if !strings.Contains(logs.String(), "retry_in=") {
+		t.Errorf("summaries without the next retry:\n%s", logs)
 	}
 }

@@ -85,6 +85,7 @@ type Driver struct {
 
 	link  *ratelog.Outage // the device not answering at all
 	props *ratelog.Outage // property reads it refuses
+	logs  bool            // a logger was given
 }
 
 type pollGroup struct {
@@ -94,7 +95,7 @@ type pollGroup struct {
 	reads  *ratelog.Outage // reads of the group the device refuses
 }
 
-var _ driver.Driver = (*Driver)(nil)
+var _ driver.FailureLogger = (*Driver)(nil)
 
 // New makes a driver for the map. It does not connect: the first read or
 // write does (call Connect to fail early).
@@ -121,6 +122,7 @@ func New(m *Map, opts Options) (*Driver, error) {
 		m: m, plan: PlanReads(m, !opts.NoMerge), bo: bo, snapshot: map[string]any{}, cmds: map[string]*Command{},
 		log: lg.With("modbus", redactAddress(m.Connection.Address)),
 	}
+	d.logs = opts.Logger != nil
 	d.link = ratelog.NewOutage(d.log, opts.LogEvery, nil)
 	d.props = ratelog.NewOutage(d.log, opts.LogEvery, nil)
 	for _, g := range d.plan.Telemetry {
@@ -140,6 +142,11 @@ func redactAddress(a string) string {
 	}
 	return a
 }
+
+// LogsFailures reports whether the driver logs its failed reads (it was
+// given Options.Logger); it implements driver.FailureLogger, so that the
+// device runtime does not log them a second time.
+func (d *Driver) LogsFailures() bool { return d.logs }
 
 // Map returns the driver's register map.
 func (d *Driver) Map() *Map { return d.m }

@@ -1,6 +1,7 @@
 package ratelog
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"time"
@@ -22,6 +23,7 @@ type Outage struct {
 	log   *slog.Logger
 	every time.Duration
 	now   func() time.Time
+	quiet bool // log at debug level
 
 	mu       sync.Mutex
 	failures int       // in a row, since the outage began
@@ -40,6 +42,13 @@ func NewOutage(log *slog.Logger, every time.Duration, now func() time.Time) *Out
 		now = time.Now
 	}
 	return &Outage{log: log, every: every, now: now}
+}
+
+// Quiet makes the Outage log at debug level, for failures that something
+// else reports already, and returns it.
+func (o *Outage) Quiet() *Outage {
+	o.quiet = true
+	return o
 }
 
 // Failed records a failed attempt. The first failure of an outage is
@@ -64,7 +73,45 @@ func (o *Outage) Failed(msg string, attrs ...any) bool {
 	if n > 1 {
 		attrs = append(attrs, "attempts", n, "failing_for", now.Sub(since).Round(time.Second).String())
 	}
-	o.log.Warn(msg, attrs...)
+	level := slog.LevelWarn
+	if o.quiet {
+		level = slog.LevelDebug
+	}
+	o.log.Log(context.Background(), level, msg, attrs...)
+	return true
+}
+
+// Due returns how long until a summary is due: zero when it is due now,
+// and every when no outage is on. A caller that sleeps between attempts
+// longer than every wakes up after Due to call Summary, so the cadence
+// holds whatever the backoff.
+func (o *Outage) Due() time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.failures == 0 {
+		return o.every
+	}
+	return max(0, o.every-o.now().Sub(o.lastLine))
+}
+
+// Summary writes the summary line of an outage that is on, as Failed
+// would, when it is due, without counting an attempt. It reports whether
+// it wrote a line.
+func (o *Outage) Summary(msg string, attrs ...any) bool {
+	now := o.now()
+	o.mu.Lock()
+	n, since := o.failures, o.since
+	if n == 0 || now.Sub(o.lastLine) < o.every {
+		o.mu.Unlock()
+		return false
+	}
+	o.lastLine = now
+	o.mu.Unlock()
+	level := slog.LevelWarn
+	if o.quiet {
+		level = slog.LevelDebug
+	}
+	o.log.Log(context.Background(), level, msg, append(attrs, "attempts", n, "failing_for", now.Sub(since).Round(time.Second).String())...)
 	return true
 }
 
@@ -81,7 +128,11 @@ func (o *Outage) Recovered(msg string, attrs ...any) bool {
 	if n == 0 {
 		return false
 	}
-	o.log.Info(msg, append(attrs, "attempts", n, "failed_for", now.Sub(since).Round(time.Second).String())...)
+	level := slog.LevelInfo
+	if o.quiet {
+		level = slog.LevelDebug
+	}
+	o.log.Log(context.Background(), level, msg, append(attrs, "attempts", n, "failed_for", now.Sub(since).Round(time.Second).String())...)
 	return true
 }
 

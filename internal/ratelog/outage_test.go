@@ -57,3 +57,38 @@ func TestOutage(t *testing.T) {
 		t.Errorf("first failure of a new outage: %q", buf.String())
 	}
 }
+
+func TestOutageQuiet(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	o := NewOutage(log, time.Hour, nil).Quiet()
+	o.Failed("read failed")
+	o.Recovered("read recovered")
+	if s := buf.String(); strings.Count(s, "level=DEBUG") != 2 || strings.Contains(s, "WARN") || strings.Contains(s, "INFO") {
+		t.Errorf("a quiet outage: %s", s)
+	}
+}
+
+func TestOutageSummaryBetweenAttempts(t *testing.T) {
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var buf bytes.Buffer
+	o := NewOutage(slog.New(slog.NewTextHandler(&buf, nil)), 30*time.Second, func() time.Time { return now })
+	if o.Due() != 30*time.Second || o.Summary("down") {
+		t.Fatal("a summary without an outage")
+	}
+	o.Failed("down")
+	now = now.Add(10 * time.Second)
+	if d := o.Due(); d != 20*time.Second {
+		t.Errorf("due in %v, want 20s", d)
+	}
+	if o.Summary("down") {
+		t.Error("a summary before it is due")
+	}
+	now = now.Add(20 * time.Second)
+	if o.Due() != 0 || !o.Summary("down", "retry_in", "1m") || o.Summary("down") {
+		t.Error("the due summary: not written exactly once")
+	}
+	if !strings.Contains(buf.String(), "retry_in=1m attempts=1 failing_for=30s") {
+		t.Errorf("summary: %s", buf.String())
+	}
+}
