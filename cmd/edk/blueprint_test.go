@@ -94,7 +94,7 @@ func TestBlueprintUsage(t *testing.T) {
 		code int
 		err  string
 	}{
-		{"no subcommand", []string{"blueprint"}, 2, "want 'edk blueprint check MANIFEST'"},
+		{"no subcommand", []string{"blueprint"}, 2, "want a subcommand: 'edk blueprint check'"},
 		{"no file", []string{"blueprint", "check"}, 2, "give one manifest.yml"},
 		{"two files", []string{"blueprint", "docs", "a", "b"}, 2, "give one manifest.yml"},
 		{"missing file", []string{"blueprint", "check", "no/such/manifest.yml"}, 1, "no such file"},
