@@ -78,6 +78,14 @@ func TestCommandToDeviceThatWentAway(t *testing.T) {
 			t.Fatalf("%s to a device shown OFFLINE: %d %+v", path, code, out)
 		}
 	}
+	// Enapter's CLI shows the message and fails, at once.
+	t.Run("enapter3", func(t *testing.T) {
+		c := enapter3{t: t, bin: enapter3Path(t), url: h.info.HTTPURL, token: h.info.Token, dir: t.TempDir()}
+		out, errOut, err := c.try(c.token, "device", "command", "execute", "-d", "gone", "--name", "set_power", "--arguments", `{"power": 100}`)
+		if err == nil || !strings.Contains(out+errOut, "gone is OFFLINE (last seen ") {
+			t.Errorf("enapter3 device command execute: %v\nstdout: %s\nstderr: %s", err, out, errOut)
+		}
+	})
 	var list struct {
 		Executions []json.RawMessage `json:"executions"`
 	}
