@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/edk-go/edk/commconfig"
 )
 
 const withUnit = `blueprint_spec: device/3.0
@@ -88,5 +90,21 @@ func TestBlueprintCheckRegisterMap(t *testing.T) {
 		strings.Index(out, "regster") > strings.Index(out, "scal:") ||
 		!strings.Contains(errOut, "it has 3 problems, listed above") || strings.Contains(out, "blueprint_spec") {
 		t.Errorf("bad map: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// edk run --manifest takes a manifest with warnings (Enapter would) and
+// logs them with their position.
+func TestRunLogsManifestWarnings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "manifest.yml")
+	if err := os.WriteFile(path, []byte(withUnit), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := startCLI(t, map[string]string{commconfig.EnvConfig: mustBlob(t)}, "run", "--manifest", path)
+	if !c.stderr.WaitFor(`msg="manifest: unknown field \"unit\"`, waitLimit) || !c.stderr.WaitFor("at="+path+":14:9", waitLimit) {
+		t.Fatalf("no warning logged:\n%s", c.stderr)
+	}
+	if code := c.interrupt(t); code != 0 {
+		t.Fatalf("exit %d: %s", code, c.stderr)
 	}
 }
