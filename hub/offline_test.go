@@ -10,7 +10,6 @@ import (
 
 	"github.com/edk-go/edk/commconfig"
 	"github.com/edk-go/edk/device"
-	"github.com/edk-go/edk/sim/inverter"
 )
 
 // A command to a device that went away is answered at once with
@@ -20,12 +19,11 @@ func TestCommandToDeviceThatWentAway(t *testing.T) {
 	h := startHub(t, t.TempDir())
 	id, cfg := h.provision(t, "gone", commconfig.ProtocolMQTT)
 	start := func() (stop func()) {
-		inv := inverter.New("HUB-GONE")
-		d, err := device.New(cfg, append(inv.Options(), device.WithBackoff(5*time.Millisecond, 50*time.Millisecond))...)
+		d, err := device.New(cfg, device.WithBackoff(5*time.Millisecond, 50*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
-		inv.Register(d)
+		d.Handle("set_power", func(context.Context, *device.Command) (any, error) { return map[string]any{"ok": true}, nil })
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- d.Run(ctx) }()
