@@ -30,12 +30,20 @@ type Problem struct {
 	Message string
 	// Hint is an optional extra: an example, the allowed values.
 	Hint string
+	// Warning marks what Enapter's platform accepts but is likely a
+	// mistake (a field outside its schema); it is in Manifest.Warnings,
+	// never in a ManifestError.
+	Warning bool
 }
 
-// String formats the problem as file:line:col: path: message (hint).
+// String formats the problem as file:line:col: path: message (hint), with
+// "warning: " before the path of a warning.
 func (p Problem) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s:%d:%d: ", p.File, p.Line, p.Column)
+	if p.Warning {
+		b.WriteString("warning: ")
+	}
 	if p.Path != "" {
 		b.WriteString(p.Path)
 		b.WriteString(": ")

@@ -57,17 +57,28 @@ func Load(path string) (*Manifest, error) {
 func Parse(file string, data []byte) (*Manifest, error) {
 	p := &parser{file: file}
 	m := p.parse(data)
+	SortProblems(p.warnings)
+	if m != nil {
+		m.Warnings = p.warnings
+	}
 	if len(p.problems) == 0 {
 		return m, nil
 	}
-	sort.SliceStable(p.problems, func(i, j int) bool {
-		a, b := p.problems[i], p.problems[j]
+	SortProblems(p.problems)
+	return m, &ManifestError{File: file, Problems: p.problems}
+}
+
+// SortProblems sorts problems by position in the file, keeping the order
+// of those at the same place; merging errors and warnings for a report
+// goes through it.
+func SortProblems(ps []Problem) {
+	sort.SliceStable(ps, func(i, j int) bool {
+		a, b := ps[i], ps[j]
 		if a.Line != b.Line {
 			return a.Line < b.Line
 		}
 		return a.Column < b.Column
 	})
-	return m, &ManifestError{File: file, Problems: p.problems}
 }
 
 // MustParse is Parse for manifests embedded in programs and tests: it
@@ -84,6 +95,7 @@ type parser struct {
 	file     string
 	spec     Spec
 	problems []Problem
+	warnings []Problem           // fields outside Enapter's schema
 	merging  map[*yaml.Node]bool // mappings being merged, to catch cycles
 	merged   int                 // pairs copied by merge keys, bounded
 }
@@ -93,11 +105,23 @@ type parser struct {
 const maxMerged = 100000
 
 func (p *parser) add(n *yaml.Node, path, hint, format string, args ...any) {
+	p.problems = append(p.problems, p.problem(n, path, hint, format, args...))
+}
+
+// warn records something Enapter's platform accepts but that is likely a
+// mistake: a field its schema does not define.
+func (p *parser) warn(n *yaml.Node, path, hint, format string, args ...any) {
+	w := p.problem(n, path, hint, format, args...)
+	w.Warning = true
+	p.warnings = append(p.warnings, w)
+}
+
+func (p *parser) problem(n *yaml.Node, path, hint, format string, args ...any) Problem {
 	line, col := 1, 1
 	if n != nil && n.Line > 0 {
 		line, col = n.Line, n.Column
 	}
-	p.problems = append(p.problems, Problem{File: p.file, Line: line, Column: col, Path: path, Message: fmt.Sprintf(format, args...), Hint: hint})
+	return Problem{File: p.file, Line: line, Column: col, Path: path, Message: fmt.Sprintf(format, args...), Hint: hint}
 }
 
 var yamlLine = regexp.MustCompile(`line (\d+)`)
@@ -852,7 +876,10 @@ func (o *object) unknownKeys(p *parser, known []string) {
 		if strings.HasPrefix(k, ".") || contains(known, k) {
 			continue
 		}
-		hint := "keys starting with . are free for templates and anchors"
+		// Enapter's platform takes fields its schema does not define (seven
+		// of its published manifests have a unit on command arguments), so
+		// they are warnings: likely a typo, never a reason to refuse.
+		hint := "Enapter's schema does not define it, so the platform ignores it; keys starting with . are free for templates and anchors"
 		if s := suggest(k, known); s != "" {
 			hint = "did you mean " + s + "?"
 		}
@@ -860,7 +887,7 @@ func (o *object) unknownKeys(p *parser, known []string) {
 		if o.path != "" {
 			where = o.path
 		}
-		p.add(kv.k, joinPath(o.path, k), hint, "unknown field %q in %s: remove it or fix its name", k, where)
+		p.warn(kv.k, joinPath(o.path, k), hint, "unknown field %q in %s: remove it or fix its name", k, where)
 	}
 }
 

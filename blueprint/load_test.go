@@ -129,7 +129,6 @@ func TestProblems(t *testing.T) {
 		{"default bool wrong", v3 + cmdArg("type: boolean\n      default: yes please\n"), []string{"15:16 commands.c.arguments.x.default: default \"yes please\" is a string"}},
 		{"duplicate name", v3 + "properties:\n  a: {display_name: A, type: string}\n  a: {display_name: B, type: string}\n", []string{"6:3 properties.a: \"a\" is declared twice"}},
 		{"duplicate key in entity", v3 + "properties:\n  a:\n    display_name: A\n    type: string\n    type: integer\n", []string{"8:5 properties.a.type: \"type\" is declared twice"}},
-		{"unknown top field", v3 + "telemetery: {}\n", []string{"4:1 telemetery: unknown field \"telemetery\""}},
 		{"dot keys are free", v3 + ".anything: {x: 1}\nproperties:\n  .tmpl: {x: 1}\n", nil},
 		{"bad severity", v3 + "alerts:\n  a: {display_name: A, severity: fatal}\n", []string{"5:34 alerts.a.severity: unknown severity \"fatal\""}},
 		{"bad access level", v3 + "properties:\n  a: {display_name: A, type: string, access_level: admin}\n", []string{"5:52 properties.a.access_level: unknown access level"}},
@@ -181,5 +180,43 @@ func TestProblemString(t *testing.T) {
 	p := Problem{File: "m.yml", Line: 3, Column: 5, Path: "a.b", Message: "bad", Hint: "do this"}
 	if got := p.String(); got != "m.yml:3:5: a.b: bad (do this)" {
 		t.Errorf("String() = %q", got)
+	}
+}
+
+// Fields outside Enapter's schema are warnings, with their position and the
+// closest known field when there is one: Enapter's platform takes them (its
+// own manifests carry a unit on command arguments), so they never make the
+// manifest fail; real errors beside them still do, and a report of both
+// sorted by line interleaves them.
+func TestWarnings(t *testing.T) {
+	yml := v3 + "telemetery: {}\n" + cmdArg("type: float\n      unit: W\n      requried: true\n      min: 5\n      max: 1\n")
+	m, err := Parse("m.yml", []byte(yml))
+	var me *ManifestError
+	if !errors.As(err, &me) || len(me.Problems) != 1 || me.Problems[0].Warning {
+		t.Fatalf("err = %v, want the one real error (min above max)", err)
+	}
+	if m == nil || len(m.Warnings) != 3 {
+		t.Fatalf("warnings: %+v", m)
+	}
+	want := []string{
+		`m.yml:4:1: warning: telemetery: unknown field "telemetery" in the manifest: remove it or fix its name (did you mean telemetry?)`,
+		`m.yml:16:7: warning: commands.c.arguments.x.unit: unknown field "unit" in commands.c.arguments.x: remove it or fix its name (Enapter's schema does not define it, so the platform ignores it; keys starting with . are free for templates and anchors)`,
+		`m.yml:17:7: warning: commands.c.arguments.x.requried: unknown field "requried" in commands.c.arguments.x: remove it or fix its name (did you mean required?)`,
+	}
+	for i, w := range m.Warnings {
+		if !w.Warning || w.String() != want[i] {
+			t.Errorf("warning %d:\n got %s\nwant %s", i, w, want[i])
+		}
+	}
+	all := append(append([]Problem{}, me.Problems...), m.Warnings...)
+	SortProblems(all)
+	if all[0].Line != 4 || all[1].Line != 16 || all[2].Line != 17 || all[3].Line != 18 {
+		t.Errorf("merged report out of order: %v", all)
+	}
+
+	// Without the real error, the manifest loads, warnings and all.
+	m, err = Parse("m.yml", []byte(v3+cmdArg("type: float\n      unit: W\n")))
+	if err != nil || len(m.Warnings) != 1 || m.Command("c") == nil {
+		t.Fatalf("a manifest with only warnings: %v %+v", err, m)
 	}
 }

@@ -56,6 +56,11 @@ type Manifest struct {
 	Commands      []*Command
 	Configuration []*ConfigurationBucket // device/3.0
 
+	// Warnings are what Enapter's platform accepts but is likely a mistake
+	// (fields its schema does not define), sorted by position. They do not
+	// make Load or Parse fail.
+	Warnings []Problem
+
 	properties map[string]*Attribute
 	telemetry  map[string]*Attribute
 	alerts     map[string]*Alert

@@ -11,6 +11,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
+	"github.com/edk-go/edk/internal/ratelog"
 	"github.com/edk-go/edk/mdns"
 	"github.com/edk-go/edk/mqttapi"
 )
@@ -32,29 +33,34 @@ func (d *Device) newBackoff() *backoff.ExponentialBackOff {
 func (d *Device) serve(ctx context.Context) error {
 	bo := d.newBackoff()
 	broker := d.cfg.BrokerURL()
-	failures := 0
+	// The first failure is logged with its hint, then a summary at a steady
+	// cadence (attempts, next retry, latest error), and the recovery once:
+	// a long outage neither floods the log nor goes quiet; the state
+	// handler sees every change.
+	outage := ratelog.NewOutage(d.log, d.opts.logEvery, nil)
 	for {
 		client, lost, err := d.connect(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			failures++
 			delay := bo.NextBackOff()
-			// Log the first failure loudly and then only every 10th, so a long
-			// outage doesn't flood the log; the state handler sees every change.
-			if failures == 1 || failures%10 == 0 {
-				d.log.Warn("cannot connect to broker; retrying", logKeyBroker, broker, logKeyErr, err, "attempt", failures, "retry_in", delay.Round(time.Millisecond), "hint", connectHint(err))
-			}
-			if !sleepCtx(ctx, delay) {
-				return nil
+			const msg = "cannot connect to broker; retrying"
+			outage.Failed(msg, logKeyBroker, broker, logKeyErr, err, "retry_in", delay.Round(time.Millisecond), "hint", connectHint(err))
+			// Sleep in steps, so that the summary keeps its cadence while
+			// the backoff spaces attempts out further.
+			retryAt := time.Now().Add(delay)
+			for left := delay; left > 0; left = time.Until(retryAt) {
+				if !sleepCtx(ctx, min(left, max(outage.Due(), time.Millisecond))) {
+					return nil
+				}
+				if left := time.Until(retryAt); left > 0 {
+					outage.Summary(msg, logKeyBroker, broker, logKeyErr, err, "retry_in", left.Round(time.Millisecond), "hint", connectHint(err))
+				}
 			}
 			continue
 		}
-		if failures > 0 {
-			d.log.Info("connected after retries", logKeyBroker, broker, "attempts", failures+1)
-		}
-		failures = 0
+		outage.Recovered("connected to broker again", logKeyBroker, broker)
 		bo.Reset()
 		d.stats.connects.Add(1)
 		d.setState(StateConnected, client)
@@ -73,7 +79,12 @@ func (d *Device) serve(ctx context.Context) error {
 			go func() {
 				defer periodic.Done()
 				if err := d.sendProperties(connCtx); err != nil && connCtx.Err() == nil {
-					d.log.Warn("properties on connect failed", logKeyErr, err)
+					var rf *readFailure
+					if d.opts.driverLogs && errors.As(err, &rf) {
+						d.log.Debug("properties on connect failed", logKeyErr, err)
+					} else {
+						d.log.Warn("properties on connect failed", logKeyErr, err)
+					}
 				}
 			}()
 		}
@@ -90,7 +101,7 @@ func (d *Device) serve(ctx context.Context) error {
 			stopPeriodic()
 			periodic.Wait()
 			d.setState(StateDisconnected, nil)
-			d.log.Warn("lost connection to broker; reconnecting", logKeyBroker, broker, logKeyErr, err)
+			outage.Failed("lost connection to broker; reconnecting", logKeyBroker, broker, logKeyErr, err)
 			if !sleepCtx(ctx, bo.NextBackOff()) {
 				return nil
 			}
@@ -215,13 +226,13 @@ func (d *Device) startProducers(ctx context.Context, wg *sync.WaitGroup) {
 		d.periodic(ctx, wg, "telemetry", d.opts.telemetryEvery, func() error {
 			t, readErr := fn(ctx)
 			if readErr != nil && len(t.Values) == 0 && !t.Alerts.Known() {
-				return fmt.Errorf("read telemetry: %w", readErr)
+				return &readFailure{fmt.Errorf("read telemetry: %w", readErr)}
 			}
 			if err := d.SendTelemetry(ctx, t); err != nil {
 				return err
 			}
 			if readErr != nil {
-				return fmt.Errorf("read telemetry (sent what could be read): %w", readErr)
+				return &readFailure{fmt.Errorf("read telemetry (sent what could be read): %w", readErr)}
 			}
 			return nil
 		})
@@ -232,32 +243,46 @@ func (d *Device) startProducers(ctx context.Context, wg *sync.WaitGroup) {
 func (d *Device) sendProperties(ctx context.Context) error {
 	props, err := d.opts.propertiesFn(ctx)
 	if err != nil {
-		return fmt.Errorf("read properties: %w", err)
+		return &readFailure{fmt.Errorf("read properties: %w", err)}
 	}
 	return d.SendProperties(ctx, mqttapi.Properties{Values: props})
 }
 
+// readFailure is a periodic step that failed reading the hardware (not
+// sending): a driver.FailureLogger has logged it already.
+type readFailure struct{ err error }
+
+func (e *readFailure) Error() string { return e.err.Error() }
+func (e *readFailure) Unwrap() error { return e.err }
+
 // periodic runs step now and then every interval until ctx is done. A
-// failing step is logged when it starts failing, every 60th time after
-// that, and when it recovers: a device whose sensor is unplugged should not
-// write a line a second.
+// failing step is logged when it starts failing, in a summary at a steady
+// cadence after that (WithLogEvery), and when it recovers: a device whose
+// sensor is unplugged should not write a line a second.
 func (d *Device) periodic(ctx context.Context, wg *sync.WaitGroup, what string, interval time.Duration, step func() error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		failures := 0
+		outage := ratelog.NewOutage(d.log, d.opts.logEvery, nil)
+		reads := outage
+		if d.opts.driverLogs {
+			// the driver tells about its failed reads; a failed send is ours
+			reads = ratelog.NewOutage(d.log, d.opts.logEvery, nil).Quiet()
+		}
 		every(ctx, interval, func() {
 			err := step()
+			var rf *readFailure
 			switch {
 			case ctx.Err() != nil:
+			case errors.As(err, &rf):
+				reads.Failed("periodic "+what+" failed", logKeyErr, err)
 			case err != nil:
-				failures++
-				if failures == 1 || failures%60 == 0 {
-					d.log.Warn("periodic "+what+" failed", logKeyErr, err, "failures_in_a_row", failures)
+				outage.Failed("periodic "+what+" failed", logKeyErr, err)
+			default:
+				outage.Recovered("periodic " + what + " recovered")
+				if reads != outage {
+					reads.Recovered("periodic " + what + " recovered")
 				}
-			case failures > 0:
-				d.log.Info("periodic "+what+" recovered", "after_failures", failures)
-				failures = 0
 			}
 		})
 	}()

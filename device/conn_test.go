@@ -294,7 +294,7 @@ func TestFailingTelemetryIsLoggedOnceThenRecovers(t *testing.T) {
 	if n := strings.Count(out, "periodic telemetry failed"); n != 1 {
 		t.Errorf("failure logged %d times, want once:\n%s", n, out)
 	}
-	if !strings.Contains(out, "periodic telemetry recovered") || !strings.Contains(out, "after_failures=5") {
+	if !strings.Contains(out, "periodic telemetry recovered") || !strings.Contains(out, "attempts=5") {
 		t.Errorf("no recovery line:\n%s", out)
 	}
 }

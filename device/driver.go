@@ -11,12 +11,16 @@ import (
 // WithDriver makes the device publish what a hardware driver reads and run
 // its commands: telemetry every interval (a failed read still sends what
 // could be read, with the driver's communication_error alert, and the error
-// is logged), properties on connect and every DefaultPropertiesInterval,
+// is logged, by the driver itself when it is a driver.FailureLogger that
+// logs), properties on connect and every DefaultPropertiesInterval,
 // and one handler per command the driver lists. The device does not close
 // the driver.
 func WithDriver(drv driver.Driver, interval time.Duration) Option {
 	return func(o *options) {
 		o.driver = drv
+		if fl, ok := drv.(driver.FailureLogger); ok && fl.LogsFailures() {
+			o.driverLogs = true
+		}
 		o.telemetryEvery = interval
 		o.telemetryFn = func(ctx context.Context) (mqttapi.Telemetry, error) {
 			r, err := drv.Telemetry(ctx)

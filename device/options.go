@@ -8,6 +8,7 @@ import (
 
 	"github.com/edk-go/edk/blueprint"
 	"github.com/edk-go/edk/driver"
+	"github.com/edk-go/edk/internal/ratelog"
 	"github.com/edk-go/edk/mdns"
 	"github.com/edk-go/edk/mqttapi"
 )
@@ -51,6 +52,7 @@ type options struct {
 	dedupWindow    int
 	maxOpen        int
 	onState        func(State)
+	logEvery       time.Duration
 
 	telemetryEvery  time.Duration
 	telemetryFn     TelemetryFunc
@@ -64,7 +66,10 @@ type options struct {
 	strictManifest bool
 
 	driver driver.Driver
-	mdns   *mdns.Cache
+	// driverLogs: the driver logs its own read failures
+	// (driver.FailureLogger), so the periodic reads log them at debug.
+	driverLogs bool
+	mdns       *mdns.Cache
 
 	buffer      Buffer
 	replayRate  float64
@@ -100,6 +105,16 @@ func WithLogger(l *slog.Logger) Option {
 		}
 	}
 }
+
+// DefaultLogEvery is how often a failure that lasts (a broker that is
+// down, a telemetry read that keeps failing) writes a summary line.
+const DefaultLogEvery = ratelog.DefaultSummaryEvery
+
+// WithLogEvery sets how often a failure that lasts writes a summary line to
+// the log (attempts so far, for how long, the next retry, the latest error);
+// its first occurrence and its recovery are logged once each. Zero or less
+// means DefaultLogEvery.
+func WithLogEvery(d time.Duration) Option { return func(o *options) { o.logEvery = d } }
 
 // WithClientID sets the MQTT client id. The default is derived from the
 // hardware and channel ids plus a random suffix, so that two processes never

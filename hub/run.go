@@ -241,6 +241,7 @@ func (r *runner) startHTTP(context.Context) error {
 		Token:    r.token,
 		Store:    st,
 		Executor: r.executor,
+		Presence: r.pipeline.Online,
 		Provisioner: &Provisioner{Store: st, CA: r.authority, MQTTAddr: info.MQTTAddr, MQTTSAddr: info.MQTTSAddr,
 			External: cfg.Broker != "", DeviceUsername: cfg.DeviceUsername, DevicePassword: cfg.DevicePassword},
 		Streams: streams{pipeline},

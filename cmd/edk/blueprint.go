@@ -15,29 +15,28 @@ func runBlueprint(ctx context.Context, e *env, args []string) error {
 	}, args)
 }
 
-// runBlueprintCheck prints every problem of a manifest, one per line, and
-// exits 1 if there is any; a clean manifest gets a one-line summary.
+// runBlueprintCheck prints every problem of a manifest, one per line and
+// sorted by line, warnings (fields outside Enapter's schema) among them, and
+// exits 1 if there is any error (or warning, with --strict); a manifest
+// without errors gets a one-line summary. A register map is told apart.
 func runBlueprintCheck(e *env, args []string) error {
 	fs := newFlags("blueprint check", "path/to/manifest.yml|blueprint-folder", e.stderr)
+	strict := fs.Bool("strict", false, "count warnings (fields outside Enapter's schema) as problems: exit 1")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return usagef("give one manifest.yml, or the folder holding it")
 	}
+	if isMap, err := registerMap(e.stdout, fs.Arg(0)); isMap {
+		return err
+	}
 	m, err := blueprint.Load(fs.Arg(0))
 	var me *blueprint.ManifestError
-	if errors.As(err, &me) {
-		for _, p := range me.Problems {
-			fmt.Fprintln(e.stdout, p)
-		}
-		noun := "problems"
-		if len(me.Problems) == 1 {
-			noun = "problem"
-		}
-		return &exitError{code: 1, err: fmt.Errorf("%d %s in %s", len(me.Problems), noun, me.File)}
+	if err != nil && !errors.As(err, &me) {
+		return err
 	}
-	if err != nil {
+	if err := reportManifest(e.stdout, m, me, *strict); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "%s: ok: %s %q: %d properties, %d telemetry attributes, %d alerts, %d commands\n",

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/edk-go/edk/commconfig"
+	"github.com/edk-go/edk/internal/suggest"
 	"github.com/edk-go/edk/internal/testutil"
 )
 
@@ -399,7 +400,7 @@ func TestClosest(t *testing.T) {
 		"hbu": "hub", "wtach": "watch", "blue": "blueprint", "confg": "config", "exce": "exec",
 		"versoin": "version", "xyzzy": "", "fly": "", "a": "",
 	} {
-		if got := closest(word, cmds); got != want {
+		if got := suggest.Closest(word, cmds); got != want {
 			t.Errorf("closest(%q) = %q, want %q", word, got, want)
 		}
 	}

@@ -75,7 +75,7 @@ func TestRunRefusesMapThatBreaksManifest(t *testing.T) {
 	c := startCLI(t, map[string]string{commconfig.EnvConfig: mustBlob(t)}, "run",
 		"--config", "../../driver/modbus/modbussim/inverter.yaml", "--manifest", "../../sim/inverter/manifest.yml")
 	if code := c.wait(t); code != 1 || !strings.Contains(c.stderr.String(), "does not match the manifest") ||
-		!strings.Contains(c.stderr.String(), `telemetry "ac_power" is not declared`) {
+		!strings.Contains(c.stderr.String(), `telemetry attribute "ac_power" is not declared`) {
 		t.Fatalf("code %d: %s", code, c.stderr)
 	}
 }

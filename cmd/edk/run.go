@@ -50,6 +50,9 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		if manifest, err = blueprint.Load(*manifestPath); err != nil {
 			return fmt.Errorf("--manifest: %w (edk blueprint check %s lists every problem)", err, *manifestPath)
 		}
+		for _, w := range manifest.Warnings { // Enapter takes them; likely typos all the same
+			logger.Warn("manifest: "+w.Message, "at", fmt.Sprintf("%s:%d:%d", w.File, w.Line, w.Column), "hint", w.Hint)
+		}
 	}
 	var opts []device.Option
 	if *mapPath != "" {

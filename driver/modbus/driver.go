@@ -17,6 +17,7 @@ import (
 	mb "github.com/simonvetter/modbus"
 
 	"github.com/edk-go/edk/driver"
+	"github.com/edk-go/edk/internal/ratelog"
 )
 
 // Default reconnect backoff bounds.
@@ -25,10 +26,21 @@ const (
 	DefaultBackoffMax = 30 * time.Second
 )
 
+// DefaultLogEvery is how often a failure that lasts (a device that is down,
+// a register it refuses) writes a summary line to the log.
+const DefaultLogEvery = ratelog.DefaultSummaryEvery
+
 // Options tune a Driver. The zero value is ready to use.
 type Options struct {
 	// Logger receives connection changes and failed reads; nil is silent.
+	// A device that is down is logged when it stops answering, then once
+	// every LogEvery with the attempts so far, the next retry and the latest
+	// error, and once when it answers again; a group of reads the device
+	// refuses (a Modbus exception) the same way.
 	Logger *slog.Logger
+	// LogEvery spaces out the summary lines of a lasting failure; zero
+	// means DefaultLogEvery.
+	LogEvery time.Duration
 	// Backoff spaces out attempts to reconnect after a failure. nil means
 	// exponential from DefaultBackoffMin to DefaultBackoffMax with ±50%
 	// jitter. Tests pass backoff.NewConstantBackOff(time.Millisecond).
@@ -70,15 +82,20 @@ type Driver struct {
 	groups   []*pollGroup
 	snapshot map[string]any // latest telemetry values and alert bits
 	cmds     map[string]*Command
+
+	link  *ratelog.Outage // the device not answering at all
+	props *ratelog.Outage // property reads it refuses
+	logs  bool            // a logger was given
 }
 
 type pollGroup struct {
 	Group
 	next   time.Time
 	failed bool
+	reads  *ratelog.Outage // reads of the group the device refuses
 }
 
-var _ driver.Driver = (*Driver)(nil)
+var _ driver.FailureLogger = (*Driver)(nil)
 
 // New makes a driver for the map. It does not connect: the first read or
 // write does (call Connect to fail early).
@@ -105,8 +122,11 @@ func New(m *Map, opts Options) (*Driver, error) {
 		m: m, plan: PlanReads(m, !opts.NoMerge), bo: bo, snapshot: map[string]any{}, cmds: map[string]*Command{},
 		log: lg.With("modbus", redactAddress(m.Connection.Address)),
 	}
+	d.logs = opts.Logger != nil
+	d.link = ratelog.NewOutage(d.log, opts.LogEvery, nil)
+	d.props = ratelog.NewOutage(d.log, opts.LogEvery, nil)
 	for _, g := range d.plan.Telemetry {
-		d.groups = append(d.groups, &pollGroup{Group: g})
+		d.groups = append(d.groups, &pollGroup{Group: g, reads: ratelog.NewOutage(d.log, opts.LogEvery, nil)})
 	}
 	for i := range m.Commands {
 		d.cmds[m.Commands[i].Name] = &m.Commands[i]
@@ -122,6 +142,11 @@ func redactAddress(a string) string {
 	}
 	return a
 }
+
+// LogsFailures reports whether the driver logs its failed reads (it was
+// given Options.Logger); it implements driver.FailureLogger, so that the
+// device runtime does not log them a second time.
+func (d *Driver) LogsFailures() bool { return d.logs }
 
 // Map returns the driver's register map.
 func (d *Driver) Map() *Map { return d.m }
@@ -199,16 +224,13 @@ func (d *Driver) conn(ctx context.Context) (*mb.ModbusClient, error) {
 		}
 		d.nextDial = time.Now().Add(wait)
 		err = fmt.Errorf("modbus: connect to %s: %w (check the address, and that the device is on and reachable)", redactAddress(d.m.Connection.Address), err)
-		if d.lastErr == nil || d.stats.DialFailures%10 == 1 {
-			d.log.Warn("cannot connect", "err", err, "retry_in", wait.Round(time.Millisecond))
-		}
+		d.link.Failed("cannot connect to the device; retrying", "err", err, "retry_in", wait.Round(time.Millisecond))
 		d.lastErr = err
 		return nil, err
 	}
 	d.stats.Connects++
-	if d.lastErr != nil || d.stats.Connects > 1 {
-		d.log.Info("connected again")
-	}
+	// The recovery is logged at the first answer, not here: a gateway can
+	// take the connection while the device behind it stays silent.
 	d.bo.Reset()
 	d.client, d.lastErr = c, nil
 	return c, nil
@@ -246,11 +268,18 @@ func (d *Driver) failed(err error) {
 	d.stats.Errors++
 	if IsException(err) {
 		d.stats.Exceptions++
+		d.answered()
 		return
 	}
+	d.link.Failed("the device does not answer; reconnecting", "err", err)
 	d.disconnect()
 	d.lastErr = err
 	d.nextDial = time.Time{} // the first reconnect is immediate, the backoff spaces out the next ones
+}
+
+// answered ends an outage of the link: the device answered a request.
+func (d *Driver) answered() {
+	d.link.Recovered("the device answers again")
 }
 
 // readRegisters reads raw registers (or bits, as 0/1 words, for a bit table).
@@ -299,6 +328,7 @@ func (d *Driver) read(ctx context.Context, unit uint8, t Table, start, count uin
 		d.failed(err)
 		return nil, err
 	}
+	d.answered()
 	return words, nil
 }
 
@@ -397,10 +427,20 @@ func (d *Driver) pollGroup(ctx context.Context, g *pollGroup) error {
 	g.next = time.Now().Add(g.Poll)
 	err := d.execute(ctx, g.Reads, d.snapshot)
 	g.failed = err != nil
-	if err != nil {
-		d.log.Warn("telemetry read failed", "poll", g.Poll, "err", err)
-	}
+	d.logReads(g.reads, "telemetry", err, "poll", g.Poll)
 	return err
+}
+
+// logReads logs the reads of a group through its outage. A device that is
+// down fails every read: the link's outage tells about that once, so only
+// reads the device refused (exceptions) are logged here.
+func (d *Driver) logReads(o *ratelog.Outage, what string, err error, attrs ...any) {
+	switch {
+	case err == nil:
+		o.Recovered(what+" reads work again", attrs...)
+	case IsException(err): // errors.Is looks into the errors execute joined
+		o.Failed(what+" read refused by the device", append(attrs, "err", err)...)
+	}
 }
 
 // Telemetry polls every group that is due (and every group whose last
@@ -462,9 +502,7 @@ func (d *Driver) Properties(ctx context.Context) (map[string]any, error) {
 	defer d.mu.Unlock()
 	out := map[string]any{}
 	err := d.execute(ctx, d.plan.Properties.Reads, out)
-	if err != nil {
-		d.log.Warn("property read failed", "err", err)
-	}
+	d.logReads(d.props, "property", err)
 	return out, err
 }
 
@@ -544,6 +582,9 @@ func (d *Driver) Execute(ctx context.Context, name string, args map[string]any) 
 			err, raw = cl.WriteRegister(o.w.Register, o.words[0]), ints(o.words)
 		default:
 			err, raw = cl.WriteRegisters(o.w.Register, o.words), ints(o.words)
+		}
+		if err == nil {
+			d.answered()
 		}
 		if err != nil {
 			err = &RequestError{Op: "write", Unit: o.w.Unit, Table: o.w.Table, Register: o.w.Register, Count: o.w.Count(), Err: err}

@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/edk-go/edk/driver"
+	"github.com/edk-go/edk/internal/suggest"
 )
 
 // Problem is one thing wrong with a register map.
@@ -155,7 +156,11 @@ func (l *loader) fields(n *yaml.Node, path string, known []string, fn func(key s
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], resolve(n.Content[i+1])
 		if known != nil && !slices.Contains(known, k.Value) {
-			l.add(k, join(path, k.Value), "unknown key; known keys: %s", strings.Join(known, ", "))
+			if s := suggest.Closest(k.Value, known); s != "" {
+				l.add(k, join(path, k.Value), "unknown key; did you mean %s? (known keys: %s)", s, strings.Join(known, ", "))
+			} else {
+				l.add(k, join(path, k.Value), "unknown key; known keys: %s", strings.Join(known, ", "))
+			}
 			continue
 		}
 		fn(k.Value, k, v)
@@ -316,6 +321,7 @@ func (l *loader) loadMap(root *yaml.Node) *Map {
 	if n := sections["commands"]; n != nil {
 		l.entries(n, "commands", func(name string, k, v *yaml.Node) {
 			if c, ok := l.loadCommand(v, "commands."+name, name); ok {
+				c.Line = k.Line
 				m.Commands = append(m.Commands, c)
 			}
 		})
@@ -327,6 +333,7 @@ func (l *loader) loadMap(root *yaml.Node) *Map {
 				return
 			}
 			if a, ok := l.loadAlert(v, "alerts."+name, name, m); ok {
+				a.Line = k.Line
 				m.Alerts = append(m.Alerts, a)
 			}
 		})

@@ -43,7 +43,7 @@ func TestLoadErrors(t *testing.T) {
 		{"syntax", "modbus: {address: [", []string{"test.yaml:1:"}},
 		{"empty", "", []string{"empty"}},
 		{"not a mapping", "- a\n", []string{"1:1: want a mapping"}},
-		{"unknown section", head + "telemtry: {}\n", []string{"2:1: telemtry: unknown key"}},
+		{"unknown section", head + "telemtry: {}\n", []string{"2:1: telemtry: unknown key; did you mean telemetry?"}},
 		{"no modbus", "telemetry:\n  a: {register: 1}\n", []string{"modbus: missing"}},
 		{"no address", "modbus: {unit_id: 1}\ntelemetry:\n  a: {register: 1}\n", []string{"1:9: modbus.address: missing"}},
 		{"bad scheme", "modbus: {address: udp://x:1}\ntelemetry:\n  a: {register: 1}\n", []string{`1:19: modbus.address: unknown scheme "udp"`}},
@@ -54,7 +54,9 @@ func TestLoadErrors(t *testing.T) {
 		{"bad timeout", "modbus: {address: tcp://h:502, timeout: fast}\ntelemetry:\n  a: {register: 1}\n", []string{"modbus.timeout: want a positive duration"}},
 		{"unknown type", head + "telemetry:\n  soc: {register: 1, type: uint33}\n", []string{`3:28: telemetry.soc.type: unknown type "uint33"`}},
 		{"unknown table", head + "telemetry:\n  soc: {register: 1, table: inputs}\n", []string{`3:29: telemetry.soc.table: unknown table "inputs"`}},
-		{"unknown value key", head + "telemetry:\n  soc: {register: 1, scal: 2}\n", []string{"3:22: telemetry.soc.scal: unknown key"}},
+		{"unknown value key", head + "telemetry:\n  soc: {register: 1, scal: 2}\n", []string{"3:22: telemetry.soc.scal: unknown key; did you mean scale?"}},
+		{"unknown key, nothing close", head + "telemetry:\n  soc: {register: 1, colour: red}\n", []string{"3:22: telemetry.soc.colour: unknown key; known keys: register, table"}},
+		{"sorted by line", head + "telemetry:\n  b: {register: 2, type: x}\n  a: {register: 1, scal: 2}\nproperties:\n  c: {regster: 1}\n", []string{"test.yaml:3:", "3:26: telemetry.b.type", "4:20: telemetry.a.scal", "6:7: properties.c.regster: unknown key; did you mean register?"}},
 		{"missing register", head + "telemetry:\n  soc: {type: int16}\n", []string{"3:8: telemetry.soc.register: missing"}},
 		{"register range", head + "telemetry:\n  soc: {register: 70000}\n", []string{"telemetry.soc.register: 70000 is out of range"}},
 		{"register not int", head + "telemetry:\n  soc: {register: abc}\n", []string{`telemetry.soc.register: want an integer, got "abc"`}},
@@ -106,10 +108,16 @@ func TestLoadErrors(t *testing.T) {
 			if !errors.As(err, &me) {
 				t.Fatalf("error is %T, want *MapError", err)
 			}
+			at := -1
 			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
+				i := strings.Index(err.Error(), w)
+				if i < 0 {
 					t.Errorf("error\n%v\ndoes not contain %q", err, w)
 				}
+				if tc.name == "sorted by line" && i < at {
+					t.Errorf("error\n%v\nhas %q out of order", err, w)
+				}
+				at = i
 			}
 		})
 	}

@@ -206,6 +206,7 @@ type Command struct {
 	Description string
 	Arguments   []Argument
 	Writes      []Write
+	Line        int // of its name in the map file, for messages
 }
 
 // Alert is a named alert: active while its expression holds, or while its
@@ -216,6 +217,7 @@ type Alert struct {
 	expr expr
 	// Source is the bit read for a register alert (nil for an expression).
 	Source *Value
+	Line   int // of its name in the map file, for messages
 }
 
 // Gap is a range of registers of one table that a merged read must never

@@ -127,6 +127,10 @@ type Config struct {
 	Store Store
 	// Executor runs execute_command; nil answers 501.
 	Executor Executor
+	// Presence tells whether a device is connected now; a command to one
+	// that is not is refused at once (device_offline). nil leaves it to the
+	// connectivity in the store.
+	Presence Presence
 	// Provisioner runs generate_config; nil answers 501.
 	Provisioner Provisioner
 	// Streams feeds the WebSocket streams; nil answers 501.

@@ -53,7 +53,7 @@ func (s *server) assignBlueprint(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	asJSON, problems := checkManifest("manifest.yml", data)
+	asJSON, problems, _ := checkManifest("manifest.yml", data)
 	if len(problems) > 0 {
 		msg := "invalid manifest: " + problems[0]
 		if len(problems) > 1 {

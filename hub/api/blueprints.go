@@ -48,17 +48,17 @@ func readBlueprintBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 // root, or in the one folder that holds everything, as a zipped folder has
 // it), checks it with package blueprint and returns it as JSON. problems
 // lists everything wrong, each as one sentence; the manifest is nil unless
-// there are none.
-func checkBlueprintZip(data []byte) (manifest json.RawMessage, problems []string) {
+// there are none. warnings (fields outside Enapter's schema) do not count.
+func checkBlueprintZip(data []byte) (manifest json.RawMessage, problems, warnings []string) {
 	if len(data) == 0 {
-		return nil, []string{"the request body is empty: send the blueprint as a zip archive"}
+		return nil, []string{"the request body is empty: send the blueprint as a zip archive"}, nil
 	}
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
-		return nil, []string{"the blueprint is not a zip archive: " + err.Error()}
+		return nil, []string{"the blueprint is not a zip archive: " + err.Error()}, nil
 	}
 	if len(zr.File) > maxBlueprintEntries {
-		return nil, []string{fmt.Sprintf("the zip holds %d files, more than the %d a blueprint may have", len(zr.File), maxBlueprintEntries)}
+		return nil, []string{fmt.Sprintf("the zip holds %d files, more than the %d a blueprint may have", len(zr.File), maxBlueprintEntries)}, nil
 	}
 	var (
 		root, nested *zip.File
@@ -83,57 +83,64 @@ func checkBlueprintZip(data []byte) (manifest json.RawMessage, problems []string
 		}
 	}
 	if len(problems) > 0 {
-		return nil, problems
+		return nil, problems, nil
 	}
 	mf := root
 	if mf == nil && nested != nil && len(tops) == 1 {
 		mf = nested
 	}
 	if mf == nil {
-		return nil, []string{"the zip has no " + blueprint.ManifestFile + " at its root"}
+		return nil, []string{"the zip has no " + blueprint.ManifestFile + " at its root"}, nil
 	}
 	if mf.UncompressedSize64 > blueprint.MaxManifestSize {
 		return nil, []string{fmt.Sprintf("%s is %d bytes, more than the %d a manifest may have",
-			mf.Name, mf.UncompressedSize64, blueprint.MaxManifestSize)}
+			mf.Name, mf.UncompressedSize64, blueprint.MaxManifestSize)}, nil
 	}
 	rc, err := mf.Open()
 	if err != nil {
-		return nil, []string{fmt.Sprintf("cannot read %s from the zip: %v", mf.Name, err)}
+		return nil, []string{fmt.Sprintf("cannot read %s from the zip: %v", mf.Name, err)}, nil
 	}
 	yml, err := io.ReadAll(io.LimitReader(rc, blueprint.MaxManifestSize+1))
 	_ = rc.Close()
 	if err != nil {
-		return nil, []string{fmt.Sprintf("cannot read %s from the zip: %v", mf.Name, err)}
+		return nil, []string{fmt.Sprintf("cannot read %s from the zip: %v", mf.Name, err)}, nil
 	}
 	if len(yml) > blueprint.MaxManifestSize {
-		return nil, []string{fmt.Sprintf("%s is more than the %d bytes a manifest may have", mf.Name, blueprint.MaxManifestSize)}
+		return nil, []string{fmt.Sprintf("%s is more than the %d bytes a manifest may have", mf.Name, blueprint.MaxManifestSize)}, nil
 	}
-	asJSON, problems := checkManifest(mf.Name, yml)
-	return asJSON, problems
+	return checkManifest(mf.Name, yml)
 }
 
 // checkManifest checks a manifest.yml and returns it as JSON (JSON is YAML
 // too, so the stored form parses again for the command and telemetry
-// checks), or every problem it has.
-func checkManifest(file string, yml []byte) (json.RawMessage, []string) {
-	if _, err := blueprint.Parse(file, yml); err != nil {
+// checks), or every problem it has. warnings are what Enapter's platform
+// takes but is likely a mistake (fields outside its schema): they do not
+// refuse the manifest.
+func checkManifest(file string, yml []byte) (manifest json.RawMessage, problems, warnings []string) {
+	m, err := blueprint.Parse(file, yml)
+	if err != nil {
 		var me *blueprint.ManifestError
 		if errors.As(err, &me) && len(me.Problems) > 0 {
-			problems := make([]string, len(me.Problems))
-			for i, p := range me.Problems {
-				problems[i] = p.String()
-			}
-			return nil, problems
+			return nil, problemStrings(me.Problems), nil
 		}
-		return nil, []string{err.Error()}
+		return nil, []string{err.Error()}, nil
 	}
+	warnings = problemStrings(m.Warnings)
 	// Stored as JSON, as Enapter returns manifests, in the manifest's own
 	// key order (the console lists commands and arguments that way).
 	asJSON, err := manifestJSON(yml)
 	if err != nil {
-		return nil, []string{file + " cannot be stored as JSON: " + err.Error()}
+		return nil, []string{file + " cannot be stored as JSON: " + err.Error()}, nil
 	}
-	return asJSON, nil
+	return asJSON, nil, warnings
+}
+
+func problemStrings(ps []blueprint.Problem) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
 }
 
 // uploadBlueprint answers POST /v3/blueprints/upload: the body is the
@@ -145,7 +152,7 @@ func (s *server) uploadBlueprint(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	manifest, problems := checkBlueprintZip(data)
+	manifest, problems, warnings := checkBlueprintZip(data)
 	if len(problems) > 0 {
 		msg := "invalid blueprint: " + problems[0]
 		if len(problems) > 1 {
@@ -160,7 +167,11 @@ func (s *server) uploadBlueprint(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "blueprint", err, nil)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"blueprint": blueprintJSON{ID: b.ID, CreatedAt: formatTime(b.CreatedAt)}})
+	out := map[string]any{"blueprint": blueprintJSON{ID: b.ID, CreatedAt: formatTime(b.CreatedAt)}}
+	if len(warnings) > 0 {
+		out["validation_warnings"] = warnings // an edk addition
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // validateBlueprint answers POST /v3/blueprints/validate: the body is a
@@ -171,11 +182,16 @@ func (s *server) validateBlueprint(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	_, problems := checkBlueprintZip(data)
+	_, problems, warnings := checkBlueprintZip(data)
 	if problems == nil {
 		problems = []string{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"validation_errors": problems})
+	if warnings == nil {
+		warnings = []string{}
+	}
+	// validation_warnings is an edk addition: fields outside Enapter's
+	// schema, which do not refuse the blueprint.
+	writeJSON(w, http.StatusOK, map[string]any{"validation_errors": problems, "validation_warnings": warnings})
 }
 
 // getBlueprint answers GET /v3/blueprints/{id}.

@@ -72,7 +72,8 @@ func executionView(e store.Execution, withLog bool) executionJSON {
 // commandRequest reads and checks the body of execute_command and
 // command_executions: the device (by id or slug), the request to send
 // (arguments checked against the device's manifest, defaults filled in) and
-// the timeout. It answers the request itself when something is wrong.
+// the timeout. It answers the request itself when something is wrong,
+// and when the device is offline (refuseOffline).
 func (s *server) commandRequest(w http.ResponseWriter, r *http.Request) (store.Device, store.ExecutionRequest, time.Duration, bool) {
 	var body struct {
 		Name      string          `json:"name"`
@@ -121,6 +122,9 @@ func (s *server) commandRequest(w http.ResponseWriter, r *http.Request) (store.D
 	if err != nil {
 		writeError(w, http.StatusUnprocessableEntity, "rejected_by_manifest", err.Error(),
 			map[string]any{"device_id": dev.ID, "command": body.Name})
+		return fail()
+	}
+	if s.refuseOffline(w, r, dev, body.Name) {
 		return fail()
 	}
 	return dev, store.ExecutionRequest{Name: body.Name, Arguments: args, ManifestName: body.Name}, timeout, true

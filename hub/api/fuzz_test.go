@@ -20,7 +20,7 @@ func FuzzCheckBlueprintZip(f *testing.F) {
 	f.Add([]byte("PK\x03\x04"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, problems := checkBlueprintZip(data)
+		m, problems, _ := checkBlueprintZip(data)
 		switch {
 		case len(problems) > 0 && m != nil:
 			t.Fatalf("both a manifest and problems: %v", problems)

@@ -2,7 +2,9 @@
 // the log: refusals a stranger can cause (failed logins, connections over a
 // cap) would otherwise let them fill the disk with the hub's log. A Limiter
 // lets a burst of lines through per interval and counts the rest, which the
-// next line that gets through reports.
+// next line that gets through reports. An Outage does the same for a
+// failure that repeats while something is down: the first failure, a
+// summary at a steady cadence, and the recovery once.
 package ratelog
 
 import (
