@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"math"
@@ -296,9 +297,14 @@ func (s *server) executions(w http.ResponseWriter, r *http.Request, deviceIDs []
 				(!gte.IsZero() && e.CreatedAt.Before(gte)) ||
 				(!lt.IsZero() && !e.CreatedAt.Before(lt))
 		})
-		// Each device's list is newest first; a stable sort keeps that
-		// order among executions of the same millisecond.
-		slices.SortStableFunc(es, func(a, b store.Execution) int { return b.CreatedAt.Compare(a.CreatedAt) })
+		// Newest first; executions of the same millisecond (on different
+		// devices too) in the order they were created.
+		slices.SortFunc(es, func(a, b store.Execution) int {
+			if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+				return c
+			}
+			return cmp.Compare(b.Seq, a.Seq)
+		})
 		if order == "CREATED_AT_ASC" {
 			slices.Reverse(es)
 		}

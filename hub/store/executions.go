@@ -85,6 +85,9 @@ type Execution struct {
 	Response *ExecutionResponse `json:"response"`
 	// Log is every response, oldest first.
 	Log []ExecutionResponse `json:"log"`
+	// Seq orders executions as they were created, across devices: a
+	// tiebreak for those created in the same millisecond.
+	Seq int64 `json:"-"`
 }
 
 type querier interface {
@@ -263,7 +266,7 @@ func (s *Store) ListExecutions(ctx context.Context, deviceID string, offset, lim
 	return es, nil
 }
 
-const executionColumns = "id, device_id, state, created_at, updated_at, name, arguments, manifest_name"
+const executionColumns = "id, device_id, state, created_at, updated_at, name, arguments, manifest_name, seq"
 
 func scanExecutions(rows *sql.Rows, err error) ([]Execution, error) {
 	if err != nil {
@@ -278,7 +281,7 @@ func scanExecutions(rows *sql.Rows, err error) ([]Execution, error) {
 			args             sql.NullString
 		)
 		if err := rows.Scan(&e.ID, &e.DeviceID, &e.State, &created, &updated,
-			&e.Request.Name, &args, &e.Request.ManifestName); err != nil {
+			&e.Request.Name, &args, &e.Request.ManifestName, &e.Seq); err != nil {
 			return nil, err
 		}
 		e.CreatedAt, e.UpdatedAt = fromMS(created), fromMS(updated)
