@@ -3,9 +3,9 @@ package blueprint
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/edk-go/edk/driver"
+	"github.com/edk-go/edk/internal/yamlproblem"
 )
 
 var (
@@ -20,42 +20,10 @@ var (
 	ErrInvalidArgument = driver.ErrBadArgument
 )
 
-// Problem is one mistake in a manifest.
-type Problem struct {
-	File   string
-	Line   int    // 1-based; the line of the field, or of its parent when the field is missing
-	Column int    // 1-based
-	Path   string // the field, e.g. commands.set_power.arguments.power.min
-	// Message says what is wrong and what to do.
-	Message string
-	// Hint is an optional extra: an example, the allowed values.
-	Hint string
-	// Warning marks what Enapter's platform accepts but is likely a
-	// mistake (a field outside its schema); it is in Manifest.Warnings,
-	// never in a ManifestError.
-	Warning bool
-}
-
-// String formats the problem as file:line:col: path: message (hint), with
-// "warning: " before the path of a warning.
-func (p Problem) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s:%d:%d: ", p.File, p.Line, p.Column)
-	if p.Warning {
-		b.WriteString("warning: ")
-	}
-	if p.Path != "" {
-		b.WriteString(p.Path)
-		b.WriteString(": ")
-	}
-	b.WriteString(p.Message)
-	if p.Hint != "" {
-		b.WriteString(" (")
-		b.WriteString(p.Hint)
-		b.WriteString(")")
-	}
-	return b.String()
-}
+// Problem is one mistake in a manifest, at its position (the line of the
+// field, or of its parent when the field is missing). A warning is in
+// Manifest.Warnings, never in a ManifestError.
+type Problem = yamlproblem.Problem
 
 // ManifestError holds every problem found in a manifest, in file order.
 type ManifestError struct {

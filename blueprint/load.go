@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/edk-go/edk/internal/yamlproblem"
 	"gopkg.in/yaml.v3"
 )
 
@@ -71,15 +72,7 @@ func Parse(file string, data []byte) (*Manifest, error) {
 // SortProblems sorts problems by position in the file, keeping the order
 // of those at the same place; merging errors and warnings for a report
 // goes through it.
-func SortProblems(ps []Problem) {
-	sort.SliceStable(ps, func(i, j int) bool {
-		a, b := ps[i], ps[j]
-		if a.Line != b.Line {
-			return a.Line < b.Line
-		}
-		return a.Column < b.Column
-	})
-}
+func SortProblems(ps []Problem) { yamlproblem.Sort(ps) }
 
 // MustParse is Parse for manifests embedded in programs and tests: it
 // panics on any problem.

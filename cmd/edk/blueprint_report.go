@@ -73,7 +73,7 @@ func registerMap(w io.Writer, path string) (bool, error) {
 		return false, nil
 	}
 	state := "it is a valid map"
-	if _, err := modbus.Parse(data, path); err != nil {
+	if _, err := modbus.Parse(path, data); err != nil {
 		var me *modbus.MapError
 		if !errors.As(err, &me) {
 			return true, err

@@ -26,7 +26,9 @@ command_groups:
 commands:
   set_power: {display_name: S, group: g}
 `))
-	m, err := modbus.Parse([]byte(`modbus: {address: "tcp://127.0.0.1:502"}
+	m, err := modbus.Parse(
+
+		"map.yaml", []byte(`modbus: {address: "tcp://127.0.0.1:502"}
 commands:
   set_powr:
     write: {register: 100, value: 1}
@@ -37,7 +39,8 @@ telemetry:
   status: {register: 2}
 properties:
   serial_numbr: {register: 10}
-`), "map.yaml")
+`))
+
 	if err != nil {
 		t.Fatal(err)
 	}

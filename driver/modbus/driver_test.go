@@ -186,7 +186,7 @@ func TestMergeLimits(t *testing.T) {
 	for i := range 2001 {
 		fmt.Fprintf(&b, "  c%d: {register: %d, table: coil}\n", i, i)
 	}
-	m, err := modbus.Parse([]byte(b.String()), "")
+	m, err := modbus.Parse("", []byte(b.String()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,27 +16,12 @@ import (
 
 	"github.com/edk-go/edk/driver"
 	"github.com/edk-go/edk/internal/suggest"
+	"github.com/edk-go/edk/internal/yamlproblem"
 )
 
-// Problem is one thing wrong with a register map.
-type Problem struct {
-	Line, Column int    // 1-based position in the file; 0 when unknown
-	Key          string // dotted path of the key, e.g. telemetry.soc.type
-	Message      string
-}
-
-func (p Problem) String() string {
-	var b strings.Builder
-	if p.Line > 0 {
-		fmt.Fprintf(&b, "%d:%d: ", p.Line, p.Column)
-	}
-	if p.Key != "" {
-		b.WriteString(p.Key)
-		b.WriteString(": ")
-	}
-	b.WriteString(p.Message)
-	return b.String()
-}
+// Problem is one thing wrong with a register map; Path is the dotted key,
+// e.g. telemetry.soc.type.
+type Problem = yamlproblem.Problem
 
 // MapError lists every problem found in a register map.
 type MapError struct {
@@ -45,21 +30,11 @@ type MapError struct {
 }
 
 func (e *MapError) Error() string {
-	var b strings.Builder
+	lines := make([]string, len(e.Problems))
 	for i, p := range e.Problems {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		if e.File != "" {
-			b.WriteString(e.File)
-			b.WriteByte(':')
-			if p.Line == 0 {
-				b.WriteByte(' ')
-			}
-		}
-		b.WriteString(p.String())
+		lines[i] = p.String()
 	}
-	return b.String()
+	return strings.Join(lines, "\n")
 }
 
 // Load reads and validates the register map in a YAML file. The error of a
@@ -69,14 +44,14 @@ func Load(path string) (*Map, error) {
 	if err != nil {
 		return nil, fmt.Errorf("modbus: read register map: %w", err)
 	}
-	return Parse(data, path)
+	return Parse(path, data)
 }
 
 // maxMapSize bounds the input of Parse.
 const maxMapSize = 4 << 20
 
 // Parse validates a register map. file is used in error messages only.
-func Parse(data []byte, file string) (*Map, error) {
+func Parse(file string, data []byte) (*Map, error) {
 	l := &loader{file: file}
 	if len(data) > maxMapSize {
 		l.add(nil, "", "the register map is larger than %d bytes", maxMapSize)
@@ -84,7 +59,7 @@ func Parse(data []byte, file string) (*Map, error) {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		l.probs = append(l.probs, Problem{Line: yamlErrLine(err), Message: strings.TrimPrefix(err.Error(), "yaml: ")})
+		l.probs = append(l.probs, yamlproblem.Syntax(file, err))
 		return nil, l.err()
 	}
 	if len(doc.Content) == 0 {
@@ -98,16 +73,6 @@ func Parse(data []byte, file string) (*Map, error) {
 	return m, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`line (\d+)`)
-
-func yamlErrLine(err error) int {
-	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		return n
-	}
-	return 0
-}
-
 type loader struct {
 	file  string
 	probs []Problem
@@ -115,21 +80,12 @@ type loader struct {
 }
 
 func (l *loader) err() error {
-	slices.SortStableFunc(l.probs, func(a, b Problem) int {
-		if a.Line != b.Line {
-			return a.Line - b.Line
-		}
-		return a.Column - b.Column
-	})
+	yamlproblem.Sort(l.probs)
 	return &MapError{File: l.file, Problems: l.probs}
 }
 
 func (l *loader) add(n *yaml.Node, key, format string, args ...any) {
-	p := Problem{Key: key, Message: fmt.Sprintf(format, args...)}
-	if n != nil {
-		p.Line, p.Column = n.Line, n.Column
-	}
-	l.probs = append(l.probs, p)
+	l.probs = append(l.probs, yamlproblem.At(l.file, n, key, format, args...))
 }
 
 func resolve(n *yaml.Node) *yaml.Node {

@@ -100,7 +100,7 @@ func TestLoadErrors(t *testing.T) {
 		}
 		seen[tc.name] = true
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := modbus.Parse([]byte(tc.yaml), "test.yaml")
+			_, err := modbus.Parse("test.yaml", []byte(tc.yaml))
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -124,7 +124,9 @@ func TestLoadErrors(t *testing.T) {
 }
 
 func TestLoadValid(t *testing.T) {
-	m, err := modbus.Parse([]byte(`
+	m, err := modbus.Parse(
+
+		"", []byte(`
 modbus: {address: "rtu:///dev/ttyUSB0?baud=9600&parity=E&stop_bits=1", unit_id: 7, byte_order: little, word_order: little}
 telemetry:
   a: {register: 0x10, type: float32}
@@ -134,7 +136,8 @@ commands:
   set:
     arguments: {x: {type: float, default: 1.5}}
     write: [{register: 30, type: int32, scale: 0.1, value: x}, {register: 40, value: 1}]
-`), "")
+`))
+
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +172,7 @@ func FuzzLoadRegisterMap(f *testing.F) {
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte(head + "commands:\n  c:\n    arguments: {v: {type: float, min: -1e9}}\n    write: [{register: 1, type: float64, value: v, word_order: little}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := modbus.Parse(data, "fuzz.yaml")
+		m, err := modbus.Parse("fuzz.yaml", data)
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatal("empty error")

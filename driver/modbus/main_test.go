@@ -31,7 +31,7 @@ func startSim(tb testing.TB, profile string) *modbussim.Server {
 // driver with a 1 ms backoff.
 func newDriver(tb testing.TB, s *modbussim.Server, yml string, opts modbus.Options) *modbus.Driver {
 	tb.Helper()
-	m, err := modbus.Parse([]byte(strings.ReplaceAll(yml, "ADDR", s.URL())), "test.yaml")
+	m, err := modbus.Parse("test.yaml", []byte(strings.ReplaceAll(yml, "ADDR", s.URL())))
 	if err != nil {
 		tb.Fatal(err)
 	}

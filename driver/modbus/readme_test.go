@@ -17,7 +17,7 @@ func TestREADMEMapsLoad(t *testing.T) {
 		t.Fatalf("found %d register maps in the README, want the inverter and the meter", len(blocks))
 	}
 	for _, b := range blocks {
-		if _, err := Parse(b[1], "README.md"); err != nil {
+		if _, err := Parse("README.md", b[1]); err != nil {
 			t.Errorf("README map does not load:\n%s\n%v", b[1], err)
 		}
 	}

@@ -86,7 +86,7 @@ func TestRTU(t *testing.T) {
 	a, b := startPTYPair(t, tools, dir)
 	srv := startRTUServer(t, tools, b, 19200, "N", 2)
 
-	m, err := modbus.Parse([]byte(strings.ReplaceAll(rtuMap, "DEV", a)), "rtu.yaml")
+	m, err := modbus.Parse("rtu.yaml", []byte(strings.ReplaceAll(rtuMap, "DEV", a)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,12 +233,15 @@ func TestRTUSerialSettings(t *testing.T) {
 	tools := rtuTools(t)
 	a, b := startPTYPair(t, tools, t.TempDir())
 	startRTUServer(t, tools, b, 9600, "N", 1)
-	m, err := modbus.Parse([]byte(fmt.Sprintf(`
+	m, err := modbus.Parse(
+
+		"rtu.yaml", []byte(fmt.Sprintf(`
 modbus: {address: "RTU://%s?baud=9600&parity=E&stop_bits=1", timeout: 300ms}
 telemetry:
   f32: {register: 6, type: float32}
   u32_in: {register: 0, table: input, type: uint32}
-`, a)), "rtu.yaml")
+`, a)))
+
 	if err != nil {
 		t.Fatal(err)
 	}
