@@ -12,8 +12,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/edk-go/edk/internal/yamlproblem"
 	"gopkg.in/yaml.v3"
+
+	typo "github.com/edk-go/edk/internal/suggest"
+	"github.com/edk-go/edk/internal/yamlproblem"
 )
 
 // ManifestFile is the name of a manifest inside a blueprint folder.
@@ -1104,7 +1106,7 @@ func mapKeys(m map[string]bool) []string {
 func suggest(s string, candidates []string) string {
 	best, bestD := "", 3
 	for _, c := range candidates {
-		if d := editDistance(strings.ToLower(s), c); d < bestD {
+		if d := typo.Distance(strings.ToLower(s), c); d < bestD {
 			best, bestD = c, d
 		}
 	}
@@ -1112,29 +1114,6 @@ func suggest(s string, candidates []string) string {
 		return ""
 	}
 	return best
-}
-
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 99
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // The fields Enapter's schemas define (device/1.0 and device/3.0 merged

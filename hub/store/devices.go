@@ -275,16 +275,7 @@ func (s *Store) UpdateDevice(ctx context.Context, id string, u DeviceUpdate) (De
 // DeleteDevice removes a device and everything stored about it (telemetry,
 // properties, logs, executions, counters). It fails with ErrNotFound.
 func (s *Store) DeleteDevice(ctx context.Context, id string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "DELETE FROM devices WHERE id = ?", id)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
-		}
-		return nil
-	})
+	err := s.write(ctx, func(tx *sql.Tx) error { return execOne(ctx, tx, "DELETE FROM devices WHERE id = ?", id) })
 	if err != nil {
 		return fmt.Errorf("store: delete device %s: %w", id, err)
 	}
@@ -325,14 +316,7 @@ func (s *Store) SetCertFingerprint(ctx context.Context, deviceID, fingerprint st
 func (s *Store) updateCredential(ctx context.Context, deviceID, op, set string, args ...any) error {
 	args = append(args, ms(s.now()), deviceID)
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE devices SET "+set+", updated_at = ? WHERE id = ?", args...)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
-		}
-		return nil
+		return execOne(ctx, tx, "UPDATE devices SET "+set+", updated_at = ? WHERE id = ?", args...)
 	})
 	if err != nil {
 		return fmt.Errorf("store: %s for %s: %w", op, deviceID, uniqueConflict(err, deviceConflicts))
@@ -408,4 +392,16 @@ func checkPassword(hash, password string) bool {
 		return false
 	}
 	return subtle.ConstantTimeCompare(got, want) == 1
+}
+
+// execOne runs a statement that must touch one row: none is ErrNotFound.
+func execOne(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
 }

@@ -14,14 +14,7 @@ import (
 // ErrNotFound; a finished execution is left alone.
 func (s *Store) SetExecutionDeadline(ctx context.Context, executionID string, deadline time.Time) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE executions SET deadline_at = ? WHERE id = ?", ms(deadline), executionID)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
-		}
-		return nil
+		return execOne(ctx, tx, "UPDATE executions SET deadline_at = ? WHERE id = ?", ms(deadline), executionID)
 	})
 	if err != nil {
 		return fmt.Errorf("store: set deadline of execution %s: %w", executionID, err)
