@@ -75,6 +75,7 @@ func v1Code(err error) int64 {
 // mbClient is one Modbus connection, opened on first use and reopened
 // after a failure, so a device that went away is found again.
 type mbClient struct {
+	shared bool // v1 modbustcp.new: one connection per address, never closed by the GC
 	url    string
 	c      *mb.ModbusClient
 	open   bool
@@ -90,6 +91,9 @@ func newMBClient(u string) (*mbClient, error) {
 }
 
 func (m *mbClient) Close() error {
+	if m.shared {
+		return nil
+	}
 	m.closed = true
 	if m.open {
 		m.open = false
@@ -375,9 +379,15 @@ func (r *Runtime) installModbus() {
 		if err != nil {
 			return 0, err
 		}
-		c, err := newMBClient("tcp://" + addr)
-		if err != nil {
-			return pushErr(s, err)
+		// v1 blueprints often call modbustcp.new on every poll: they
+		// share one connection per address instead of one each.
+		c, ok := r.tcpClients[addr]
+		if !ok {
+			if c, err = newMBClient("tcp://" + addr); err != nil {
+				return pushErr(s, err)
+			}
+			c.shared = true
+			r.tcpClients[addr] = c
 		}
 		r.pushObject("modbus", c)
 		return 1, nil

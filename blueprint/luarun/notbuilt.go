@@ -5,6 +5,7 @@ package luarun
 import (
 	"context"
 
+	"github.com/edk-go/edk/device"
 	"github.com/edk-go/edk/lua"
 )
 
@@ -19,3 +20,9 @@ func Check(*Blueprint) error { return lua.ErrNotBuilt }
 
 // Run is never reached.
 func (*Runtime) Run(context.Context) error { return lua.ErrNotBuilt }
+
+// SetConnected is never reached.
+func (*Runtime) SetConnected(bool) {}
+
+// HandleCommands is never reached.
+func (*Runtime) HandleCommands(*device.Device) {}

@@ -2,6 +2,7 @@ package luarun
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -82,6 +83,9 @@ type Blueprint struct {
 	// ModuleDir is that folder, where require finds sibling files.
 	Main      string
 	ModuleDir string
+	// Problems are the manifest's schema problems; with any, Manifest is
+	// only as far as it could be read.
+	Problems []string
 }
 
 // APIVersion is 1 for device/1.0 blueprints, 3 for device/3.0.
@@ -115,7 +119,17 @@ type luaSection struct {
 func LoadBlueprint(dir string) (*Blueprint, error) {
 	path := filepath.Join(dir, "manifest.yml")
 	m, err := blueprint.Load(path)
-	if err != nil {
+	var problems []string
+	var me *blueprint.ManifestError
+	if errors.As(err, &me) && m != nil {
+		// Marketplace manifests that break the schema in small ways
+		// (an argument with a unit, a misspelt key) still run, as on
+		// Enapter's side; the caller warns and does not hold the device
+		// to such a manifest.
+		for _, p := range me.Problems {
+			problems = append(problems, p.String())
+		}
+	} else if err != nil {
 		return nil, err
 	}
 	raw, err := os.ReadFile(path)
@@ -126,7 +140,7 @@ func LoadBlueprint(dir string) (*Blueprint, error) {
 	if err := yaml.Unmarshal(raw, &sec); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	b := &Blueprint{Dir: dir, Manifest: m}
+	b := &Blueprint{Dir: dir, Manifest: m, Problems: problems}
 	cm, rt := sec.CommunicationModule, sec.Runtime
 	file, sub := cm.LuaFile, cm.Lua.Dir
 	if file == "" {

@@ -178,6 +178,7 @@ local function unavailable(module)
   return setmetatable({}, {
     __index = function(_, fn)
       if fn == 'err_to_str' then return function() return msg end end
+      if fn == 'new' then return function() return nil, msg end end
       return function()
         if api == 1 then return 5 end
         return nil, msg

@@ -30,16 +30,17 @@ type Runtime struct {
 	log  *slog.Logger
 	s    *lua.State
 
-	ctx      context.Context // Run's, for calls made from the script
-	jobs     []*job
-	handlers map[string]int // command name → registry ref
-	onStatus []int
-	afterCfg map[string][]int
-	storage  map[string]string
-	objects  map[int]any
-	nextObj  int
-	classes  map[string]int // class name → metatable ref
-	cmd      *cmdState      // the command being executed, if any
+	ctx        context.Context // Run's, for calls made from the script
+	jobs       []*job
+	handlers   map[string]int // command name → registry ref
+	onStatus   []int
+	afterCfg   map[string][]int
+	storage    map[string]string
+	objects    map[int]any
+	nextObj    int
+	classes    map[string]int // class name → metatable ref
+	cmd        *cmdState      // the command being executed, if any
+	tcpClients map[string]*mbClient
 
 	commands chan *cmdRequest
 	status   chan bool
@@ -85,7 +86,7 @@ func New(bp *Blueprint, opts Options) (*Runtime, error) {
 	r := &Runtime{
 		bp: bp, opts: opts, log: opts.Logger, s: s, ctx: context.Background(),
 		handlers: map[string]int{}, afterCfg: map[string][]int{}, storage: map[string]string{},
-		objects: map[int]any{}, classes: map[string]int{},
+		objects: map[int]any{}, classes: map[string]int{}, tcpClients: map[string]*mbClient{},
 		commands: make(chan *cmdRequest), status: make(chan bool, 1),
 	}
 	if err := r.loadStorage(); err != nil {
@@ -157,7 +158,13 @@ func (r *Runtime) install() error {
 // Run runs the script until ctx is done: enapter.main (v3), then the
 // scheduler's jobs, commands and connection callbacks, one at a time.
 func (r *Runtime) Run(ctx context.Context) error {
-	defer r.s.Close()
+	defer func() {
+		r.s.Close()
+		for _, c := range r.tcpClients {
+			c.shared = false
+			_ = c.Close()
+		}
+	}()
 	r.ctx = ctx
 	if r.bp.APIVersion() == 3 {
 		r.s.SetTop(0)

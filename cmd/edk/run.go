@@ -16,6 +16,9 @@ import (
 )
 
 func runRun(ctx context.Context, e *env, args []string) error {
+	if wantsBlueprint(args) {
+		return runLuaBlueprint(ctx, e, args)
+	}
 	fs := newFlags("run", "[--config-file F | --config-blob B] [flags]", e.stderr)
 	var cf configFlags
 	cf.register(fs)

@@ -1,0 +1,160 @@
+//go:build lua
+
+package luarun
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edk-go/edk/device"
+)
+
+const v1Manifest = `blueprint_spec: device/1.0
+display_name: test
+communication_module:
+  product: ENP-VIRTUAL
+  lua_file: firmware.lua
+telemetry:
+  n:
+    type: integer
+    display_name: N
+`
+
+func writeBlueprint(t *testing.T, manifest, script string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "manifest.yml"), []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "firmware.lua"), []byte(script), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// The v1 API: numeric Modbus codes, a failing job keeps its schedule, a
+// runaway job is stopped by the watchdog, ctx.error, the sandbox.
+func TestV1API(t *testing.T) {
+	r := &regs{holdings: map[uint16]uint16{10: 0x1234}}
+	addr, _ := modbusServer(t, r, "")
+	script := `
+json = require('json')
+local n = 0
+function main()
+  scheduler.add(20, function()
+    n = n + 1
+    local c = modbustcp.new('` + addr + `')
+    local data, err = c:read_holdings(1, 10, 1, 1000)
+    local _, err2 = c:read_holdings(1, 99, 1, 1000)
+    local code = c:write_holding(1, 11, 7, 1000)
+    enapter.send_telemetry({ n = n, reg = data[1], err = err, exc = err2, exc_str = modbustcp.err_to_str(err2), write = code })
+  end)
+  scheduler.add(20, function() error('job fails') end)
+  enapter.register_command_handler('runaway', function() while true do end end)
+  enapter.register_command_handler('fail', function(ctx, args) ctx.error('bad ' .. args.x) ; return { no = 1 } end)
+  enapter.register_command_handler('echo', function(ctx, args)
+    return { io = type(io), exec = type(os.execute), loadlib = type(package.loadlib),
+      relay = select(2, relay.new('port://rl-1')), rl6 = rl6.close(1),
+      json = json.encode({ a = { 1, 2 } }), inspect = inspect({ 1, a = 'x' }), tostr = tostring(10 / 2) }
+  end)
+end
+main()
+`
+	dir := writeBlueprint(t, v1Manifest, script)
+	rt, sk := start(t, dir, Options{CallTimeout: 200 * time.Millisecond})
+	waitFor(t, "three samples", func() bool { return sk.count() >= 3 })
+	got := sk.telemetryJSON(t, 0)[2]
+	want := map[string]any{"n": 3.0, "reg": float64(0x1234), "err": 0.0, "exc": 12.0, "exc_str": "illegal data address", "write": 0.0}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], w, got)
+		}
+	}
+	if !strings.Contains(sk.logText(), "job fails") {
+		t.Errorf("failing job not logged:\n%s", sk.logText())
+	}
+	ctx := context.Background()
+	start := time.Now()
+	_, err := rt.Command(ctx, "runaway", nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "watchdog") {
+		t.Errorf("runaway = %v", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("watchdog took %v", time.Since(start))
+	}
+	n := sk.count()
+	waitFor(t, "jobs after the runaway command", func() bool { return sk.count() > n+2 })
+	_, err = rt.Command(ctx, "fail", map[string]any{"x": "input"}, nil)
+	var ce *device.CommandError
+	if !errors.As(err, &ce) || ce.Message != "bad input" {
+		t.Errorf("fail = %v", err)
+	}
+	res, err := rt.Command(ctx, "echo", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.(map[string]any)
+	for k, w := range map[string]any{"io": "nil", "exec": "nil", "loadlib": "nil", "rl6": int64(5), "json": `{"a":[1,2]}`, "inspect": `{ 1, a = "x" }`, "tostr": "5.0"} {
+		if m[k] != w {
+			t.Errorf("echo %s = %#v, want %#v", k, m[k], w)
+		}
+	}
+	if s, _ := m["relay"].(string); !strings.Contains(s, "not available on this host") {
+		t.Errorf("relay.new error = %v", m["relay"])
+	}
+}
+
+// A syntax error is reported with the file and line, before running.
+func TestSyntaxError(t *testing.T) {
+	dir := writeBlueprint(t, v1Manifest, "function main(\n")
+	bp, err := LoadBlueprint(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(bp); err == nil || !strings.Contains(err.Error(), "firmware.lua:2:") {
+		t.Errorf("Check = %v", err)
+	}
+	if _, err := New(bp, Options{}); err == nil {
+		t.Error("New accepted a script that does not compile")
+	}
+}
+
+// A v3 blueprint using the batch client:read, unmodified.
+func TestSchneiderPM2100V3(t *testing.T) {
+	dir := marketplace(t, "blueprints/power_meters/schneider_electric_pm2100_v3")
+	r := &regs{holdings: map[uint16]uint16{}}
+	for _, a := range []uint16{2699, 2703, 3059, 3109} {
+		r.setFloat(a, 50)
+	}
+	for i := uint16(0); i < 6; i += 2 {
+		r.setFloat(2999+i, 1.5)
+		r.setFloat(3027+i, 230)
+		r.setFloat(3053+i, 345)
+	}
+	for i := uint16(0); i < 20; i++ {
+		r.holdings[49+i] = 0
+	}
+	r.holdings[49], r.holdings[50] = 'P'<<8|'M', '2'<<8|'1'
+	addr, _ := modbusServer(t, r, "")
+	_, sk := start(t, dir, Options{Config: map[string]map[string]any{
+		"connection": {"address": int64(1), "conn_str": "tcp://" + addr},
+	}})
+	waitFor(t, "telemetry", func() bool { return sk.count() >= 1 })
+	got := sk.telemetryJSON(t, 0)[0]
+	for k, w := range map[string]any{"ac_l1_current": 1.5, "ac_l3_voltage": 230.0, "ac_l2_power": 345.0, "ac_frequency": 50.0, "status": "ok"} {
+		if got[k] != w {
+			t.Errorf("%s = %v, want %v", k, got[k], w)
+		}
+	}
+	// The blueprint's parse functions return "is_err" and the caller
+	// tests "not ok": with every read good it reports its own parse alert.
+	// That is the blueprint's behaviour on Enapter's runtime too.
+	if d, _ := got["alert_details"].(map[string]any); d == nil || !strings.Contains(d["conn_error"].(map[string]any)["errmsg"].(string), "failed to parse other metrics") {
+		t.Errorf("alert_details = %v", got["alert_details"])
+	}
+}
