@@ -184,7 +184,9 @@ func (r *Runtime) installAPI() {
 			if err != nil {
 				return 0, err
 			}
-			t := time.NewTimer(time.Duration(ms) * time.Millisecond)
+			// A Go sleep is not seen by the watchdog hook: a delay
+			// ends at the watchdog's limit at the latest.
+			t := time.NewTimer(min(time.Duration(ms)*time.Millisecond, r.opts.CallTimeout))
 			defer t.Stop()
 			select {
 			case <-t.C:
