@@ -174,7 +174,7 @@ func modbusServer(t *testing.T, r *regs, addr string) (string, func()) {
 		addr = l.Addr().String()
 		l.Close()
 	}
-	srv, err := mb.NewServer(&mb.ServerConfiguration{URL: "tcp://" + addr, MaxClients: 4, Timeout: 5 * time.Second}, r)
+	srv, err := mb.NewServer(&mb.ServerConfiguration{URL: "tcp://" + addr, MaxClients: 64, Timeout: 5 * time.Second}, r)
 	if err != nil {
 		t.Fatal(err)
 	}
