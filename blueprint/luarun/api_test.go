@@ -158,3 +158,47 @@ func TestSchneiderPM2100V3(t *testing.T) {
 		t.Errorf("alert_details = %v", got["alert_details"])
 	}
 }
+
+// A multi-file v3 blueprint (runtime.options.dir: src, main.lua requiring
+// './smamodbusreader'), unmodified.
+func TestSMASunnyTripowerV3(t *testing.T) {
+	dir := marketplace(t, "blueprints/solar_inverters/sma_sunny_tripower_v3")
+	r := &regs{holdings: map[uint16]uint16{}, zero: true}
+	set32 := func(a uint16, v uint32) { r.holdings[a], r.holdings[a+1] = uint16(v>>16), uint16(v) }
+	set32(40029, 295) // mpp
+	set32(30213, 886) // no event
+	set32(30775, 1234)
+	set32(30771, 50000) // 500.00 V
+	set32(30053, 9338)  // STP50-40
+	addr, _ := modbusServer(t, r, "")
+	_, sk := start(t, dir, Options{Config: map[string]map[string]any{
+		"connection": {"unit_id": int64(3), "connection_str": "tcp://" + addr},
+	}})
+	waitFor(t, "telemetry", func() bool { return sk.count() >= 1 })
+	got := sk.telemetryJSON(t, 0)[0]
+	// (status stays unset: the blueprint passes the raw number to
+	// convert_operating_status_to_status, which expects the name.)
+	for k, w := range map[string]any{"operating_status": "mpp", "ac_total_power": 1234.0, "pv_voltage": 500.0} {
+		if got[k] != w {
+			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], w, got)
+		}
+	}
+	if a, ok := got["alerts"].([]any); !ok || len(a) != 0 {
+		t.Errorf("alerts = %v", got["alerts"])
+	}
+	if _, ok := got["read_time"].(float64); !ok || got["status"] != nil {
+		t.Errorf("read_time = %v, status = %v", got["read_time"], got["status"])
+	}
+}
+
+// on_connection_status_changed hears the device going online and offline.
+func TestConnectionStatus(t *testing.T) {
+	dir := writeBlueprint(t, v1Manifest, `
+enapter.on_connection_status_changed(function(status) enapter.log('status ' .. status) end)
+`)
+	rt, sk := start(t, dir, Options{})
+	rt.SetConnected(true)
+	waitFor(t, "status ok", func() bool { return strings.Contains(sk.logText(), "info: status ok") })
+	rt.SetConnected(false)
+	waitFor(t, "status error", func() bool { return strings.Contains(sk.logText(), "info: status error") })
+}

@@ -120,6 +120,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 type regs struct {
 	mu       sync.Mutex
 	holdings map[uint16]uint16
+	zero     bool // missing registers read as 0 instead of an exception
 }
 
 func (r *regs) HandleCoils(*mb.CoilsRequest) ([]bool, error) { return nil, mb.ErrIllegalFunction }
@@ -141,7 +142,7 @@ func (r *regs) HandleHoldingRegisters(req *mb.HoldingRegistersRequest) ([]uint16
 			r.holdings[a] = req.Args[i]
 			continue
 		}
-		if !ok {
+		if !ok && !r.zero {
 			return nil, mb.ErrIllegalDataAddress
 		}
 		out[i] = v
