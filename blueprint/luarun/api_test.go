@@ -5,9 +5,14 @@ package luarun
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -201,4 +206,60 @@ enapter.on_connection_status_changed(function(status) enapter.log('status ' .. s
 	waitFor(t, "status ok", func() bool { return strings.Contains(sk.logText(), "info: status ok") })
 	rt.SetConnected(false)
 	waitFor(t, "status error", func() bool { return strings.Contains(sk.logText(), "info: status error") })
+}
+
+// ems-esp (v1, HTTP + JSON, inline config library): telemetry from the
+// boiler API, a command that POSTs with a bearer token through
+// http.request / do_request, and ctx.error when the API refuses.
+func TestEmsEspV1HTTP(t *testing.T) {
+	dir := marketplace(t, "blueprints/boilers/ems-esp")
+	var mu sync.Mutex
+	posts := map[string]string{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if req.Method == http.MethodPost {
+			if req.Header.Get("Authorization") != "Bearer tok" {
+				fmt.Fprint(w, `{"message":"unauthorized"}`)
+				return
+			}
+			b, _ := io.ReadAll(req.Body)
+			posts[req.URL.Path] = string(b)
+			fmt.Fprint(w, `{"message":"OK"}`)
+			return
+		}
+		fmt.Fprint(w, `{"curflowtemp":55.5,"selflowtemp":60,"wwcurtemp":48.2,"wwsettemp":50,"fanwork":"off","heatingpumpmod":30,"burngas":"on","flamecurr":12.3,"servicecodenumber":0,"servicecode":"-H-","heatingactive":"on","wwheat":"off"}`)
+	}))
+	defer srv.Close()
+	rt, sk := start(t, dir, Options{})
+	ctx := context.Background()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	if _, err := rt.Command(ctx, "write_configuration", map[string]any{"address": host, "token": "bad"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "boiler telemetry", func() bool {
+		for _, m := range sk.telemetryJSON(t, 0) {
+			if m["heating_temp_cur"] == 55.5 && m["status"] == "Heating" && m["gas"] == "On" {
+				return true
+			}
+		}
+		return false
+	})
+	args := map[string]any{"heating_temp": int64(61), "dhw_temp": int64(52), "dhw": true, "heating": true}
+	_, err := rt.Command(ctx, "boiler_configuration", args, nil)
+	var ce *device.CommandError
+	if !errors.As(err, &ce) || ce.Message != "Unable to set Heating Temperature" {
+		t.Fatalf("with a bad token = %v", err)
+	}
+	if _, err := rt.Command(ctx, "write_configuration", map[string]any{"address": host, "token": "tok"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.Command(ctx, "boiler_configuration", args, nil); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if posts["/api/boiler/heatingtemp"] != `{"value":61}` || posts["/api/boiler/wwactivated"] != `{"value": "on"}` {
+		t.Errorf("posts = %v", posts)
+	}
 }
