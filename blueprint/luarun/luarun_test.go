@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"math"
 	"net"
 	"net/http"
@@ -175,7 +177,7 @@ func modbusServer(t *testing.T, r *regs, addr string) (string, func()) {
 		addr = l.Addr().String()
 		l.Close()
 	}
-	srv, err := mb.NewServer(&mb.ServerConfiguration{URL: "tcp://" + addr, MaxClients: 64, Timeout: 5 * time.Second}, r)
+	srv, err := mb.NewServer(&mb.ServerConfiguration{URL: "tcp://" + addr, MaxClients: 64, Timeout: 5 * time.Second, Logger: log.New(io.Discard, "", 0)}, r)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ package luarun
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net/url"
 	"strings"
 	"time"
@@ -75,19 +77,51 @@ func v1Code(err error) int64 {
 // mbClient is one Modbus connection, opened on first use and reopened
 // after a failure, so a device that went away is found again.
 type mbClient struct {
-	shared bool // v1 modbustcp.new: one connection per address, never closed by the GC
-	url    string
-	c      *mb.ModbusClient
-	open   bool
-	closed bool
+	shared  bool // v1 modbustcp.new: one connection per address, never closed by the GC
+	url     string
+	c       *mb.ModbusClient
+	timeout time.Duration
+	open    bool
+	closed  bool
 }
 
+// quiet keeps simonvetter/modbus from writing to stdout; its errors come
+// back to the script anyway.
+var quiet = log.New(io.Discard, "", 0)
+
 func newMBClient(u string) (*mbClient, error) {
-	c, err := mb.NewClient(&mb.ClientConfiguration{URL: u, Timeout: time.Second})
-	if err != nil {
+	m := &mbClient{url: u}
+	if err := m.build(time.Second); err != nil {
 		return nil, err
 	}
-	return &mbClient{url: u, c: c}, nil
+	return m, nil
+}
+
+func (m *mbClient) build(timeout time.Duration) error {
+	c, err := mb.NewClient(&mb.ClientConfiguration{URL: m.url, Timeout: timeout, Logger: quiet})
+	if err != nil {
+		return err
+	}
+	m.c, m.timeout = c, timeout
+	return nil
+}
+
+// setTimeout applies the script's per-request timeout; the library fixes
+// it per connection, so a different one means a new connection.
+func (m *mbClient) setTimeout(ms int64, limit time.Duration) error {
+	d := time.Duration(ms) * time.Millisecond
+	if ms <= 0 {
+		d = time.Second
+	}
+	d = min(d, limit)
+	if d == m.timeout {
+		return nil
+	}
+	if m.open {
+		_ = m.c.Close()
+		m.open = false
+	}
+	return m.build(d)
 }
 
 func (m *mbClient) Close() error {
@@ -257,6 +291,9 @@ func (r *Runtime) installModbus() {
 			if err != nil {
 				return 0, err
 			}
+			if err := c.setTimeout(optInt(s, 5, 1000), r.opts.CallTimeout); err != nil {
+				return pushErr(s, err)
+			}
 			vals, err := c.read(kind, optInt(s, 2, 1), optInt(s, 3, 0), optInt(s, 4, 1))
 			if err != nil {
 				return pushErr(s, err)
@@ -280,6 +317,10 @@ func (r *Runtime) installModbus() {
 			} else {
 				vals = []int64{optInt(s, 4, 0)}
 			}
+			if err := c.setTimeout(optInt(s, 5, 1000), r.opts.CallTimeout); err != nil {
+				s.PushString(err.Error())
+				return 1, nil
+			}
 			if err := c.write(kind, optInt(s, 2, 1), optInt(s, 3, 0), vals); err != nil {
 				s.PushString(err.Error())
 				return 1, nil
@@ -297,6 +338,11 @@ func (r *Runtime) installModbus() {
 			if c == nil {
 				s.PushNil()
 				s.PushInteger(codeNoPort)
+				return 2, nil
+			}
+			if err := c.setTimeout(optInt(s, base+3, 1000), r.opts.CallTimeout); err != nil {
+				s.PushNil()
+				s.PushInteger(codeConnection)
 				return 2, nil
 			}
 			vals, err := c.read(kind, optInt(s, base, 1), optInt(s, base+1, 0), optInt(s, base+2, 1))
@@ -332,6 +378,10 @@ func (r *Runtime) installModbus() {
 					return 1, nil
 				}
 				vals = []int64{optInt(s, base+2, 0)}
+			}
+			if err := c.setTimeout(optInt(s, base+3, 1000), r.opts.CallTimeout); err != nil {
+				s.PushInteger(codeConnection)
+				return 1, nil
 			}
 			if err := c.write(kind, optInt(s, base, 1), optInt(s, base+1, 0), vals); err != nil {
 				s.PushInteger(v1Code(err))
@@ -451,6 +501,10 @@ func (r *Runtime) modbusBatchRead(s *lua.State) (int, error) {
 	results := make([]any, len(qs))
 	for i, q := range qs {
 		kind, _ := q["type"].(string)
+		if err := c.setTimeout(num(q["timeout"], 1000), r.opts.CallTimeout); err != nil {
+			results[i] = map[string]any{"errcode": int64(codeConnection), "errmsg": err.Error()}
+			continue
+		}
 		vals, err := c.read(kind, num(q["addr"], 1), num(q["reg"], -1), num(q["count"], 0))
 		if err != nil {
 			results[i] = map[string]any{"errcode": v1Code(err), "errmsg": err.Error()}
@@ -484,6 +538,10 @@ func (r *Runtime) modbusBatchWrite(s *lua.State) (int, error) {
 		}
 		if len(vals) == 0 {
 			results[i] = map[string]any{"errcode": int64(codeBadArgument), "errmsg": "value(s) missing"}
+			continue
+		}
+		if err := c.setTimeout(num(q["timeout"], 1000), r.opts.CallTimeout); err != nil {
+			results[i] = map[string]any{"errcode": int64(codeConnection), "errmsg": err.Error()}
 			continue
 		}
 		if err := c.write(kind, num(q["addr"], 1), num(q["reg"], -1), vals); err != nil {
