@@ -67,7 +67,7 @@ func TestRunLuaBlueprint(t *testing.T) {
 	sub := testutil.Connect(t, b.Addr())
 	msgs := testutil.Subscribe(t, sub, "v1/from/hw-lua/+/v1/telemetry")
 
-	startCLI(t, map[string]string{commconfig.EnvConfig: blob}, "run", "--blueprint", dir,
+	dev := startCLI(t, map[string]string{commconfig.EnvConfig: blob}, "run", "--blueprint", dir,
 		"--config", "conn_str=tcp://"+maddr, "--config", "connection.address=1",
 		"--storage", filepath.Join(t.TempDir(), "storage.json"))
 	deadline := time.Now().Add(waitLimit)
@@ -81,10 +81,75 @@ func TestRunLuaBlueprint(t *testing.T) {
 			if v["status"] != "ok" {
 				t.Errorf("telemetry = %s", m.Payload())
 			}
+			if code := dev.interrupt(t); code != 0 {
+				t.Fatalf("exit code after Ctrl-C = %d; stderr:\n%s", code, dev.stderr)
+			}
 			return
 		}
 	}
 	t.Fatal("no telemetry with the register's value")
+}
+
+const cmdManifest = `blueprint_spec: device/3.0
+display_name: commands
+runtime:
+  type: lua
+  options:
+    file: main.lua
+commands:
+  greet:
+    display_name: Greet
+    arguments:
+      name:
+        display_name: Name
+        type: string
+        required: true
+  refuse:
+    display_name: Refuse
+`
+
+const cmdScript = `
+function enapter.main()
+  enapter.register_command_handler('greet', function(ctx, args)
+    ctx.log('greeting ' .. args.name)
+    return { greeting = 'hello ' .. args.name }
+  end)
+  enapter.register_command_handler('refuse', function(ctx) ctx.error('not today') end)
+end
+`
+
+// Command handlers answer over MQTT: the returned table is the payload,
+// ctx.log a progress response, ctx.error an error response.
+func TestRunLuaBlueprintCommands(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "manifest.yml"), []byte(cmdManifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "main.lua"), []byte(cmdScript), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := testutil.StartBroker(t)
+	host, port, _ := net.SplitHostPort(b.Addr())
+	encode := startCLI(t, nil, "config", "encode", "--hardware-id", "hw-cmd", "--host", host, "--port", port)
+	if code := encode.wait(t); code != 0 {
+		t.Fatalf("config encode: %d %s", code, encode.stderr)
+	}
+	blob := strings.TrimSpace(encode.stdout.String())
+	dev := startCLI(t, map[string]string{commconfig.EnvConfig: blob}, "run", "--blueprint", dir, "--log-level", "debug",
+		"--storage", filepath.Join(t.TempDir(), "s.json"))
+	if !dev.stderr.WaitFor("state=connected", waitLimit) {
+		t.Fatalf("run did not connect: %s", dev.stderr)
+	}
+	broker := "tcp://" + b.Addr()
+	greet := startCLI(t, nil, "exec", "--broker", broker, "--hardware-id", "hw-cmd", "greet", "name=edk")
+	if code := greet.wait(t); code != 0 || !strings.Contains(greet.stdout.String(), `completed {"greeting":"hello edk"}`) ||
+		!strings.Contains(greet.stdout.String(), "greeting edk") {
+		t.Errorf("greet: exit %d\n%s%s", code, greet.stdout, greet.stderr)
+	}
+	refuse := startCLI(t, nil, "exec", "--broker", broker, "--hardware-id", "hw-cmd", "refuse")
+	if code := refuse.wait(t); code != 1 || !strings.Contains(refuse.stdout.String(), `"message":"not today"`) {
+		t.Errorf("refuse: exit %d\n%s%s", code, refuse.stdout, refuse.stderr)
+	}
 }
 
 // A --config key the manifest does not declare is a usage error.
