@@ -79,6 +79,7 @@ func v1Code(err error) int64 {
 type mbClient struct {
 	shared  bool // v1 modbustcp.new: one connection per address, never closed by the GC
 	url     string
+	serial  SerialPort // for rtu:// URLs
 	c       *mb.ModbusClient
 	timeout time.Duration
 	open    bool
@@ -89,8 +90,10 @@ type mbClient struct {
 // back to the script anyway.
 var quiet = log.New(io.Discard, "", 0)
 
-func newMBClient(u string) (*mbClient, error) {
-	m := &mbClient{url: u}
+func newMBClient(u string) (*mbClient, error) { return newMBClientPort(u, SerialPort{}) }
+
+func newMBClientPort(u string, p SerialPort) (*mbClient, error) {
+	m := &mbClient{url: u, serial: p}
 	if err := m.build(time.Second); err != nil {
 		return nil, err
 	}
@@ -98,7 +101,12 @@ func newMBClient(u string) (*mbClient, error) {
 }
 
 func (m *mbClient) build(timeout time.Duration) error {
-	c, err := mb.NewClient(&mb.ClientConfiguration{URL: m.url, Timeout: timeout, Logger: quiet})
+	conf := &mb.ClientConfiguration{URL: m.url, Timeout: timeout, Logger: quiet}
+	if p := m.serial; p.Device != "" {
+		conf.Speed, conf.DataBits, conf.StopBits = p.Baud, p.DataBits, p.StopBits
+		conf.Parity = map[string]uint{"N": mb.PARITY_NONE, "E": mb.PARITY_EVEN, "O": mb.PARITY_ODD}[p.Parity]
+	}
+	c, err := mb.NewClient(conf)
 	if err != nil {
 		return err
 	}
@@ -261,8 +269,21 @@ func tableInts(s *lua.State, idx int) ([]int64, error) {
 	return out, nil
 }
 
-// modbusURL turns an Enapter connection URI into simonvetter's.
-func modbusURL(uri string) (string, error) {
+// modbusURL turns an Enapter connection URI into simonvetter's; a port://
+// name must be mapped to a host serial device (--port).
+func (r *Runtime) modbusURL(uri string) (string, SerialPort, error) {
+	u, err := url.Parse(uri)
+	if err == nil && u.Scheme == "port" {
+		name := u.Host + u.Opaque
+		if p, ok := r.opts.Ports[name]; ok {
+			return "rtu://" + p.Device, p, nil
+		}
+	}
+	s, err := modbusTCPURL(uri)
+	return s, SerialPort{}, err
+}
+
+func modbusTCPURL(uri string) (string, error) {
 	u, err := url.Parse(uri)
 	if err != nil {
 		return "", fmt.Errorf("connection URI %q: %w", uri, err)
@@ -278,7 +299,7 @@ func modbusURL(uri string) (string, error) {
 		}
 		return "tcp://" + host, nil
 	case "port", "gio":
-		return "", fmt.Errorf("connection URI %q: UCM port %q is not available on this host (edk reaches Modbus devices over tcp://host:port)", uri, u.Host+u.Opaque)
+		return "", fmt.Errorf("connection URI %q: UCM port %q is not available on this host (map it to a serial device with --port %s=/dev/ttyUSB0, or use tcp://host:port)", uri, u.Host+u.Opaque, u.Host+u.Opaque)
 	}
 	return "", fmt.Errorf("connection URI %q: unsupported scheme %q (want tcp://host:port)", uri, u.Scheme)
 }
@@ -449,20 +470,56 @@ func (r *Runtime) installModbus() {
 		},
 		"err_to_str": errToStr,
 	})
-	// v1 globals after rs485.init/rs232.init talk RTU over the UCM's own
-	// port, which this host does not have: every call returns codeNoPort.
-	noPort := func(s *lua.State) (*mbClient, int, error) { return nil, 1, nil }
+	// v1 globals talk RTU over the port rs485.init / rs232.init set up,
+	// when that UCM port is mapped to a host serial device (--port);
+	// otherwise every call returns codeNoPort.
+	noPort := func(s *lua.State) (*mbClient, int, error) { return r.v1Serial, 1, nil }
+	serialInit := func(name string) lua.Func {
+		return func(s *lua.State) (int, error) {
+			p, ok := r.opts.Ports[name]
+			if !ok {
+				s.PushInteger(codeNoPort)
+				return 1, nil
+			}
+			p.Baud = uint(optInt(s, 1, int64(p.Baud)))
+			p.DataBits = uint(optInt(s, 2, int64(p.DataBits)))
+			if s.Type(3) == lua.TypeString {
+				p.Parity = strings.ToUpper(s.ToString(3))
+			}
+			p.StopBits = uint(optInt(s, 4, int64(p.StopBits)))
+			if p.Parity != "N" && p.Parity != "E" && p.Parity != "O" {
+				s.PushInteger(codeBadArgument)
+				return 1, nil
+			}
+			c, err := newMBClientPort("rtu://"+p.Device, p)
+			if err != nil {
+				s.PushInteger(codeBadArgument)
+				return 1, nil
+			}
+			if r.v1Serial != nil {
+				r.v1Serial.shared = false
+				_ = r.v1Serial.Close()
+			}
+			c.shared = true
+			r.v1Serial = c
+			s.PushInteger(0)
+			return 1, nil
+		}
+	}
+	for _, name := range []string{"rs485", "rs232"} {
+		r.setTable(name, fns{"init": serialInit(name), "err_to_str": errToStr})
+	}
 	modbusFns := fns{
 		"new": func(s *lua.State) (int, error) {
 			uri, err := argString(s, 1, "modbus.new")
 			if err != nil {
 				return 0, err
 			}
-			u, err := modbusURL(uri)
+			u, port, err := r.modbusURL(uri)
 			if err != nil {
 				return pushErr(s, err)
 			}
-			c, err := newMBClient(u)
+			c, err := newMBClientPort(u, port)
 			if err != nil {
 				return pushErr(s, err)
 			}

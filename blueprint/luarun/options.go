@@ -41,6 +41,9 @@ type Options struct {
 	// HTTPRewrites change the scheme and host of the script's HTTP
 	// requests, e.g. to point a cloud-bound blueprint at a local server.
 	HTTPRewrites []HTTPRewrite
+	// Ports maps the UCM's serial port names (rs485, rs232) to this host's
+	// serial devices, for Modbus RTU (see ParsePort).
+	Ports map[string]SerialPort
 	// CallTimeout is the watchdog for one call into the script.
 	CallTimeout time.Duration
 	// MemoryLimit bounds the script's memory in bytes (0: the lua default).
@@ -73,6 +76,58 @@ func ParseHTTPRewrite(s string) (HTTPRewrite, error) {
 		from = f.Scheme + "://" + f.Host
 	}
 	return HTTPRewrite{From: from, To: u}, nil
+}
+
+// SerialPort is a host serial device standing in for a UCM port. The
+// zero settings are 9600 baud, 8 data bits, no parity, 1 stop bit; a v1
+// script's rs485.init / rs232.init replaces them.
+type SerialPort struct {
+	Device   string
+	Baud     uint
+	DataBits uint
+	Parity   string // N, E or O
+	StopBits uint
+}
+
+// ParsePort parses NAME=DEVICE[?baud=N&data_bits=N&parity=N|E|O&stop_bits=N],
+// e.g. rs485=/dev/ttyUSB0?baud=19200&parity=E.
+func ParsePort(s string) (string, SerialPort, error) {
+	name, rest, ok := strings.Cut(s, "=")
+	if !ok || name == "" || rest == "" {
+		return "", SerialPort{}, fmt.Errorf("port %q: want NAME=DEVICE, e.g. rs485=/dev/ttyUSB0", s)
+	}
+	dev, query, _ := strings.Cut(rest, "?")
+	p := SerialPort{Device: dev, Baud: 9600, DataBits: 8, Parity: "N", StopBits: 1}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", SerialPort{}, fmt.Errorf("port %q: %w", s, err)
+	}
+	for k, vs := range q {
+		v := vs[len(vs)-1]
+		switch k {
+		case "parity":
+			if v != "N" && v != "E" && v != "O" {
+				return "", SerialPort{}, fmt.Errorf("port %q: parity must be N, E or O", s)
+			}
+			p.Parity = v
+		case "baud", "data_bits", "stop_bits":
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil || n == 0 {
+				return "", SerialPort{}, fmt.Errorf("port %q: %s must be a positive number", s, k)
+			}
+			switch k {
+			case "baud":
+				p.Baud = uint(n)
+			case "data_bits":
+				p.DataBits = uint(n)
+			default:
+				p.StopBits = uint(n)
+			}
+		default:
+			return "", SerialPort{}, fmt.Errorf("port %q: unknown setting %q (baud, data_bits, parity, stop_bits)", s, k)
+		}
+	}
+	return name, p, nil
 }
 
 // Blueprint is a blueprint folder ready to run.

@@ -188,6 +188,6 @@ local function unavailable(module)
 end
 for _, m in ipairs({ 'rl6', 'di7', 'ai4', 'ao4', 'relay', 'digitalin', 'digitalout', 'analogin',
   'analogout', 'rs232', 'rs485', 'serial', 'can', 'ucm', 'pwm', 'thermocouple' }) do
-  _G[m] = unavailable(m)
+  if _G[m] == nil then _G[m] = unavailable(m) end
 end
 package.loaded['enapter.ucm.generics.rl6'] = nil

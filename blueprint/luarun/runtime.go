@@ -41,6 +41,7 @@ type Runtime struct {
 	classes    map[string]int // class name → metatable ref
 	cmd        *cmdState      // the command being executed, if any
 	tcpClients map[string]*mbClient
+	v1Serial   *mbClient // the port set up by rs485.init / rs232.init
 
 	commands chan *cmdRequest
 	status   chan bool
@@ -163,6 +164,10 @@ func (r *Runtime) Run(ctx context.Context) error {
 		for _, c := range r.tcpClients {
 			c.shared = false
 			_ = c.Close()
+		}
+		if r.v1Serial != nil {
+			r.v1Serial.shared = false
+			_ = r.v1Serial.Close()
 		}
 	}()
 	r.ctx = ctx
