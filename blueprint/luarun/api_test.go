@@ -263,3 +263,44 @@ func TestEmsEspV1HTTP(t *testing.T) {
 		t.Errorf("posts = %v", posts)
 	}
 }
+
+// A cloud-bound request goes to the local server given by --http-base-url;
+// headers, cookies and basic auth pass both ways.
+func TestHTTPRewriteAndObjects(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		user, pass, _ := req.BasicAuth()
+		ck, _ := req.Cookie("sid")
+		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+		http.SetCookie(w, &http.Cookie{Name: "next", Value: "2"})
+		w.WriteHeader(201)
+		fmt.Fprintf(w, "%s %s %s:%s %s", req.Method, req.URL.Path, user, pass, ck.Value)
+	}))
+	defer srv.Close()
+	dir := writeBlueprint(t, v1Manifest, `
+enapter.register_command_handler('go', function()
+  local req = http.request('PUT', 'https://api.example.com/v1/thing', 'x')
+  req:set_basic_auth('u', 'p')
+  req:add_cookie('sid', 'abc')
+  local resp, err = http.client({ timeout = 2 }):do_request(req)
+  if err then return { err = err } end
+  return { code = resp.code, body = resp.body, ct = resp.headers:get('content-type'),
+    parts = #resp.headers:values('Content-Type'), cookie = resp.cookies[1].name }
+end)
+`)
+	rw, err := ParseHTTPRewrite("https://api.example.com=" + srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, _ := start(t, dir, Options{HTTPRewrites: []HTTPRewrite{rw}})
+	res, err := rt.Command(context.Background(), "go", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"code": int64(201), "body": "PUT /v1/thing u:p abc", "ct": "application/json", "parts": int64(2), "cookie": "next"}
+	m := res.(map[string]any)
+	for k, w := range want {
+		if m[k] != w {
+			t.Errorf("%s = %#v, want %#v (all %v)", k, m[k], w, m)
+		}
+	}
+}
