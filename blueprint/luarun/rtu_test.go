@@ -4,6 +4,8 @@ package luarun
 
 import (
 	"bufio"
+	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,5 +104,71 @@ end)
 		if got[k] != w {
 			t.Errorf("%s = %v, want %v (all %v)", k, got[k], w, got)
 		}
+	}
+}
+
+// serial.new on a mapped port: write reaches the other end of a pty pair,
+// read returns what it sends, a short read times out.
+func TestSerialOverMappedPort(t *testing.T) {
+	socat, err := exec.LookPath("socat")
+	if err != nil {
+		if os.Getenv("EDK_REQUIRE_RTU") == "1" {
+			t.Fatal("serial test needs socat")
+		}
+		t.Skip("serial test needs socat")
+	}
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	startProc(t, exec.Command(socat, "pty,raw,echo=0,link="+a, "pty,raw,echo=0,link="+b))
+	waitFor(t, "pty pair", func() bool {
+		_, ea := os.Stat(a)
+		_, eb := os.Stat(b)
+		return ea == nil && eb == nil
+	})
+	peer, err := os.OpenFile(b, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	// the peer answers "pong\n" to each "ping"
+	go func() {
+		buf := make([]byte, 4)
+		for {
+			if _, err := io.ReadFull(peer, buf); err != nil {
+				return
+			}
+			if string(buf) == "ping" {
+				_, _ = peer.Write([]byte("pong\n"))
+			}
+		}
+	}()
+	script := writeBlueprint(t, v1Manifest, `
+enapter.register_command_handler('ping', function()
+  local c, err = serial.new('port://rs232')
+  if not c then return { err = err } end
+  local data, err = c:transaction(function()
+    c:flush()
+    c:write('ping')
+    return c:read(5, 2000)
+  end)
+  local _, short = c:read(10, 50)
+  local _, unmapped = serial.new('port://rs485')
+  return { data = data, err = err, short = short, unmapped = unmapped }
+end)
+`)
+	rt, _ := start(t, script, Options{Ports: map[string]SerialPort{"rs232": {Device: a, Baud: 9600, DataBits: 8, Parity: "N", StopBits: 1}}})
+	res, err := rt.Command(context.Background(), "ping", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.(map[string]any)
+	if m["data"] != "pong\n" || m["err"] != nil {
+		t.Errorf("data = %q, err = %v (all %v)", m["data"], m["err"], m)
+	}
+	if s, _ := m["short"].(string); !strings.Contains(s, "timeout") {
+		t.Errorf("short read = %v", m["short"])
+	}
+	if s, _ := m["unmapped"].(string); !strings.Contains(s, "not available on this host") {
+		t.Errorf("unmapped = %v", m["unmapped"])
 	}
 }

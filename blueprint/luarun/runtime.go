@@ -146,6 +146,7 @@ func (r *Runtime) install() error {
 	r.installAPI()
 	r.installModbus()
 	r.installHTTP()
+	r.installSerial()
 	s.PushString(r.bp.ModuleDir)
 	s.SetGlobal("__edk_module_dir")
 	s.PushInteger(int64(r.bp.APIVersion()))
