@@ -49,7 +49,7 @@ func runLuaBlueprint(ctx context.Context, e *env, args []string) error {
 	var config, rewrites, ports multiFlag
 	fs.Var(&config, "config", "a v3 configuration value, param=value or group.param=value (repeatable)")
 	fs.Var(&rewrites, "http-base-url", "send the script's HTTP requests to this base URL instead (URL for all, or ORIGIN=URL for one origin; repeatable)")
-	fs.Var(&ports, "port", "map a UCM serial port to this host's device for Modbus RTU: rs485=/dev/ttyUSB0[?baud=9600&data_bits=8&parity=N&stop_bits=1] (repeatable)")
+	fs.Var(&ports, "port", "map a UCM serial port to this host's device (Modbus RTU, serial.new): rs485=/dev/ttyUSB0[?baud=9600&data_bits=8&parity=N&stop_bits=1] (repeatable)")
 	storage := fs.String("storage", "", "file that keeps the script's storage across restarts (default: edk-storage-<hardware id>.json in the user config folder)")
 	callTimeout := fs.Duration("call-timeout", luarun.DefaultCallTimeout, "watchdog: stop one call into the script after this long")
 	register := fs.Bool("register-topic", false, "publish properties on v1/register instead of v1/properties")
