@@ -3,6 +3,7 @@
 package luarun
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -284,7 +285,17 @@ func (r *Runtime) Command(ctx context.Context, name string, args map[string]any,
 // HandleCommands makes d route every command to the script.
 func (r *Runtime) HandleCommands(d *device.Device) {
 	d.HandleAny(func(ctx context.Context, cmd *device.Command) (any, error) {
-		args := cmd.Args()
+		// Decoded again with UseNumber so that 61 arrives as the Lua
+		// integer 61 (tostring gives "61"), not the float 61.0, as
+		// json.decode does.
+		args := map[string]any{}
+		if len(cmd.Arguments) > 0 {
+			dec := json.NewDecoder(bytes.NewReader(cmd.Arguments))
+			dec.UseNumber()
+			if err := dec.Decode(&args); err != nil {
+				return nil, device.Errorf("arguments: %v", err)
+			}
+		}
 		return r.Command(ctx, cmd.Name, args, func(msg string) { _ = cmd.Logf(ctx, "%s", msg) })
 	}, device.Timeout(r.opts.CallTimeout+time.Second))
 }

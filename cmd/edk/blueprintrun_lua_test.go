@@ -104,6 +104,9 @@ commands:
         display_name: Name
         type: string
         required: true
+      times:
+        display_name: Times
+        type: integer
   refuse:
     display_name: Refuse
 `
@@ -112,7 +115,7 @@ const cmdScript = `
 function enapter.main()
   enapter.register_command_handler('greet', function(ctx, args)
     ctx.log('greeting ' .. args.name)
-    return { greeting = 'hello ' .. args.name }
+    return { greeting = 'hello ' .. args.name .. ' x' .. tostring(args.times) }
   end)
   enapter.register_command_handler('refuse', function(ctx) ctx.error('not today') end)
 end
@@ -141,8 +144,8 @@ func TestRunLuaBlueprintCommands(t *testing.T) {
 		t.Fatalf("run did not connect: %s", dev.stderr)
 	}
 	broker := "tcp://" + b.Addr()
-	greet := startCLI(t, nil, "exec", "--broker", broker, "--hardware-id", "hw-cmd", "greet", "name=edk")
-	if code := greet.wait(t); code != 0 || !strings.Contains(greet.stdout.String(), `completed {"greeting":"hello edk"}`) ||
+	greet := startCLI(t, nil, "exec", "--broker", broker, "--hardware-id", "hw-cmd", "greet", "name=edk", "times=3")
+	if code := greet.wait(t); code != 0 || !strings.Contains(greet.stdout.String(), `completed {"greeting":"hello edk x3"}`) ||
 		!strings.Contains(greet.stdout.String(), "greeting edk") {
 		t.Errorf("greet: exit %d\n%s%s", code, greet.stdout, greet.stderr)
 	}
