@@ -304,3 +304,43 @@ end)
 		}
 	}
 }
+
+// komfovent_ping2 (v1, modbustcp.new(address .. ':502') with the inline
+// config library), unmodified; the hard-coded port reaches the simulated
+// unit through ModbusTCPRewrites (edk run --modbus-tcp).
+func TestKomfoventPing2V1(t *testing.T) {
+	dir := marketplace(t, "blueprints/hvac/komfovent_ping2")
+	r := &regs{holdings: map[uint16]uint16{999: 1, 1000: 0, 1200: 215}}
+	addr, _ := modbusServer(t, r, "")
+	rt, sk := start(t, dir, Options{ModbusTCPRewrites: map[string]string{"10.9.8.7:502": addr}})
+	ctx := context.Background()
+	if _, err := rt.Command(ctx, "write_configuration", map[string]any{"address": "10.9.8.7"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := rt.Command(ctx, "read_ahu_configuration", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.(map[string]any)
+	if m["operation"] != true || m["season"] != "Summer" || m["temperature"] != 21.5 {
+		t.Errorf("read_ahu_configuration = %v", m)
+	}
+	if _, err := rt.Command(ctx, "away", nil, nil); err != nil {
+		t.Errorf("away = %v", err)
+	}
+	r.mu.Lock()
+	mode := r.holdings[1099]
+	delete(r.holdings, 1200)
+	r.mu.Unlock()
+	if mode != 1 {
+		t.Errorf("away wrote %d to register 1100, want 1", mode)
+	}
+	_, err = rt.Command(ctx, "read_ahu_configuration", nil, nil)
+	var ce *device.CommandError
+	if !errors.As(err, &ce) || ce.Message != "Can not make Modbus request" {
+		t.Errorf("with register 1201 gone = %v", err)
+	}
+	if !strings.Contains(sk.logText(), "error: Cannot make request: 12 illegal data address") {
+		t.Errorf("logs:\n%s", sk.logText())
+	}
+}

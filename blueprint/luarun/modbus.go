@@ -280,7 +280,18 @@ func (r *Runtime) modbusURL(uri string) (string, SerialPort, error) {
 		}
 	}
 	s, err := modbusTCPURL(uri)
+	if err == nil {
+		s = "tcp://" + r.tcpTarget(strings.TrimPrefix(s, "tcp://"))
+	}
 	return s, SerialPort{}, err
+}
+
+// tcpTarget applies ModbusTCPRewrites to host:port.
+func (r *Runtime) tcpTarget(addr string) string {
+	if to, ok := r.opts.ModbusTCPRewrites[addr]; ok {
+		return to
+	}
+	return addr
 }
 
 func modbusTCPURL(uri string) (string, error) {
@@ -454,7 +465,7 @@ func (r *Runtime) installModbus() {
 		// share one connection per address instead of one each.
 		c, ok := r.tcpClients[addr]
 		if !ok {
-			if c, err = newMBClient("tcp://" + addr); err != nil {
+			if c, err = newMBClient("tcp://" + r.tcpTarget(addr)); err != nil {
 				return pushErr(s, err)
 			}
 			c.shared = true

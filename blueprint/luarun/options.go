@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -41,6 +42,10 @@ type Options struct {
 	// HTTPRewrites change the scheme and host of the script's HTTP
 	// requests, e.g. to point a cloud-bound blueprint at a local server.
 	HTTPRewrites []HTTPRewrite
+	// ModbusTCPRewrites send the script's Modbus TCP connections for an
+	// address (host:port as the script names it) to another one, e.g. a
+	// simulator (see ParseModbusRewrite).
+	ModbusTCPRewrites map[string]string
 	// Ports maps the UCM's serial port names (rs485, rs232) to this host's
 	// serial devices, for Modbus RTU (see ParsePort).
 	Ports map[string]SerialPort
@@ -128,6 +133,24 @@ func ParsePort(s string) (string, SerialPort, error) {
 		}
 	}
 	return name, p, nil
+}
+
+// ParseModbusRewrite parses FROM=TO, both host:port (a FROM without a
+// port means :502).
+func ParseModbusRewrite(s string) (string, string, error) {
+	from, to, ok := strings.Cut(s, "=")
+	if !ok {
+		return "", "", fmt.Errorf("modbus rewrite %q: want FROM=TO, e.g. 192.168.1.50:502=127.0.0.1:5020", s)
+	}
+	if !strings.Contains(from, ":") {
+		from += ":502"
+	}
+	for _, hp := range []string{from, to} {
+		if host, port, err := net.SplitHostPort(hp); err != nil || host == "" || port == "" {
+			return "", "", fmt.Errorf("modbus rewrite %q: %q is not host:port", s, hp)
+		}
+	}
+	return from, to, nil
 }
 
 // Blueprint is a blueprint folder ready to run.

@@ -93,3 +93,15 @@ func TestLoadBlueprintAndConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestParseModbusRewrite(t *testing.T) {
+	from, to, err := ParseModbusRewrite("10.0.0.5=127.0.0.1:5020")
+	if err != nil || from != "10.0.0.5:502" || to != "127.0.0.1:5020" {
+		t.Fatalf("got %q %q %v", from, to, err)
+	}
+	for _, bad := range []string{"10.0.0.5", "a:1=b", "=127.0.0.1:1"} {
+		if _, _, err := ParseModbusRewrite(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -46,10 +46,11 @@ func runLuaBlueprint(ctx context.Context, e *env, args []string) error {
 	var lf logFlags
 	lf.register(fs, e.getenv("ENAPTER_LOG_LEVEL"))
 	dir := fs.String("blueprint", "", "run the Lua blueprint in this folder (manifest.yml and its script); needs an edk built with -tags lua")
-	var config, rewrites, ports multiFlag
+	var config, rewrites, ports, mbRewrites multiFlag
 	fs.Var(&config, "config", "a v3 configuration value, param=value or group.param=value (repeatable)")
 	fs.Var(&rewrites, "http-base-url", "send the script's HTTP requests to this base URL instead (URL for all, or ORIGIN=URL for one origin; repeatable)")
 	fs.Var(&ports, "port", "map a UCM serial port to this host's device (Modbus RTU, serial.new): rs485=/dev/ttyUSB0[?baud=9600&data_bits=8&parity=N&stop_bits=1] (repeatable)")
+	fs.Var(&mbRewrites, "modbus-tcp", "send the script's Modbus TCP connections for one address to another: FROM=TO, e.g. 192.168.1.50:502=127.0.0.1:5020 (repeatable)")
 	storage := fs.String("storage", "", "file that keeps the script's storage across restarts (default: edk-storage-<hardware id>.json in the user config folder)")
 	callTimeout := fs.Duration("call-timeout", luarun.DefaultCallTimeout, "watchdog: stop one call into the script after this long")
 	register := fs.Bool("register-topic", false, "publish properties on v1/register instead of v1/properties")
@@ -93,6 +94,14 @@ func runLuaBlueprint(ctx context.Context, e *env, args []string) error {
 			return usagef("--port: %v", err)
 		}
 		portMap[name] = p
+	}
+	mbMap := map[string]string{}
+	for _, s := range mbRewrites {
+		from, to, err := luarun.ParseModbusRewrite(s)
+		if err != nil {
+			return usagef("--modbus-tcp: %v", err)
+		}
+		mbMap[from] = to
 	}
 	cfg, err := cf.load(e)
 	if err != nil {
@@ -141,6 +150,7 @@ func runLuaBlueprint(ctx context.Context, e *env, args []string) error {
 	rt, err = luarun.New(bp, luarun.Options{
 		Sink: d, Logger: logger.With("component", "lua"), Config: cfgValues,
 		StorageFile: *storage, HTTPRewrites: rws, CallTimeout: *callTimeout, Ports: portMap,
+		ModbusTCPRewrites: mbMap,
 	})
 	if err != nil {
 		return fmt.Errorf("blueprint %s: %w", *dir, err)
