@@ -179,6 +179,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 		if r.s.Type(-1) == lua.TypeTable && r.s.RawGetField(-1, "main") == lua.TypeFunction {
 			if err := r.s.Call(0, 0, r.opts.CallTimeout); err != nil {
 				r.log.Error("enapter.main failed", "err", err)
+				r.scriptLog(mqttapi.SeverityError, "enapter.main failed: "+err.Error(), true)
 			}
 		}
 		r.s.SetTop(0)
