@@ -41,7 +41,7 @@ func runBlueprintCheck(e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%s: ok: %s %q: %d properties, %d telemetry attributes, %d alerts, %d commands\n",
 		m.File, m.Spec, m.DisplayName, len(m.Properties), len(m.Telemetry), len(m.Alerts), len(m.Commands))
-	return nil
+	return checkLua(e, fs.Arg(0))
 }
 
 // runBlueprintDocs prints a Markdown reference of the device. A manifest

@@ -16,6 +16,9 @@ import (
 )
 
 func runRun(ctx context.Context, e *env, args []string) error {
+	if wantsBlueprint(args) {
+		return runLuaBlueprint(ctx, e, args)
+	}
 	fs := newFlags("run", "[--config-file F | --config-blob B] [flags]", e.stderr)
 	var cf configFlags
 	cf.register(fs)
@@ -34,6 +37,8 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	bufferAge := fs.Duration("buffer-max-age", buffer.DefaultMaxAge, "with --buffer: drop buffered messages older than this")
 	replayRate := fs.Float64("replay-rate", device.DefaultReplayRate, "with --buffer: send at most this many messages a second when draining a backlog (0: as fast as the broker acknowledges)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9465 (off by default)")
+	// handled by runLuaBlueprint before this flag set sees it; listed for -h
+	fs.String("blueprint", "", "run the Enapter Lua blueprint in this folder instead (its own flags: edk run --blueprint DIR -h; needs -tags lua)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
