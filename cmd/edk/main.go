@@ -45,7 +45,7 @@ func commands() []command {
 		{"exec", "send a command to a device and wait for its answer", runExec},
 		{"watch", "print a device's telemetry, properties, logs and commands as they pass", runWatch},
 		{"modbus", "probe a Modbus device by hand (modbus read, modbus scan)", runModbus},
-		{"sim", "run a simulated device (sim modbus)", runSim},
+		{"sim", "run simulated devices (sim modbus, sim fleet)", runSim},
 		{"config", "work with communication configs (config decode)", runConfig},
 		{"blueprint", "check a blueprint's manifest.yml, or print its Markdown reference", runBlueprint},
 		{"version", "print the edk version", runVersion},
