@@ -287,6 +287,8 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		return Summary{}, err
 	}
 	f := &fleet{cfg: cfg, log: &errorLog{next: cfg.DeviceLog}}
+	// Idle keep-alive connections would outlive the run.
+	defer cfg.HTTPClient.CloseIdleConnections()
 	var sum Summary
 	sum.Devices = cfg.Devices
 	if cfg.HubURL != "" {
@@ -668,11 +670,15 @@ func (f *fleet) lastError() string {
 	return cmd
 }
 
+// closedForHint is how many connections closed at connect within one
+// status period make the fleet print capsHint.
+func closedForHint(devices int) uint64 { return uint64(max(3, devices/100)) }
+
 // capsHint is printed when the broker closes connections before answering
 // them: edk hub does that over its connection caps, and a local fleet
 // comes from one address, so the per-address cap (256) is the usual one.
 func capsHint(devices int) string {
-	return fmt.Sprintf("the broker closed connections before answering CONNECT: an edk hub does that over its connection caps. "+
+	return fmt.Sprintf("the broker closed connections before answering CONNECT: an edk hub does that when over its connection caps. "+
 		"All fleet devices connect from one address, so start the hub with --mqtt-max-connections-per-address %d (default 256) "+
 		"and, above 10000 devices, --mqtt-max-connections %d; the hub's open-file limit (ulimit -n) bounds both", devices, devices)
 }

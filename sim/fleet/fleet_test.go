@@ -114,7 +114,7 @@ func hubTotalDevices(t *testing.T, info hub.Info) int {
 	t.Helper()
 	req, _ := http.NewRequest("GET", info.HTTPURL+"/v3/devices?limit=1", nil)
 	req.Header.Set("X-Enapter-Auth-Token", info.Token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

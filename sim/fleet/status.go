@@ -20,6 +20,7 @@ type status struct {
 	acked     uint64
 	cmds      uint64
 	hinted    bool
+	closed    uint64
 	wasAll    bool
 	downSince time.Time // when a connected fleet started losing devices
 }
@@ -55,10 +56,14 @@ func (s *status) line() string {
 	// Events worth their own line: the caps hint once, and how long a
 	// fleet that lost connections took to be whole again.
 	var events []string
-	if !s.hinted && f.log.closed.Load() > 0 && conn < n {
+	// A hub over its caps closes every connection past them at once; a
+	// few closed by a hub that is stopping are not that.
+	closed := f.log.closed.Load()
+	if !s.hinted && closed-s.closed >= closedForHint(n) && conn < n {
 		s.hinted = true
 		events = append(events, "hint: "+capsHint(n))
 	}
+	s.closed = closed
 	switch {
 	case conn == n && !s.wasAll:
 		if !s.downSince.IsZero() {
@@ -138,7 +143,7 @@ func printSummary(w io.Writer, s Summary) {
 		fmt.Fprintf(w, " (last: %s)", s.LastError)
 	}
 	fmt.Fprintln(w)
-	if s.ClosedAtConnect > 0 && s.MostConnected < s.Devices {
+	if s.ClosedAtConnect >= closedForHint(s.Devices) && s.MostConnected < s.Devices {
 		fmt.Fprintf(w, "  hint:         %s\n", capsHint(s.Devices))
 	}
 	if s.PeakRSS > 0 {
