@@ -114,17 +114,21 @@ type Summary struct {
 	// Sent counts the messages the devices produced: telemetry and
 	// properties, and command responses. Acknowledged counts those the
 	// broker acknowledged (device.Stats.Published: at QoS 0, written).
-	Sent, Acknowledged       uint64
-	PublishFailures, Dropped uint64
-	CommandsSent             uint64
-	CommandsSucceeded        uint64
-	CommandsFailed           uint64 // an answer other than SUCCESS, or no answer
-	CommandsSkipped          uint64 // not sent: maxCommandsInFlight were waiting
-	CommandRTT               Percentiles
-	Errors                   uint64 // device log lines at warning and up, failed commands
-	LastError                string
-	ClosedAtConnect          uint64 // connect attempts the broker closed unanswered
-	PeakRSS                  int64  // bytes (VmHWM); 0 where unknown
+	Sent, Acknowledged uint64
+	// Telemetry, Properties and Responses split Sent by kind: a hub's
+	// stored telemetry messages should be at least Telemetry less the
+	// publish failures.
+	Telemetry, Properties, Responses uint64
+	PublishFailures, Dropped         uint64
+	CommandsSent                     uint64
+	CommandsSucceeded                uint64
+	CommandsFailed                   uint64 // an answer other than SUCCESS, or no answer
+	CommandsSkipped                  uint64 // not sent: maxCommandsInFlight were waiting
+	CommandRTT                       Percentiles
+	Errors                           uint64 // device log lines at warning and up, failed commands
+	LastError                        string
+	ClosedAtConnect                  uint64 // connect attempts the broker closed unanswered
+	PeakRSS                          int64  // bytes (VmHWM); 0 where unknown
 }
 
 // member is one simulated device of the fleet.
@@ -144,7 +148,8 @@ type fleet struct {
 	rtt     latencies
 
 	connected atomic.Int64
-	sent      atomic.Uint64
+	sent      atomic.Uint64 // telemetry and properties
+	telemetry atomic.Uint64
 	cmdSent   atomic.Uint64
 	cmdOK     atomic.Uint64
 	cmdFailed atomic.Uint64
@@ -424,6 +429,7 @@ func (f *fleet) newDevices() error {
 				t.Values[k] = float64(int((phase+float64(j))*1000)%100000) / 100
 			}
 			f.sent.Add(1)
+			f.telemetry.Add(1)
 			return t, err
 		}
 		properties := func(ctx context.Context) (map[string]any, error) {
@@ -649,6 +655,9 @@ func (f *fleet) summarize(sum Summary) Summary {
 	sum.Connected = int(f.connected.Load())
 	sum.Reconnects = t.reconnects
 	sum.Sent = f.sent.Load() + t.responses
+	sum.Telemetry = f.telemetry.Load()
+	sum.Properties = f.sent.Load() - sum.Telemetry
+	sum.Responses = t.responses
 	sum.Acknowledged = t.acked
 	sum.PublishFailures, sum.Dropped = t.failures, t.dropped
 	sum.CommandsSent, sum.CommandsSucceeded = f.cmdSent.Load(), f.cmdOK.Load()

@@ -147,6 +147,9 @@ func TestFleetAgainstHub(t *testing.T) {
 	if sum.Provisioned != 20 || sum.Connected != 20 || sum.MostConnected != 20 || sum.AllConnectedAfter <= 0 {
 		t.Errorf("summary %+v: want 20 provisioned and connected", sum)
 	}
+	if sum.Telemetry == 0 || sum.Properties < 20 || sum.Responses < sum.CommandsSucceeded || sum.Sent != sum.Telemetry+sum.Properties+sum.Responses {
+		t.Errorf("sent %d: %d telemetry, %d properties, %d responses", sum.Sent, sum.Telemetry, sum.Properties, sum.Responses)
+	}
 	if sum.Acknowledged == 0 || sum.Sent < sum.Acknowledged {
 		t.Errorf("sent %d, acknowledged %d: want some acknowledged, none more than sent", sum.Sent, sum.Acknowledged)
 	}

@@ -134,6 +134,7 @@ func printSummary(w io.Writer, s Summary) {
 	fmt.Fprintf(w, "  connections:  %d connected at the end, most %d; %s; %d reconnects\n", s.Connected, s.MostConnected, all, s.Reconnects)
 	fmt.Fprintf(w, "  messages:     %d sent (%.0f/s), %d acknowledged (%.0f/s), %d publish failures, %d dropped\n",
 		s.Sent, rate(s.Sent, s.Duration), s.Acknowledged, rate(s.Acknowledged, s.Duration), s.PublishFailures, s.Dropped)
+	fmt.Fprintf(w, "                sent: %d telemetry, %d properties, %d command responses\n", s.Telemetry, s.Properties, s.Responses)
 	if s.CommandsSent > 0 || s.CommandsSkipped > 0 {
 		fmt.Fprintf(w, "  commands:     %d sent, %d succeeded, %d failed, %d skipped (too many waiting); round trip p50 %s p99 %s max %s\n",
 			s.CommandsSent, s.CommandsSucceeded, s.CommandsFailed, s.CommandsSkipped, ms(s.CommandRTT.P50), ms(s.CommandRTT.P99), ms(s.CommandRTT.Max))
