@@ -16,6 +16,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -45,8 +46,11 @@ const (
 
 // Config configures Run.
 type Config struct {
-	Devices  int
-	Interval time.Duration // telemetry period of each device; default 1 s
+	Devices int
+	// Interval is the telemetry period of each device; default 1 s. Each
+	// message carries a timestamp of its own (whole seconds, at least one
+	// more than the last), so under 1 s the timestamps run ahead of the clock.
+	Interval time.Duration
 	// Values is the number of telemetry values per message (the inverter's
 	// power, status and voltage, then extra_NN readings); at least 3,
 	// default 10. The alerts key comes on top.
@@ -110,7 +114,10 @@ type Summary struct {
 	// were connected for the first time (zero if they never were).
 	Connected, MostConnected int
 	AllConnectedAfter        time.Duration
-	Reconnects               uint64
+	// Recoveries are the times from the first device of a whole fleet lost
+	// (a hub restart) to all connected again.
+	Recoveries []time.Duration
+	Reconnects uint64
 	// Sent counts the messages the devices produced: telemetry and
 	// properties, and command responses. Acknowledged counts those the
 	// broker acknowledged (device.Stats.Published: at QoS 0, written).
@@ -119,16 +126,21 @@ type Summary struct {
 	// stored telemetry messages should be at least Telemetry less the
 	// publish failures.
 	Telemetry, Properties, Responses uint64
-	PublishFailures, Dropped         uint64
-	CommandsSent                     uint64
-	CommandsSucceeded                uint64
-	CommandsFailed                   uint64 // an answer other than SUCCESS, or no answer
-	CommandsSkipped                  uint64 // not sent: maxCommandsInFlight were waiting
-	CommandRTT                       Percentiles
-	Errors                           uint64 // device log lines at warning and up, failed commands
-	LastError                        string
-	ClosedAtConnect                  uint64 // connect attempts the broker closed unanswered
-	PeakRSS                          int64  // bytes (VmHWM); 0 where unknown
+	// TelemetryAcknowledged counts the telemetry messages the broker
+	// acknowledged (at QoS 0: wrote); TelemetryFailed those that timed out
+	// or lost their connection on the way. A hub must have stored at least
+	// TelemetryAcknowledged.
+	TelemetryAcknowledged, TelemetryFailed uint64
+	PublishFailures, Dropped               uint64
+	CommandsSent                           uint64
+	CommandsSucceeded                      uint64
+	CommandsFailed                         uint64 // an answer other than SUCCESS, or no answer
+	CommandsSkipped                        uint64 // not sent: maxCommandsInFlight were waiting
+	CommandRTT                             Percentiles
+	Errors                                 uint64 // device log lines at warning and up, failed commands
+	LastError                              string
+	ClosedAtConnect                        uint64 // connect attempts the broker closed unanswered
+	PeakRSS                                int64  // bytes (VmHWM); 0 where unknown
 }
 
 // member is one simulated device of the fleet.
@@ -137,6 +149,7 @@ type member struct {
 	cfg       *commconfig.Config
 	dev       *device.Device
 	connected atomic.Bool
+	telemetry device.TelemetryFunc
 }
 
 // Fleet is a running fleet; Run makes one.
@@ -150,6 +163,8 @@ type fleet struct {
 	connected atomic.Int64
 	sent      atomic.Uint64 // telemetry and properties
 	telemetry atomic.Uint64
+	telAcked  atomic.Uint64 // telemetry messages the broker acknowledged
+	telFailed atomic.Uint64 // telemetry messages that failed or were not sent
 	cmdSent   atomic.Uint64
 	cmdOK     atomic.Uint64
 	cmdFailed atomic.Uint64
@@ -162,6 +177,9 @@ type fleet struct {
 	mostMu       sync.Mutex
 	most         int
 	allConnected time.Duration
+	lostAt       time.Time       // when the first of a whole fleet was lost; zero while whole
+	recoveries   []time.Duration // from the first lost to all connected again
+	events       []string        // lines for the status to print
 }
 
 // ErrConfig marks a Config that cannot run; the message says what to change.
@@ -423,8 +441,16 @@ func (f *fleet) newDevices() error {
 	for i, m := range f.members {
 		inv := inverter.New(fmt.Sprintf("FLEET-%05d", i+1))
 		phase := rand.Float64() * 100
+		var last int64 // the last message's timestamp; only the telemetry loop touches it
 		telemetry := func(ctx context.Context) (mqttapi.Telemetry, error) {
 			t, err := inv.Telemetry(ctx)
+			// Timestamps are whole seconds and a hub keeps one value per
+			// device, attribute and second, so two messages in one second
+			// (ticker jitter at 1 Hz; any interval under 1 s) would count
+			// as one stored: each gets a second of its own, which runs
+			// ahead of the clock at intervals under a second.
+			t.Timestamp = max(time.Now().Unix(), last+1)
+			last = t.Timestamp
 			for j, k := range extra {
 				t.Values[k] = float64(int((phase+float64(j))*1000)%100000) / 100
 			}
@@ -439,7 +465,6 @@ func (f *fleet) newDevices() error {
 		opts := []device.Option{
 			device.WithLogger(logger),
 			device.WithMDNS(cache),
-			device.WithTelemetry(cfg.Interval, telemetry),
 			device.WithProperties(device.DefaultPropertiesInterval, properties),
 			device.WithDataQoS(*cfg.QoS),
 			device.WithStateHandler(f.stateHandler(m)),
@@ -453,6 +478,7 @@ func (f *fleet) newDevices() error {
 		}
 		inv.Register(d)
 		m.dev = d
+		m.telemetry = telemetry
 	}
 	return nil
 }
@@ -467,7 +493,7 @@ func (f *fleet) stateHandler(m *member) func(device.State) {
 			return
 		}
 		if m.connected.Swap(false) {
-			f.connected.Add(-1)
+			f.noteLost(int(f.connected.Add(-1)))
 		}
 	}
 }
@@ -478,9 +504,38 @@ func (f *fleet) noteConnected(n int) {
 	if n > f.most {
 		f.most = n
 	}
-	if n == len(f.members) && f.allConnected == 0 {
-		f.allConnected = time.Since(f.startedAt)
+	if n != len(f.members) {
+		return
 	}
+	switch {
+	case f.allConnected == 0:
+		f.allConnected = time.Since(f.startedAt)
+		f.events = append(f.events, fmt.Sprintf("all %d devices connected after %s", n, f.allConnected.Round(10*time.Millisecond)))
+	case !f.lostAt.IsZero():
+		d := time.Since(f.lostAt)
+		f.recoveries = append(f.recoveries, d)
+		f.events = append(f.events, fmt.Sprintf("all %d devices connected again %s after the first was lost", n, d.Round(10*time.Millisecond)))
+		f.lostAt = time.Time{}
+	}
+}
+
+// noteLost notes when a whole fleet starts losing devices (a hub restart),
+// to time how long until all are back.
+func (f *fleet) noteLost(n int) {
+	f.mostMu.Lock()
+	defer f.mostMu.Unlock()
+	if n == len(f.members)-1 && f.allConnected != 0 && f.lostAt.IsZero() {
+		f.lostAt = time.Now()
+	}
+}
+
+// takeEvents returns the event lines noted since the last call.
+func (f *fleet) takeEvents() []string {
+	f.mostMu.Lock()
+	defer f.mostMu.Unlock()
+	e := f.events
+	f.events = nil
+	return e
 }
 
 // run starts the devices and the commands, shows the status until ctx is
@@ -504,6 +559,8 @@ func (f *fleet) run(ctx context.Context, sum Summary) Summary {
 				// Run returns an error only for a device run twice.
 				_ = m.dev.Run(devCtx)
 			}()
+			devices.Add(1)
+			go func() { defer devices.Done(); f.sendTelemetry(devCtx, m) }()
 		})
 	}()
 	var commands sync.WaitGroup
@@ -535,6 +592,36 @@ status:
 	sum.PeakRSS = peakRSS()
 	printSummary(cfg.Status, sum)
 	return sum
+}
+
+// sendTelemetry publishes m's telemetry every Interval while it is
+// connected. The runtime's own loop (device.WithTelemetry) does the same
+// but keeps each message's outcome to itself; this one counts which were
+// acknowledged, so a hub's stored messages can be checked against them.
+func (f *fleet) sendTelemetry(ctx context.Context, m *member) {
+	t := time.NewTicker(f.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !m.connected.Load() {
+			continue
+		}
+		tm, err := m.telemetry(ctx)
+		if err == nil {
+			err = m.dev.SendTelemetry(ctx, tm)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				f.telFailed.Add(1)
+			}
+			continue
+		}
+		f.telAcked.Add(1)
+	}
 }
 
 // pace calls fn(0) … fn(n-1) at rate per second (all at once when rate is
@@ -651,6 +738,7 @@ func (f *fleet) summarize(sum Summary) Summary {
 	f.mostMu.Lock()
 	sum.Duration = time.Since(f.startedAt)
 	sum.MostConnected, sum.AllConnectedAfter = f.most, f.allConnected
+	sum.Recoveries = slices.Clone(f.recoveries)
 	f.mostMu.Unlock()
 	sum.Connected = int(f.connected.Load())
 	sum.Reconnects = t.reconnects
@@ -658,6 +746,7 @@ func (f *fleet) summarize(sum Summary) Summary {
 	sum.Telemetry = f.telemetry.Load()
 	sum.Properties = f.sent.Load() - sum.Telemetry
 	sum.Responses = t.responses
+	sum.TelemetryAcknowledged, sum.TelemetryFailed = f.telAcked.Load(), f.telFailed.Load()
 	sum.Acknowledged = t.acked
 	sum.PublishFailures, sum.Dropped = t.failures, t.dropped
 	sum.CommandsSent, sum.CommandsSucceeded = f.cmdSent.Load(), f.cmdOK.Load()

@@ -2,15 +2,19 @@ package fleet_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+	_ "modernc.org/sqlite"
 
 	"github.com/edk-go/edk/commconfig"
 	"github.com/edk-go/edk/hub"
@@ -27,6 +31,13 @@ func startHub(t *testing.T, cfg hub.Config) hub.Info {
 	t.Helper()
 	cfg.DataDir = t.TempDir()
 	cfg.MQTTAddr, cfg.MQTTSAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	info, _ := runHub(t, cfg)
+	return info
+}
+
+// runHub runs a hub with cfg until the test ends or stop is called.
+func runHub(t *testing.T, cfg hub.Config) (hub.Info, func()) {
+	t.Helper()
 	logs := &testutil.SyncBuffer{}
 	cfg.Logger = logs.Logger()
 	ready := make(chan hub.Info, 1)
@@ -42,16 +53,20 @@ func startHub(t *testing.T, cfg hub.Config) hub.Info {
 	case <-time.After(waitLimit):
 		t.Fatal("hub did not start")
 	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("hub.Run = %v", err)
-		}
-		if t.Failed() {
-			t.Logf("hub log:\n%s", logs)
-		}
-	})
-	return info
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("hub.Run = %v", err)
+			}
+			if t.Failed() {
+				t.Logf("hub log:\n%s", logs)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return info, stop
 }
 
 // running is a fleet run in the background.
@@ -282,5 +297,44 @@ func TestFleetBadConfig(t *testing.T) {
 				t.Errorf("Run = %v, want ErrConfig saying %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestFleetReconnectsAfterHubRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := hub.Config{DataDir: dir, MQTTAddr: "127.0.0.1:0", MQTTSAddr: "-", HTTPAddr: "127.0.0.1:0"}
+	info, stop := runHub(t, cfg)
+	r := start(fleet.Config{Devices: 10, Interval: 20 * time.Millisecond, HubURL: info.HTTPURL, Token: info.Token, StartRate: -1,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	r.waitCount(t, "all 10 devices connected after", 1)
+	r.waitCount(t, "connected 10/10", 2)
+	stop()
+	// The same ports and data folder: the devices' configs still hold.
+	cfg.MQTTAddr, cfg.HTTPAddr = info.MQTTAddr, info.HTTPAddr
+	_, stop = runHub(t, cfg)
+	r.waitCount(t, "all 10 devices connected again", 1)
+	n := strings.Count(r.out.String(), "connected 10/10")
+	r.waitCount(t, "connected 10/10", n+2)
+	sum := r.stop(t)
+	stop()
+	if len(sum.Recoveries) != 1 || sum.Recoveries[0] <= 0 || sum.Reconnects < 10 {
+		t.Errorf("recoveries %v, reconnects %d: want one recovery, every device reconnected", sum.Recoveries, sum.Reconnects)
+	}
+	if !strings.Contains(r.out.String(), "all connected again") {
+		t.Errorf("the summary does not give the time to all connected again:\n%s", r.out)
+	}
+	// Nothing acknowledged is lost: the store holds at least every
+	// telemetry message a device had acknowledged.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "hub.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var stored uint64
+	if err := db.QueryRow("SELECT count(*) FROM telemetry WHERE attribute = 'power'").Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if sum.TelemetryAcknowledged == 0 || stored < sum.TelemetryAcknowledged {
+		t.Errorf("stored %d telemetry messages, the devices had %d acknowledged", stored, sum.TelemetryAcknowledged)
 	}
 }

@@ -14,15 +14,13 @@ import (
 // status turns the counters into the live line: rates are over the time
 // since the previous line.
 type status struct {
-	f         *fleet
-	at        time.Time
-	sent      uint64
-	acked     uint64
-	cmds      uint64
-	hinted    bool
-	closed    uint64
-	wasAll    bool
-	downSince time.Time // when a connected fleet started losing devices
+	f      *fleet
+	at     time.Time
+	sent   uint64
+	acked  uint64
+	cmds   uint64
+	hinted bool
+	closed uint64
 }
 
 func newStatus(f *fleet) *status { return &status{f: f, at: time.Now()} }
@@ -64,17 +62,7 @@ func (s *status) line() string {
 		events = append(events, "hint: "+capsHint(n))
 	}
 	s.closed = closed
-	switch {
-	case conn == n && !s.wasAll:
-		if !s.downSince.IsZero() {
-			events = append(events, fmt.Sprintf("all %d devices connected again %s after the first was lost", n, now.Sub(s.downSince).Round(100*time.Millisecond)))
-		} else {
-			events = append(events, fmt.Sprintf("all %d devices connected after %s", n, elapsed.Round(100*time.Millisecond)))
-		}
-		s.wasAll, s.downSince = true, time.Time{}
-	case conn < n && s.wasAll:
-		s.wasAll, s.downSince = false, now
-	}
+	events = append(events, f.takeEvents()...)
 	if len(events) > 0 {
 		f.endLine()
 		for _, e := range events {
@@ -132,9 +120,13 @@ func printSummary(w io.Writer, s Summary) {
 		all = "all connected after " + s.AllConnectedAfter.Round(10*time.Millisecond).String()
 	}
 	fmt.Fprintf(w, "  connections:  %d connected at the end, most %d; %s; %d reconnects\n", s.Connected, s.MostConnected, all, s.Reconnects)
+	for _, r := range s.Recoveries {
+		fmt.Fprintf(w, "                all connected again %s after the first was lost\n", r.Round(10*time.Millisecond))
+	}
 	fmt.Fprintf(w, "  messages:     %d sent (%.0f/s), %d acknowledged (%.0f/s), %d publish failures, %d dropped\n",
 		s.Sent, rate(s.Sent, s.Duration), s.Acknowledged, rate(s.Acknowledged, s.Duration), s.PublishFailures, s.Dropped)
-	fmt.Fprintf(w, "                sent: %d telemetry, %d properties, %d command responses\n", s.Telemetry, s.Properties, s.Responses)
+	fmt.Fprintf(w, "                sent: %d telemetry (%d acknowledged, %d failed), %d properties, %d command responses\n",
+		s.Telemetry, s.TelemetryAcknowledged, s.TelemetryFailed, s.Properties, s.Responses)
 	if s.CommandsSent > 0 || s.CommandsSkipped > 0 {
 		fmt.Fprintf(w, "  commands:     %d sent, %d succeeded, %d failed, %d skipped (too many waiting); round trip p50 %s p99 %s max %s\n",
 			s.CommandsSent, s.CommandsSucceeded, s.CommandsFailed, s.CommandsSkipped, ms(s.CommandRTT.P50), ms(s.CommandRTT.P99), ms(s.CommandRTT.Max))
