@@ -180,6 +180,8 @@ type fleet struct {
 	lostAt       time.Time       // when the first of a whole fleet was lost; zero while whole
 	recoveries   []time.Duration // from the first lost to all connected again
 	events       []string        // lines for the status to print
+
+	lineMu sync.Mutex // one status line at a time
 }
 
 // ErrConfig marks a Config that cannot run; the message says what to change.

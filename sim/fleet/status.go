@@ -7,7 +7,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -72,12 +71,10 @@ func (s *status) line() string {
 	return b.String()
 }
 
-var lineMu sync.Mutex
-
 // statusLine writes one status: in place on a terminal, else as a line.
 func (f *fleet) statusLine(s string) {
-	lineMu.Lock()
-	defer lineMu.Unlock()
+	f.lineMu.Lock()
+	defer f.lineMu.Unlock()
 	if f.cfg.Live {
 		fmt.Fprintf(f.cfg.Status, "\r%s\x1b[K", s)
 		return
@@ -88,9 +85,9 @@ func (f *fleet) statusLine(s string) {
 // endLine ends a live line so that what follows starts on its own.
 func (f *fleet) endLine() {
 	if f.cfg.Live {
-		lineMu.Lock()
+		f.lineMu.Lock()
 		fmt.Fprintln(f.cfg.Status)
-		lineMu.Unlock()
+		f.lineMu.Unlock()
 	}
 }
 
