@@ -49,7 +49,7 @@ func (p *Provisioner) GenerateConfig(ctx context.Context, deviceID string, proto
 		if err != nil {
 			return nil, err
 		}
-		if err := p.Store.SetPassword(ctx, dev.ID, dev.HardwareID, password); err != nil {
+		if err := p.Store.SetGeneratedPassword(ctx, dev.ID, dev.HardwareID, password); err != nil {
 			return nil, err
 		}
 		cfg.Username, cfg.Password = dev.HardwareID, password

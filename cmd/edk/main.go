@@ -45,7 +45,7 @@ func commands() []command {
 		{"exec", "send a command to a device and wait for its answer", runExec},
 		{"watch", "print a device's telemetry, properties, logs and commands as they pass", runWatch},
 		{"modbus", "probe a Modbus device by hand (modbus read, modbus scan)", runModbus},
-		{"sim", "run a simulated device (sim modbus)", runSim},
+		{"sim", "run simulated devices (sim modbus, sim fleet)", runSim},
 		{"config", "work with communication configs (config decode)", runConfig},
 		{"blueprint", "check a blueprint's manifest.yml, or print its Markdown reference", runBlueprint},
 		{"version", "print the edk version", runVersion},
@@ -112,6 +112,10 @@ func exitCode(e *env, name string, err error) int {
 	if err == nil {
 		return 0
 	}
+	var se *subcommandError
+	if errors.As(err, &se) {
+		name = se.cmd
+	}
 	var ue *usageError
 	if errors.As(err, &ue) {
 		if ue.cmd != "" {
@@ -137,7 +141,8 @@ func exitCode(e *env, name string, err error) int {
 // trimCommand drops a package prefix that repeats the command's own name:
 // "edk blueprint: blueprint: …" says it twice.
 func trimCommand(name, msg string) string {
-	return strings.TrimPrefix(msg, name+": ")
+	group, _, _ := strings.Cut(name, " ") // "blueprint check" repeats "blueprint: "
+	return strings.TrimPrefix(strings.TrimPrefix(msg, name+": "), group+": ")
 }
 
 // errSilent is an exitError cause that the command has already reported.

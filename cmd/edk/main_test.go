@@ -305,7 +305,7 @@ func TestUsageErrors(t *testing.T) {
 		{"mistyped subcommand", []string{"modbus", "raed"}, nil, 2, "Did you mean 'edk modbus read'?"},
 		{"subcommand usage names it", []string{"config", "encode"}, nil, 2, "edk config encode: --hardware-id is required\nRun 'edk config encode -h'"},
 		{"encode names the flag", []string{"config", "encode", "--hardware-id", "x", "--port", "0"}, nil, 2, "--port must be"},
-		{"no doubled prefix", []string{"blueprint", "check", "/nonexistent/manifest.yml"}, nil, 1, "edk blueprint: stat /nonexistent"},
+		{"no doubled prefix", []string{"blueprint", "check", "/nonexistent/manifest.yml"}, nil, 1, "edk blueprint check: stat /nonexistent"},
 		{"group help", []string{"modbus", "--help"}, nil, 0, ""},
 		{"version flag", []string{"--version"}, nil, 0, ""},
 		{"exec without hardware id", []string{"exec", "set_power"}, nil, 2, "--hardware-id is required"},

@@ -179,6 +179,7 @@ func runModbusScan(ctx context.Context, e *env, args []string) error {
 func runSim(ctx context.Context, e *env, args []string) error {
 	return dispatch(ctx, e, "sim", []subcommand{
 		{"modbus", "a simulated Modbus TCP device", runSimModbus},
+		{"fleet", "many simulated inverters at once, each on its own connection, to load a hub", runSimFleet},
 	}, args)
 }
 

@@ -52,6 +52,9 @@ func dispatch(ctx context.Context, e *env, group string, subs []subcommand, args
 			if errors.As(err, &ue) && ue.cmd == "" {
 				ue.cmd = group + " " + s.name
 			}
+			if err != nil && !errors.Is(err, errHelpShown) {
+				return &subcommandError{cmd: group + " " + s.name, err: err}
+			}
 			return err
 		}
 	}
@@ -74,3 +77,13 @@ func printSubcommands(w io.Writer, group string, subs []subcommand) {
 	}
 	fmt.Fprintf(w, "\nRun 'edk %s <subcommand> -h' for its flags.\n", group)
 }
+
+// subcommandError names the subcommand an error came from, so that its line
+// starts "edk sim fleet:", not "edk sim:".
+type subcommandError struct {
+	cmd string
+	err error
+}
+
+func (e *subcommandError) Error() string { return e.err.Error() }
+func (e *subcommandError) Unwrap() error { return e.err }

@@ -37,8 +37,10 @@ const (
 )
 
 // LoginLimits bound what failed logins cost the hub. A password check is a
-// PBKDF2 computation (DefaultPasswordIterations: some 13 ms of one core),
-// which a stranger can ask for with every CONNECT. The zero value takes the
+// salted SHA-256 for the passwords generate_config issues, but a PBKDF2
+// computation (DefaultPasswordIterations: some 13 ms of one core) for a
+// hash from an older edk or store.SetPassword, which a stranger can ask
+// for with every CONNECT. The zero value takes the
 // defaults; see each field for how to turn a limit off.
 type LoginLimits struct {
 	// FreeFailures is how many failed logins one source address (an IPv4

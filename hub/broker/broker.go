@@ -165,9 +165,20 @@ func needsAllowAll(hooks []mqtt.Hook) mqtt.Hook {
 	return new(allowAll)
 }
 
+// maxPendingWrites bounds the messages queued for one client that it has
+// not been sent yet; past it mochi drops them (and counts them). mochi's
+// default, 8192, is a channel allocated per connection at 8 bytes a slot:
+// 64 KiB of every device's connection, 640 MiB of a hub with 10 000 devices
+// (BENCHMARKS.md, "Hub: a fleet of devices"), for a queue that holds a
+// device's command requests, a handful at a time. 1024 still lets a
+// subscriber that watches every device (edk watch) fall a second behind a
+// busy hub before it loses messages.
+const maxPendingWrites = 1024
+
 func capabilities(maxPacket uint32) *mqtt.Capabilities {
 	c := mqtt.NewDefaultServerCapabilities()
 	c.MaximumPacketSize = maxPacket
+	c.MaximumClientWritesPending = maxPendingWrites
 	c.MaximumSessionExpiryInterval = uint32(sessionExpiry / time.Second)
 	return c
 }

@@ -297,6 +297,29 @@ func (s *Store) SetPassword(ctx context.Context, deviceID, username, password st
 		"mqtt_username = ?, password_hash = ?", username, hash)
 }
 
+// MinGeneratedPasswordLen is the shortest password SetGeneratedPassword
+// takes: 32 characters, e.g. 24 random bytes in base64url (192 bits).
+const MinGeneratedPasswordLen = 32
+
+// SetGeneratedPassword is SetPassword for a password that is a random
+// secret of at least 128 bits, as generate_config issues: it keeps a salted
+// SHA-256 hash instead of PBKDF2. Key stretching protects passwords a person
+// chose, which can be guessed; a 192-bit random secret cannot be, with or
+// without it (the same reasoning stores API tokens as plain hashes). What it
+// saves is the hub's CPU: a PBKDF2 check is ~14 ms of a core, so 10 000
+// devices connecting after a hub restart cost over two minutes of both cores
+// in password checks alone (BENCHMARKS.md, "Hub: a fleet of devices"); a
+// SHA-256 check is about a microsecond. The caller vouches for the
+// randomness; the length is only a guard against a mistake.
+func (s *Store) SetGeneratedPassword(ctx context.Context, deviceID, username, password string) error {
+	if username == "" || len(password) < MinGeneratedPasswordLen {
+		return fmt.Errorf("store: set generated password for %s: empty username or a password under %d characters: %w",
+			deviceID, MinGeneratedPasswordLen, ErrInvalid)
+	}
+	return s.updateCredential(ctx, deviceID, "set password",
+		"mqtt_username = ?, password_hash = ?", username, hashSecret(password))
+}
+
 // ClearPassword removes the device's MQTT username and password.
 func (s *Store) ClearPassword(ctx context.Context, deviceID string) error {
 	return s.updateCredential(ctx, deviceID, "clear password", "mqtt_username = NULL, password_hash = NULL")
@@ -326,7 +349,9 @@ func (s *Store) updateCredential(ctx context.Context, deviceID, op, set string, 
 
 // VerifyCredentials returns the device whose MQTT username and password these
 // are. A wrong password and an unknown username both give ErrUnauthorized,
-// and take the same time: an unknown username is checked against a dummy hash.
+// and take the same time as a generated password's check: an unknown
+// username is checked against a dummy hash of that scheme. (A password set
+// with SetPassword takes longer: PBKDF2.)
 func (s *Store) VerifyCredentials(ctx context.Context, username, password string) (Device, error) {
 	var hash sql.NullString
 	d, err := scanDevice(s.r.QueryRowContext(ctx, "SELECT "+deviceColumns+
@@ -348,11 +373,11 @@ func (s *Store) VerifyCredentials(ctx context.Context, username, password string
 	return d, nil
 }
 
-// dummyHash is a hash with the configured cost that no password matches in
-// practice, so that unknown usernames cost as much as known ones.
+// dummyHash is a hash of SetGeneratedPassword's scheme that no password
+// matches in practice, so that unknown usernames cost as much as the
+// passwords generate_config issues.
 func (s *Store) dummyHash() string {
-	return "pbkdf2-sha256$" + strconv.Itoa(s.opts.PasswordIterations) +
-		"$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	return secretScheme + "$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 }
 
 const passwordKeyLen = 32
@@ -374,6 +399,9 @@ func hashPassword(password string, iterations int) (string, error) {
 // keys in constant time.
 func checkPassword(hash, password string) bool {
 	parts := strings.Split(hash, "$")
+	if len(parts) == 3 && parts[0] == secretScheme {
+		return checkSecret(parts[1], parts[2], password)
+	}
 	if len(parts) != 4 || parts[0] != "pbkdf2-sha256" {
 		return false
 	}
@@ -404,4 +432,32 @@ func execOne(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
 		return ErrNotFound
 	}
 	return nil
+}
+
+// secretScheme names SetGeneratedPassword's hashes: "sha256$<salt>$<key>",
+// the key SHA-256(salt || password), both raw base64url.
+const secretScheme = "sha256"
+
+func hashSecret(password string) string {
+	salt := make([]byte, 16)
+	_, _ = rand.Read(salt)
+	enc := base64.RawURLEncoding
+	return secretScheme + "$" + enc.EncodeToString(salt) + "$" + enc.EncodeToString(secretKey(salt, password))
+}
+
+func secretKey(salt []byte, password string) []byte {
+	h := sha256.New()
+	h.Write(salt)
+	h.Write([]byte(password))
+	return h.Sum(nil)
+}
+
+func checkSecret(salt64, key64, password string) bool {
+	enc := base64.RawURLEncoding
+	salt, err1 := enc.DecodeString(salt64)
+	want, err2 := enc.DecodeString(key64)
+	if err1 != nil || err2 != nil || len(want) != sha256.Size {
+		return false
+	}
+	return subtle.ConstantTimeCompare(secretKey(salt, password), want) == 1
 }

@@ -36,12 +36,17 @@ func (s *Store) AppendInbox(ctx context.Context, msgs []InboxMessage) (InboxRang
 			return err
 		}
 		defer ins.Close()
+		// Not cancellable per row, checked per row instead: see appendTelemetry.
+		rowCtx := context.WithoutCancel(ctx)
 		for i, m := range msgs {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			payload := m.Payload
 			if payload == nil {
 				payload = []byte{}
 			}
-			res, err := ins.ExecContext(ctx, m.Topic, payload, m.ReceivedAt.UnixNano())
+			res, err := ins.ExecContext(rowCtx, m.Topic, payload, m.ReceivedAt.UnixNano())
 			if err != nil {
 				return err
 			}

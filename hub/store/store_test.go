@@ -439,19 +439,51 @@ func TestCredentials(t *testing.T) {
 			t.Errorf("hashes %q, %q", h1, h2)
 		}
 	})
-	t.Run("dummy hash costs a real derivation", func(t *testing.T) {
-		// An unknown username must go through the whole PBKDF2 derivation,
-		// so the dummy hash has to parse like a real one.
+	t.Run("dummy hash costs a real check", func(t *testing.T) {
+		// An unknown username must go through a whole check of the scheme
+		// generated passwords use, so the dummy hash has to parse like one.
 		parts := strings.Split(s.dummyHash(), "$")
-		real, _ := hashPassword("x", testIterations)
-		rparts := strings.Split(real, "$")
-		if len(parts) != 4 || parts[1] != "1000" || len(parts[2]) != len(rparts[2]) || len(parts[3]) != len(rparts[3]) {
-			t.Errorf("dummy %q does not look like %q", s.dummyHash(), real)
+		rparts := strings.Split(hashSecret("x"), "$")
+		if len(parts) != 3 || parts[0] != rparts[0] || len(parts[1]) != len(rparts[1]) || len(parts[2]) != len(rparts[2]) {
+			t.Errorf("dummy %q does not look like %q", s.dummyHash(), hashSecret("x"))
 		}
 		if checkPassword(s.dummyHash(), "") {
 			t.Error("dummy hash matches the empty password")
 		}
 	})
+}
+
+func TestGeneratedPassword(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	a := mkDevice(t, s, 1)
+	secret := strings.Repeat("k", MinGeneratedPasswordLen)
+	if err := s.SetGeneratedPassword(ctx, a.ID, "user-a", secret[1:]); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a short generated password: err = %v, want ErrInvalid", err)
+	}
+	if err := s.SetGeneratedPassword(ctx, a.ID, "user-a", secret); err != nil {
+		t.Fatal(err)
+	}
+	var h string
+	if err := s.r.QueryRowContext(ctx, "SELECT password_hash FROM devices WHERE id = ?", a.ID).Scan(&h); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(h, "sha256$") || strings.Contains(h, secret) {
+		t.Errorf("hash %q: want a salted sha256 hash, not the password", h)
+	}
+	if d, err := s.VerifyCredentials(ctx, "user-a", secret); err != nil || d.ID != a.ID {
+		t.Errorf("VerifyCredentials = %+v, %v", d, err)
+	}
+	if _, err := s.VerifyCredentials(ctx, "user-a", secret+"x"); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("wrong password: err = %v, want ErrUnauthorized", err)
+	}
+	// A PBKDF2 hash of an older data folder still verifies.
+	if err := s.SetPassword(ctx, a.ID, "user-a", "old"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.VerifyCredentials(ctx, "user-a", "old"); err != nil {
+		t.Errorf("PBKDF2 password: %v", err)
+	}
 }
 
 func TestCheckPassword(t *testing.T) {
@@ -470,6 +502,11 @@ func TestCheckPassword(t *testing.T) {
 		{"bad iterations", strings.Replace(h, "$10$", "$x$", 1), "pw", false},
 		{"zero iterations", strings.Replace(h, "$10$", "$0$", 1), "pw", false},
 		{"short key", h[:len(h)-4], "pw", false},
+		{"secret match", hashSecret("pw"), "pw", true},
+		{"secret mismatch", hashSecret("pw"), "px", false},
+		{"secret short key", hashSecret("pw")[:60], "pw", false},
+		{"secret bad salt", "sha256$!!$" + strings.Split(hashSecret("pw"), "$")[2], "pw", false},
+		{"secret extra part", hashSecret("pw") + "$x", "pw", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := checkPassword(tc.hash, tc.pw); got != tc.want {

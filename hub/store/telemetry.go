@@ -133,9 +133,15 @@ func appendTelemetry(ctx context.Context, tx *sql.Tx, exists *deviceCheck, sampl
 	}
 	defer ins.Close()
 
+	// The rows are executed with a context that cannot be cancelled: with
+	// one that can, the SQLite driver starts a goroutine per statement to
+	// interrupt it (some 10% of the hub's CPU at 10 values a message,
+	// BENCHMARKS.md "Hub: a fleet of devices"). Each row takes microseconds;
+	// ctx is checked once per sample instead, which bounds the batch as well.
+	rowCtx := context.WithoutCancel(ctx)
 	latest := make(map[latestKey]latestVal)
 	put := func(dev, attr string, ts int64, v string) error {
-		if _, err := ins.ExecContext(ctx, dev, attr, ts, v); err != nil {
+		if _, err := ins.ExecContext(rowCtx, dev, attr, ts, v); err != nil {
 			return err
 		}
 		k := latestKey{dev, attr}
@@ -145,6 +151,9 @@ func appendTelemetry(ctx context.Context, tx *sql.Tx, exists *deviceCheck, sampl
 		return nil
 	}
 	for i, sm := range samples {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
 		ok, err := exists.check(ctx, sm.DeviceID)
 		if err != nil {
 			return 0, err
@@ -172,8 +181,11 @@ func appendTelemetry(ctx context.Context, tx *sql.Tx, exists *deviceCheck, sampl
 		return 0, err
 	}
 	defer up.Close()
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	for k, v := range latest {
-		if _, err := up.ExecContext(ctx, k.device, k.attr, v.ts, v.value); err != nil {
+		if _, err := up.ExecContext(rowCtx, k.device, k.attr, v.ts, v.value); err != nil {
 			return 0, err
 		}
 	}
