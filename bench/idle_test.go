@@ -123,7 +123,6 @@ func startIdle(b *testing.B, kind string, n int, host string, port int, prefix s
 		if err != nil {
 			b.Fatal(err)
 		}
-		inv.Register(d)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); _ = d.Run(ctx) }()
