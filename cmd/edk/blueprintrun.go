@@ -12,8 +12,6 @@ import (
 	"github.com/edk-go/edk/blueprint/luarun"
 	"github.com/edk-go/edk/buffer"
 	"github.com/edk-go/edk/device"
-	"github.com/edk-go/edk/devicemetrics"
-	"github.com/edk-go/edk/internal/metricsrv"
 	"github.com/edk-go/edk/lua"
 )
 
@@ -123,12 +121,7 @@ func runLuaBlueprint(ctx context.Context, e *env, args []string) error {
 	if *strictManifest {
 		opts = append(opts, device.WithStrictManifest())
 	}
-	if *register {
-		opts = append(opts, device.WithRegisterTopic())
-	}
-	if *strict {
-		opts = append(opts, device.WithStrictTLS())
-	}
+	opts = append(opts, topicAndTLSOptions(*register, *strict)...)
 	if *bufferDir != "" {
 		buf, err := buffer.Open(*bufferDir, buffer.Options{MaxBytes: buffer.DefaultMaxBytes, MaxAge: buffer.DefaultMaxAge, Logger: logger})
 		if err != nil {
@@ -156,15 +149,11 @@ func runLuaBlueprint(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("blueprint %s: %w", *dir, err)
 	}
 	rt.HandleCommands(d)
-	if *metricsAddr != "" {
-		reg := metricsrv.NewRegistry()
-		reg.MustRegister(devicemetrics.NewCollector(d))
-		_, stop, err := metricsrv.Start(*metricsAddr, reg, logger)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	stopMetrics, err := serveDeviceMetrics(*metricsAddr, d, logger)
+	if err != nil {
+		return err
 	}
+	defer stopMetrics()
 	logger.Info("starting blueprint", "blueprint", bp.Dir, "script", bp.Main, "api", bp.APIVersion(), "config", cfg, "storage", *storage)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

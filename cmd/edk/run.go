@@ -84,12 +84,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		}
 		opts = append(opts, device.WithStrictManifest())
 	}
-	if *register {
-		opts = append(opts, device.WithRegisterTopic())
-	}
-	if *strict {
-		opts = append(opts, device.WithStrictTLS())
-	}
+	opts = append(opts, topicAndTLSOptions(*register, *strict)...)
 	if *publishLogs != "" {
 		lf := logFlags{level: *publishLogs, format: "text"}
 		l, err := lf.logger(e)
@@ -110,15 +105,11 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *metricsAddr != "" {
-		reg := metricsrv.NewRegistry()
-		reg.MustRegister(devicemetrics.NewCollector(d))
-		_, stop, err := metricsrv.Start(*metricsAddr, reg, logger)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	stopMetrics, err := serveDeviceMetrics(*metricsAddr, d, logger)
+	if err != nil {
+		return err
 	}
+	defer stopMetrics()
 	logger.Info("starting device", "config", cfg, "register_map", *mapPath, "buffer", *bufferDir)
 	return d.Run(ctx)
 }
@@ -152,4 +143,32 @@ func minLevel(l *slog.Logger) slog.Level {
 		}
 	}
 	return slog.LevelError
+}
+
+// topicAndTLSOptions are the device options of --register-topic and
+// --strict-tls, which edk run has in every mode.
+func topicAndTLSOptions(register, strictTLS bool) []device.Option {
+	var opts []device.Option
+	if register {
+		opts = append(opts, device.WithRegisterTopic())
+	}
+	if strictTLS {
+		opts = append(opts, device.WithStrictTLS())
+	}
+	return opts
+}
+
+// serveDeviceMetrics serves d's Stats as Prometheus metrics at addr (edk
+// run --metrics) until the returned stop; with no addr it serves nothing.
+func serveDeviceMetrics(addr string, d *device.Device, logger *slog.Logger) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	reg := metricsrv.NewRegistry()
+	reg.MustRegister(devicemetrics.NewCollector(d))
+	_, stop, err = metricsrv.Start(addr, reg, logger)
+	if err != nil {
+		return nil, err
+	}
+	return stop, nil
 }
