@@ -86,6 +86,8 @@ func (s *cadenceSink) setMeasure(on bool) (count int, maxGap time.Duration) {
 // one). Run it with -benchtime=1x: one iteration is the whole measurement.
 // EDK_BENCH_BLUEPRINTS=5000,9000 replaces the counts (each instance needs
 // two file descriptors here: its connection and the simulator's end).
+// Memory one size frees is not all returned to the OS, so a later size's
+// RSS per blueprint reads low: give one count per process for that figure.
 func BenchmarkManyBlueprints(b *testing.B) {
 	counts := []int{10, 100, 1000}
 	if env := os.Getenv("EDK_BENCH_BLUEPRINTS"); env != "" {
