@@ -13,6 +13,7 @@ import (
 
 	mb "github.com/simonvetter/modbus"
 
+	"github.com/edk-go/edk/driver/modbus"
 	"github.com/edk-go/edk/lua"
 )
 
@@ -40,35 +41,20 @@ var v1Messages = map[int64]string{
 }
 
 func v1Code(err error) int64 {
+	if code, ok := modbus.ExceptionCode(err); ok {
+		return codeException + int64(code)
+	}
 	var me mb.Error
 	if errors.As(err, &me) {
 		switch me {
 		case mb.ErrRequestTimedOut:
 			return codeTimeout
-		case mb.ErrIllegalFunction:
-			return codeException + 1
-		case mb.ErrIllegalDataAddress:
-			return codeException + 2
-		case mb.ErrIllegalDataValue:
-			return codeException + 3
-		case mb.ErrServerDeviceFailure:
-			return codeException + 4
-		case mb.ErrAcknowledge:
-			return codeException + 5
-		case mb.ErrServerDeviceBusy:
-			return codeException + 6
-		case mb.ErrMemoryParityError:
-			return codeException + 8
-		case mb.ErrGWPathUnavailable:
-			return codeException + 10
-		case mb.ErrGWTargetFailedToRespond:
-			return codeException + 11
 		case mb.ErrConfigurationError, mb.ErrUnexpectedParameters:
 			return codeBadArgument
 		}
 		return codeBadResponse
 	}
-	if strings.Contains(err.Error(), "timeout") || strings.Contains(err.Error(), "i/o timeout") {
+	if strings.Contains(err.Error(), "timeout") { // net errors: "i/o timeout"
 		return codeTimeout
 	}
 	return codeConnection

@@ -43,16 +43,31 @@ func (e *RequestError) Unwrap() error { return e.Err }
 // (illegal address, device busy…): the link works, the request does not.
 func (e *RequestError) Exception() bool { return IsException(e.Err) }
 
-// IsException reports whether err is (or wraps) a Modbus exception answer.
-func IsException(err error) bool {
-	for _, x := range []error{mb.ErrIllegalFunction, mb.ErrIllegalDataAddress, mb.ErrIllegalDataValue,
-		mb.ErrServerDeviceFailure, mb.ErrAcknowledge, mb.ErrServerDeviceBusy, mb.ErrMemoryParityError,
-		mb.ErrGWPathUnavailable, mb.ErrGWTargetFailedToRespond} {
-		if errors.Is(err, x) {
-			return true
+// exceptions are the Modbus exception answers by their code on the wire.
+var exceptions = []struct {
+	code byte
+	err  error
+}{
+	{1, mb.ErrIllegalFunction}, {2, mb.ErrIllegalDataAddress}, {3, mb.ErrIllegalDataValue},
+	{4, mb.ErrServerDeviceFailure}, {5, mb.ErrAcknowledge}, {6, mb.ErrServerDeviceBusy},
+	{8, mb.ErrMemoryParityError}, {10, mb.ErrGWPathUnavailable}, {11, mb.ErrGWTargetFailedToRespond},
+}
+
+// ExceptionCode returns the Modbus exception code (1 illegal function, 2
+// illegal data address, …) when err is (or wraps) an exception answer.
+func ExceptionCode(err error) (byte, bool) {
+	for _, x := range exceptions {
+		if errors.Is(err, x.err) {
+			return x.code, true
 		}
 	}
-	return false
+	return 0, false
+}
+
+// IsException reports whether err is (or wraps) a Modbus exception answer.
+func IsException(err error) bool {
+	_, ok := ExceptionCode(err)
+	return ok
 }
 
 func hint(err error) string {
