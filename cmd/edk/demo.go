@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -347,13 +346,8 @@ func execute(ctx context.Context, api *hubclient.Client, deviceID, name string, 
 	// refused (422) before it reaches the device.
 	var se *hubclient.StatusError
 	if errors.As(err, &se) && se.Code == http.StatusUnprocessableEntity {
-		var e struct {
-			Errors []struct {
-				Message string `json:"message"`
-			} `json:"errors"`
-		}
-		if json.Unmarshal(se.Body, &e) == nil && len(e.Errors) > 0 {
-			return "", "REFUSED by the hub (422):", e.Errors[0].Message, nil
+		if _, msg, ok := se.First(); ok {
+			return "", "REFUSED by the hub (422):", msg, nil
 		}
 	}
 	if err != nil {

@@ -55,6 +55,22 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("%s %s: %s: %s", e.Method, e.Path, e.Status, e.Body)
 }
 
+// First returns the code and message of the first error in the answer's
+// Enapter-shaped body ({"errors": [{"code", "message", …}]}); ok is false
+// when the body has none.
+func (e *StatusError) First() (code, message string, ok bool) {
+	var body struct {
+		Errors []struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(e.Body, &body) != nil || len(body.Errors) == 0 {
+		return "", "", false
+	}
+	return body.Errors[0].Code, body.Errors[0].Message, true
+}
+
 // Do is Call for a request that must succeed: an answer outside 2xx is a
 // *StatusError with the answer's body, and out is left alone.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {

@@ -53,9 +53,15 @@ func TestCallAndDo(t *testing.T) {
 	if !errors.As(err, &se) || se.Code != http.StatusBadGateway || string(se.Body) != "upstream down" {
 		t.Fatalf("Do on a 502 = %v, want a *StatusError with the body", err)
 	}
+	if _, _, ok := se.First(); ok {
+		t.Errorf("First found an error in a plain-text body")
+	}
 	bad := &hubclient.Client{BaseURL: srv.URL, Token: "wrong"}
 	if err := bad.Do(ctx, "GET", "/echo", nil, nil); !errors.As(err, &se) || se.Code != http.StatusUnauthorized {
 		t.Fatalf("wrong token: %v", err)
+	}
+	if code, msg, ok := se.First(); !ok || code != "unauthorized" || msg != "" {
+		t.Errorf("First = %q %q %v, want the body's code", code, msg, ok)
 	}
 	if _, err := c.Call(ctx, "POST", "/echo", json.RawMessage(`"x"`), &echo); err == nil {
 		t.Fatal("an answer of the wrong JSON shape decoded without error")

@@ -2,7 +2,6 @@ package fleet
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -46,16 +45,8 @@ func (c *hubClient) do(ctx context.Context, method, path string, body, out any) 
 	case err == nil:
 		return nil
 	case errors.As(err, &se):
-		var e struct {
-			Errors []struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-			} `json:"errors"`
-		}
 		ae := &apiError{status: se.Code}
-		if json.Unmarshal(se.Body, &e) == nil && len(e.Errors) > 0 {
-			ae.code, ae.msg = e.Errors[0].Code, e.Errors[0].Message
-		}
+		ae.code, ae.msg, _ = se.First()
 		return fmt.Errorf("%s %s: %w", method, path, ae)
 	case ctx.Err() != nil:
 		return ctx.Err()
