@@ -79,20 +79,22 @@ func wrapLine(s string, width int, indent string) string {
 // shownResponses records the ids whose final response the demo's watch has
 // printed, so that the script can wait for the slower of its two paths.
 type shownResponses struct {
-	mu    sync.Mutex
-	ids   map[string]bool
-	wake  chan struct{}
-	limit int
+	mu   sync.Mutex
+	ids  map[string]bool
+	wake chan struct{}
 }
 
+// maxShownIDs bounds the ids a long demo remembers.
+const maxShownIDs = 1024
+
 func newShownResponses() *shownResponses {
-	return &shownResponses{ids: map[string]bool{}, wake: make(chan struct{}), limit: 1024}
+	return &shownResponses{ids: map[string]bool{}, wake: make(chan struct{})}
 }
 
 func (s *shownResponses) add(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.ids) >= s.limit { // a long demo: forget the old ones
+	if len(s.ids) >= maxShownIDs { // a long demo: forget the old ones
 		s.ids = map[string]bool{}
 	}
 	s.ids[id] = true
