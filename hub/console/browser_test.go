@@ -256,9 +256,12 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// text reads in one script run: the page re-renders rows on every live
+	// value, so a node found by one call may be gone by the next.
 	text := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(sel)))
+		expr := fmt.Sprintf(`(() => { const n = document.querySelector(%q); if (!n) throw new Error('no element matches ' + %q); return n.textContent; })()`, sel, sel)
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
 		if err != nil {
 			fail("read "+sel, err)
 		}
