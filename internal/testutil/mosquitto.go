@@ -36,6 +36,10 @@ type MosquittoOptions struct {
 	// NoClientCert makes the MQTTS listener ask for no client certificate
 	// (server-authenticated TLS, e.g. with a password).
 	NoClientCert bool
+	// Settings are extra lines of mosquitto.conf's general section, e.g.
+	// "max_queued_messages 0" for a benchmark whose subscriber must not
+	// miss a message while it falls behind.
+	Settings []string
 }
 
 // Mosquitto is a mosquitto process listening on 127.0.0.1. It is killed when
@@ -168,6 +172,9 @@ func mosquittoConf(addr, tlsAddr, passwd string, opts MosquittoOptions) string {
 	line("log_dest stderr")
 	line("log_timestamp_format %%H:%%M:%%S")
 	line("log_type error\nlog_type warning\nlog_type notice\nlog_type information")
+	for _, setting := range opts.Settings {
+		line("%s", setting)
+	}
 	if u, err := user.Current(); err == nil {
 		// Run as root, mosquitto would drop to user "mosquitto", which cannot
 		// read the test's temporary files, and lose the parent-death signal.
