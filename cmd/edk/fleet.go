@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"time"
@@ -27,6 +28,7 @@ func runSimFleet(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&cfg.Broker, "broker", "", "instead of --hub: run anonymous devices against this broker (mqtt://host:port)")
 	fs.Float64Var(&cfg.Commands, "commands", 0, "execute_command calls a second through the hub (set_power to random connected devices)")
 	fs.DurationVar(&cfg.CommandTimeout, "command-timeout", fleet.DefaultCommandTimeout, "each command's timeout at the hub")
+	fs.Float64Var(&cfg.ReadProbes, "read-probes", 0, fmt.Sprintf("with --hub: read probes a second, each timing how soon the hub's API serves a device's last acknowledged telemetry (default %d; negative: none)", fleet.DefaultReadProbes))
 	fs.Float64Var(&cfg.StartRate, "start-rate", fleet.DefaultStartRate, "devices started per second (negative: all at once)")
 	fs.DurationVar(&cfg.MinBackoff, "min-backoff", 0, "devices' shortest reconnect delay (default the runtime's, 500ms)")
 	fs.DurationVar(&cfg.MaxBackoff, "max-backoff", 0, "devices' longest reconnect delay (default the runtime's, 30s)")

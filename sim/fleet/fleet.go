@@ -43,6 +43,20 @@ const (
 	// a rate the hub cannot keep up with is counted as skipped, not queued
 	// without bound.
 	maxCommandsInFlight = 256
+	// DefaultReadProbes is how many read probes a second a fleet on a hub
+	// makes unless told otherwise: enough for percentiles within a minute,
+	// too few to load the hub.
+	DefaultReadProbes = 2
+	// maxProbesInFlight bounds the read probes waiting at once, as
+	// maxCommandsInFlight does the commands.
+	maxProbesInFlight = 32
+	// readProbeLimit is how long a probe waits for an acknowledged message
+	// to be readable before it counts it as not readable.
+	readProbeLimit = 30 * time.Second
+	// readProbePoll is how often a probe asks again.
+	readProbePoll = 20 * time.Millisecond
+	// probeAttribute is in every message of the inverter's.
+	probeAttribute = "power"
 )
 
 // Config configures Run.
@@ -82,6 +96,13 @@ type Config struct {
 	Commands float64
 	// CommandTimeout is each command's timeout at the hub; default 10 s.
 	CommandTimeout time.Duration
+	// ReadProbes is how many read probes a second check how soon the
+	// hub serves what it acknowledged: each takes a random device's last
+	// acknowledged telemetry message and asks the hub's latest telemetry
+	// (GET /v3/telemetry/latest) until it is there; the time from the
+	// acknowledgement is the read lag. Zero means DefaultReadProbes with
+	// HubURL; negative turns them off.
+	ReadProbes float64
 
 	// StartRate is how many devices start connecting per second; default
 	// 500, negative starts all at once.
@@ -138,6 +159,13 @@ type Summary struct {
 	CommandsFailed                         uint64 // an answer other than SUCCESS, or no answer
 	CommandsSkipped                        uint64 // not sent: maxCommandsInFlight were waiting
 	CommandRTT                             Percentiles
+	// ReadLag is the time from a telemetry message's acknowledgement until
+	// the hub's API served it (ReadProbes); ReadsNotReadable counts probes
+	// that gave up after readProbeLimit, ReadErrors those whose request
+	// failed.
+	ReadLag                      Percentiles
+	ReadProbes                   uint64
+	ReadsNotReadable, ReadErrors uint64
 	Errors                                 uint64 // device log lines at warning and up, failed commands
 	LastError                              string
 	ClosedAtConnect                        uint64 // connect attempts the broker closed unanswered
@@ -151,6 +179,13 @@ type member struct {
 	dev       *device.Device
 	connected atomic.Bool
 	telemetry device.TelemetryFunc
+	lastAcked atomic.Pointer[ackedMessage] // for the read probes
+}
+
+// ackedMessage is a telemetry message the broker acknowledged, and when.
+type ackedMessage struct {
+	timestamp int64 // the message's own, in seconds
+	at        time.Time
 }
 
 // Fleet is a running fleet; Run makes one.
@@ -173,6 +208,11 @@ type fleet struct {
 	cmdErrors atomic.Uint64
 	lastCmdMu sync.Mutex
 	lastCmd   string
+
+	readLag       latencies
+	readProbes    atomic.Uint64
+	readsStale    atomic.Uint64
+	readErrors    atomic.Uint64
 
 	startedAt    time.Time
 	mostMu       sync.Mutex
@@ -262,6 +302,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.CommandTimeout == 0 {
 		c.CommandTimeout = DefaultCommandTimeout
+	}
+	switch {
+	case c.ReadProbes > 0 && c.HubURL == "":
+		return bad("--read-probes needs --hub: the probes read the hub's API")
+	case c.ReadProbes == 0 && c.HubURL != "":
+		c.ReadProbes = DefaultReadProbes
 	}
 	if c.StartRate == 0 {
 		c.StartRate = DefaultStartRate
@@ -575,6 +621,10 @@ func (f *fleet) run(ctx context.Context, sum Summary) Summary {
 		commands.Add(1)
 		go func() { defer commands.Done(); f.sendCommands(ctx) }()
 	}
+	if cfg.ReadProbes > 0 {
+		commands.Add(1)
+		go func() { defer commands.Done(); f.probeReads(ctx) }()
+	}
 
 	st := newStatus(f)
 	t := time.NewTicker(cfg.StatusEvery)
@@ -589,7 +639,7 @@ status:
 		}
 	}
 	f.endLine()
-	// Stop the commands first: their devices are about to go.
+	// Stop the commands and probes first: their devices are about to go.
 	commands.Wait()
 	starter.Wait()
 	sum = f.summarize(sum)
@@ -628,6 +678,7 @@ func (f *fleet) sendTelemetry(ctx context.Context, m *member) {
 			continue
 		}
 		f.telAcked.Add(1)
+		m.lastAcked.Store(&ackedMessage{timestamp: tm.Timestamp, at: time.Now()})
 	}
 }
 
@@ -722,6 +773,61 @@ func (f *fleet) command(ctx context.Context, m *member) {
 	f.lastCmdMu.Unlock()
 }
 
+// probeReads makes cfg.ReadProbes read probes a second until ctx is done,
+// and waits for those started.
+func (f *fleet) probeReads(ctx context.Context) {
+	sem := make(chan struct{}, maxProbesInFlight)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	pace(ctx, f.cfg.ReadProbes, int(^uint(0)>>1), func(int) {
+		m := f.randomConnected()
+		if m == nil {
+			return
+		}
+		acked := m.lastAcked.Load()
+		if acked == nil {
+			return
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			return // the hub is slow to answer; the probes in flight say so
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			f.probeRead(ctx, m, *acked)
+		}()
+	})
+}
+
+// probeRead asks the hub for m's latest telemetry until it holds acked.
+func (f *fleet) probeRead(ctx context.Context, m *member, acked ackedMessage) {
+	f.readProbes.Add(1)
+	for {
+		ts, err := f.hub.latestTimestamp(ctx, m.id, probeAttribute)
+		switch {
+		case ctx.Err() != nil:
+			f.readProbes.Add(^uint64(0)) // interrupted: not a figure
+			return
+		case err != nil:
+			f.readErrors.Add(1)
+			return
+		case ts >= acked.timestamp:
+			f.readLag.add(time.Since(acked.at))
+			return
+		case time.Since(acked.at) > readProbeLimit:
+			f.readsStale.Add(1)
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(readProbePoll):
+		}
+	}
+}
+
 // totals sums the devices' counters.
 type totals struct {
 	acked, failures, dropped, reconnects, responses uint64
@@ -758,6 +864,8 @@ func (f *fleet) summarize(sum Summary) Summary {
 	sum.PublishFailures, sum.Dropped = t.failures, t.dropped
 	sum.CommandsSent, sum.CommandsSucceeded = f.cmdSent.Load(), f.cmdOK.Load()
 	sum.CommandsFailed, sum.CommandsSkipped = f.cmdFailed.Load(), f.cmdSkip.Load()
+	sum.ReadLag = percentiles(f.readLag.whole())
+	sum.ReadProbes, sum.ReadsNotReadable, sum.ReadErrors = f.readProbes.Load(), f.readsStale.Load(), f.readErrors.Load()
 	sum.CommandRTT = percentiles(f.rtt.whole())
 	sum.Errors = f.log.errors.Load() + f.cmdErrors.Load()
 	sum.LastError = f.lastError()

@@ -148,7 +148,7 @@ func TestFleetAgainstHub(t *testing.T) {
 	cfg := fleet.Config{
 		Devices: 20, Interval: 50 * time.Millisecond,
 		HubURL: info.HTTPURL, Token: info.Token,
-		Commands: 40, StartRate: -1,
+		Commands: 40, StartRate: -1, ReadProbes: 20,
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 	}
 	r := start(cfg)
@@ -174,10 +174,15 @@ func TestFleetAgainstHub(t *testing.T) {
 	if sum.CommandRTT.P50 <= 0 || sum.CommandRTT.P99 < sum.CommandRTT.P50 || sum.CommandRTT.Max < sum.CommandRTT.P99 {
 		t.Errorf("round trips %+v: want 0 < p50 <= p99 <= max", sum.CommandRTT)
 	}
+	// Every probe found what was acknowledged in the store: this hub
+	// commits a message before it acknowledges it.
+	if sum.ReadLag.Count == 0 || uint64(sum.ReadLag.Count) != sum.ReadProbes || sum.ReadsNotReadable != 0 || sum.ReadErrors != 0 {
+		t.Errorf("read probes %d: lag %+v, %d not readable, %d failed", sum.ReadProbes, sum.ReadLag, sum.ReadsNotReadable, sum.ReadErrors)
+	}
 	if sum.Errors != 0 {
 		t.Errorf("%d errors, last %q", sum.Errors, sum.LastError)
 	}
-	for _, want := range []string{"acked ", "/s p50 ", "errors 0", "fleet summary: 20 devices", "20 connected at the end", "acknowledged", "round trip p50"} {
+	for _, want := range []string{"acked ", "/s p50 ", "read lag p50 ", "errors 0", "fleet summary: 20 devices", "20 connected at the end", "acknowledged", "round trip p50", "from acknowledged to served by the API"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -284,6 +289,7 @@ func TestFleetBadConfig(t *testing.T) {
 		{"broker scheme", fleet.Config{Devices: 1, Broker: "ssl://127.0.0.1:8883"}, "want mqtt://"},
 		{"commands without hub", fleet.Config{Devices: 1, Broker: "mqtt://127.0.0.1:1", Commands: 5}, "--commands needs --hub"},
 		{"negative commands", hubCfg(fleet.Config{Devices: 1, Commands: -1}), "--commands -1"},
+		{"read probes without hub", fleet.Config{Devices: 1, Broker: "mqtt://127.0.0.1:1", ReadProbes: 2}, "--read-probes needs --hub"},
 		{"short interval", hubCfg(fleet.Config{Devices: 1, Interval: time.Millisecond}), "at least 10ms"},
 		{"values", hubCfg(fleet.Config{Devices: 1, Values: 2}), "--values 2"},
 		{"qos", hubCfg(fleet.Config{Devices: 1, QoS: &two}), "--qos 2"},

@@ -115,4 +115,22 @@ func (c *hubClient) execute(ctx context.Context, deviceID, name string, args map
 	return out.Execution.State, nil
 }
 
+// latestTimestamp is the timestamp (Unix seconds) of the latest stored
+// value of a device's attribute; 0 when it has none.
+func (c *hubClient) latestTimestamp(ctx context.Context, deviceID, attribute string) (int64, error) {
+	var out struct {
+		Telemetry map[string]map[string]struct {
+			Timestamp *int64 `json:"timestamp"`
+		} `json:"telemetry"`
+	}
+	q := url.Values{"devices[" + deviceID + "]": {attribute}}
+	if err := c.do(ctx, http.MethodGet, "/v3/telemetry/latest?"+q.Encode(), nil, &out); err != nil {
+		return 0, err
+	}
+	if ts := out.Telemetry[deviceID][attribute].Timestamp; ts != nil {
+		return *ts, nil
+	}
+	return 0, nil
+}
+
 func trimSlash(s string) string { return strings.TrimRight(s, "/") }

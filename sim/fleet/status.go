@@ -43,6 +43,10 @@ func (s *status) line() string {
 	if f.cfg.Commands > 0 {
 		fmt.Fprintf(&b, "  commands %.0f/s p50 %s p99 %s", float64(cmds-s.cmds)/dt, ms(p.P50), ms(p.P99))
 	}
+	if f.cfg.ReadProbes > 0 {
+		r := percentiles(f.readLag.takeWindow())
+		fmt.Fprintf(&b, "  read lag p50 %s p99 %s", ms(r.P50), ms(r.P99))
+	}
 	errs := f.log.errors.Load() + f.cmdErrors.Load()
 	fmt.Fprintf(&b, "  errors %d", errs)
 	if rss := currentRSS(); rss > 0 {
@@ -127,6 +131,10 @@ func printSummary(w io.Writer, s Summary) {
 	if s.CommandsSent > 0 || s.CommandsSkipped > 0 {
 		fmt.Fprintf(w, "  commands:     %d sent, %d succeeded, %d failed, %d skipped (too many waiting); round trip p50 %s p99 %s max %s\n",
 			s.CommandsSent, s.CommandsSucceeded, s.CommandsFailed, s.CommandsSkipped, ms(s.CommandRTT.P50), ms(s.CommandRTT.P99), ms(s.CommandRTT.Max))
+	}
+	if s.ReadProbes > 0 {
+		fmt.Fprintf(w, "  read lag:     %d probes, from acknowledged to served by the API p50 %s p99 %s max %s; %d not readable within %s, %d failed\n",
+			s.ReadProbes, ms(s.ReadLag.P50), ms(s.ReadLag.P99), ms(s.ReadLag.Max), s.ReadsNotReadable, readProbeLimit, s.ReadErrors)
 	}
 	fmt.Fprintf(w, "  errors:       %d", s.Errors)
 	if s.LastError != "" {
