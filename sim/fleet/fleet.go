@@ -166,10 +166,10 @@ type Summary struct {
 	ReadLag                      Percentiles
 	ReadProbes                   uint64
 	ReadsNotReadable, ReadErrors uint64
-	Errors                                 uint64 // device log lines at warning and up, failed commands
-	LastError                              string
-	ClosedAtConnect                        uint64 // connect attempts the broker closed unanswered
-	PeakRSS                                int64  // bytes (VmHWM); 0 where unknown
+	Errors                       uint64 // device log lines at warning and up, failed commands
+	LastError                    string
+	ClosedAtConnect              uint64 // connect attempts the broker closed unanswered
+	PeakRSS                      int64  // bytes (VmHWM); 0 where unknown
 }
 
 // member is one simulated device of the fleet.
@@ -209,10 +209,10 @@ type fleet struct {
 	lastCmdMu sync.Mutex
 	lastCmd   string
 
-	readLag       latencies
-	readProbes    atomic.Uint64
-	readsStale    atomic.Uint64
-	readErrors    atomic.Uint64
+	readLag    latencies
+	readProbes atomic.Uint64
+	readsStale atomic.Uint64
+	readErrors atomic.Uint64
 
 	startedAt    time.Time
 	mostMu       sync.Mutex
