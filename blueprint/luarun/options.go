@@ -49,6 +49,9 @@ type Options struct {
 	// Ports maps the UCM's serial port names (rs485, rs232) to this host's
 	// serial devices, for Modbus RTU (see ParsePort).
 	Ports map[string]SerialPort
+	// CANPorts maps the UCM's CAN port names (can-1) to this host's CAN
+	// buses, for can.new (see ParseCANPort).
+	CANPorts map[string]CANPort
 	// CallTimeout is the watchdog for one call into the script.
 	CallTimeout time.Duration
 	// MemoryLimit bounds the script's memory in bytes (0: the lua default).

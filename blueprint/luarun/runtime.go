@@ -43,6 +43,7 @@ type Runtime struct {
 	cmd        *cmdState      // the command being executed, if any
 	tcpClients map[string]*mbClient
 	v1Serial   *mbClient // the port set up by rs485.init / rs232.init
+	canBuses   map[string]*canBus
 
 	commands chan *cmdRequest
 	status   chan bool
@@ -109,6 +110,7 @@ func New(bp *Blueprint, opts Options) (*Runtime, error) {
 		return nil, fmt.Errorf("load %s: %w", bp.Main, err)
 	}
 	if err := s.Call(0, 0, opts.CallTimeout); err != nil {
+		r.closeCAN()
 		s.Close()
 		return nil, fmt.Errorf("run %s: %w", filepath.Base(bp.Main), err)
 	}
@@ -148,6 +150,7 @@ func (r *Runtime) install() error {
 	r.installModbus()
 	r.installHTTP()
 	r.installSerial()
+	r.installCAN()
 	s.PushString(r.bp.ModuleDir)
 	s.SetGlobal("__edk_module_dir")
 	s.PushInteger(int64(r.bp.APIVersion()))
@@ -162,6 +165,7 @@ func (r *Runtime) install() error {
 // scheduler's jobs, commands and connection callbacks, one at a time.
 func (r *Runtime) Run(ctx context.Context) error {
 	defer func() {
+		r.closeCAN()
 		r.s.Close()
 		for _, c := range r.tcpClients {
 			c.shared = false

@@ -47,7 +47,7 @@ func runLuaBlueprint(ctx context.Context, e *env, args []string) error {
 	var config, rewrites, ports, mbRewrites multiFlag
 	fs.Var(&config, "config", "a v3 configuration value, param=value or group.param=value (repeatable)")
 	fs.Var(&rewrites, "http-base-url", "send the script's HTTP requests to this base URL instead (URL for all, or ORIGIN=URL for one origin; repeatable)")
-	fs.Var(&ports, "port", "map a UCM serial port to this host's device (Modbus RTU, serial.new): rs485=/dev/ttyUSB0[?baud=9600&data_bits=8&parity=N&stop_bits=1] (repeatable)")
+	fs.Var(&ports, "port", "map a UCM serial port to this host's device (Modbus RTU, serial.new): rs485=/dev/ttyUSB0[?baud=9600&data_bits=8&parity=N&stop_bits=1], or a CAN port (can.new) to a bus: can-1=socketcan:can0 or can-1=slcan:/dev/ttyACM0?bitrate=500000 (repeatable)")
 	fs.Var(&mbRewrites, "modbus-tcp", "send the script's Modbus TCP connections for one address to another: FROM=TO, e.g. 192.168.1.50:502=127.0.0.1:5020 (repeatable)")
 	storage := fs.String("storage", "", "file that keeps the script's storage across restarts (default: edk-storage-<hardware id>.json in the user config folder)")
 	callTimeout := fs.Duration("call-timeout", luarun.DefaultCallTimeout, "watchdog: stop one call into the script after this long")
@@ -86,7 +86,15 @@ func runLuaBlueprint(ctx context.Context, e *env, args []string) error {
 		rws = append(rws, rw)
 	}
 	portMap := map[string]luarun.SerialPort{}
+	canMap := map[string]luarun.CANPort{}
 	for _, s := range ports {
+		if name, p, isCAN, err := luarun.ParseCANPort(s); isCAN {
+			if err != nil {
+				return usagef("--port: %v", err)
+			}
+			canMap[name] = p
+			continue
+		}
 		name, p, err := luarun.ParsePort(s)
 		if err != nil {
 			return usagef("--port: %v", err)
@@ -143,6 +151,7 @@ func runLuaBlueprint(ctx context.Context, e *env, args []string) error {
 	rt, err = luarun.New(bp, luarun.Options{
 		Sink: d, Logger: logger.With("component", "lua"), Config: cfgValues,
 		StorageFile: *storage, HTTPRewrites: rws, CallTimeout: *callTimeout, Ports: portMap,
+		CANPorts:          canMap,
 		ModbusTCPRewrites: mbMap,
 	})
 	if err != nil {

@@ -166,3 +166,21 @@ func TestRunLuaBlueprintBadConfig(t *testing.T) {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
 }
+
+// A CAN --port mapping without what its driver needs is a usage error.
+func TestRunLuaBlueprintBadCANPort(t *testing.T) {
+	dir := filepath.Join("..", "..", "..", "shared", "marketplace", "blueprints", "gas_sensors", "crowcon_xgard_bright_v3")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("marketplace missing: %v", err)
+	}
+	for arg, want := range map[string]string{
+		"can-1=slcan:/dev/ttyACM0":             "slcan needs the bus's bitrate, e.g. ?bitrate=500000",
+		"can-1=slcan:/dev/ttyACM0?bitrate=123": "want one of 10000",
+		"can-1=socketcan:":                     "socketcan needs a device",
+	} {
+		code, _, stderr := runBlueprintCLI(t, "run", "--blueprint", dir, "--port", arg)
+		if code != 2 || !strings.Contains(stderr, want) {
+			t.Errorf("--port %s: exit %d, stderr:\n%s", arg, code, stderr)
+		}
+	}
+}

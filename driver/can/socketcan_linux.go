@@ -1,0 +1,102 @@
+package can
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// SocketCAN is a raw CAN socket bound to one Linux CAN interface. It
+// receives every frame on the bus (no filter) and, like any raw socket,
+// not its own sent frames.
+type SocketCAN struct {
+	iface string
+	f     *os.File // non-blocking, so reads and writes wait in Go's poller
+	send  sync.Mutex
+}
+
+var _ Bus = (*SocketCAN)(nil)
+
+// OpenSocketCAN opens a raw CAN socket on iface (can0, vcan0, slcan0…),
+// which must exist and be up.
+func OpenSocketCAN(iface string) (*SocketCAN, error) {
+	ifi, err := net.InterfaceByName(iface)
+	if err != nil {
+		return nil, fmt.Errorf("socketcan %s: %w", iface, err)
+	}
+	fd, err := unix.Socket(unix.AF_CAN, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.CAN_RAW)
+	if err != nil {
+		return nil, fmt.Errorf("socketcan %s: socket: %w", iface, err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrCAN{Ifindex: ifi.Index}); err != nil {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("socketcan %s: bind: %w", iface, err)
+	}
+	return &SocketCAN{iface: iface, f: os.NewFile(uintptr(fd), "socketcan:"+iface)}, nil
+}
+
+// Send writes one frame; a full transmit queue answers ENOBUFS at once
+// rather than waiting.
+func (s *SocketCAN) Send(ctx context.Context, f Frame) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	if f.Remote {
+		return errors.New("can: sending remote frames is not supported")
+	}
+	s.send.Lock()
+	defer s.send.Unlock()
+	dl, _ := ctx.Deadline()
+	if err := s.f.SetWriteDeadline(dl); err != nil {
+		return fmt.Errorf("socketcan %s: %w", s.iface, err)
+	}
+	b := encodeCANFrame(f)
+	if _, err := s.f.Write(b[:]); err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			return ErrClosed
+		}
+		return fmt.Errorf("socketcan %s: send %v: %w", s.iface, f, err)
+	}
+	return nil
+}
+
+// Receive returns the next data or remote frame. One goroutine at a time
+// may receive.
+func (s *SocketCAN) Receive(ctx context.Context) (Frame, error) {
+	if err := s.f.SetReadDeadline(time.Time{}); err != nil {
+		return Frame{}, fmt.Errorf("socketcan %s: %w", s.iface, err)
+	}
+	// A deadline in the past wakes the blocked read when ctx ends.
+	stop := context.AfterFunc(ctx, func() { _ = s.f.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	b := make([]byte, 72) // room for a CAN FD frame, which is then refused
+	for {
+		n, err := s.f.Read(b)
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if ctx.Err() != nil {
+				return Frame{}, ctx.Err()
+			}
+			_ = s.f.SetReadDeadline(time.Time{})
+			continue
+		case errors.Is(err, os.ErrClosed):
+			return Frame{}, ErrClosed
+		case err != nil:
+			return Frame{}, fmt.Errorf("socketcan %s: receive: %w", s.iface, err)
+		}
+		f, err := decodeCANFrame(b[:n])
+		if err != nil {
+			continue // not a frame this package reads
+		}
+		return f, nil
+	}
+}
+
+// Close closes the socket; a blocked Receive returns ErrClosed.
+func (s *SocketCAN) Close() error { return s.f.Close() }
