@@ -78,7 +78,7 @@ func (s *Store) AppendTelemetry(ctx context.Context, samples []Sample) (stored i
 	if err != nil {
 		return 0, fmt.Errorf("store: append telemetry: %w", err)
 	}
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.writeBulk(ctx, func(tx *sql.Tx) error {
 		exists, err := newDeviceCheck(ctx, tx)
 		if err != nil {
 			return err
@@ -593,7 +593,7 @@ func (s *Store) DeleteTelemetryBefore(ctx context.Context, t time.Time) (int64, 
 		for {
 			var rowsGone int
 			var points int64
-			err := s.write(ctx, func(tx *sql.Tx) error {
+			err := s.writeBulk(ctx, func(tx *sql.Tx) error {
 				rowsGone, points = 0, 0
 				// The rows up to the deleteChunk-th oldest, or all before t.
 				rows, err := tx.QueryContext(ctx, `DELETE FROM telemetry WHERE dkey = ?1 AND ts < ?2 AND ts <= coalesce(
