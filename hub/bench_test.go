@@ -3,6 +3,7 @@ package hub_test
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -92,4 +93,55 @@ func BenchmarkIngest(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(perDevice*devices)/time.Since(start).Seconds(), "msgs/s")
+}
+
+// BenchmarkExecuteCommandUnderIngest is BenchmarkExecuteCommand while 50
+// other devices publish 10-value telemetry at QoS 1 as fast as their
+// acknowledgements come: the execution's writes share the store's one
+// writer with the ingest's transactions. It reports the latency's p50
+// and p99.
+func BenchmarkExecuteCommandUnderIngest(b *testing.B) {
+	const devices, attrs = 50, 10
+	h := startHubWith(b, hub.Config{DataDir: b.TempDir(), MQTTAddr: "127.0.0.1:0", MQTTSAddr: "-", HTTPAddr: "127.0.0.1:0", RateLimit: -1})
+	id, cfg := h.provision(b, "bench", commconfig.ProtocolMQTT)
+	runInverter(b, cfg)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for d := range devices {
+		_, dc := h.provision(b, fmt.Sprintf("load-%d", d), commconfig.ProtocolMQTT)
+		c := testutil.ConnectWith(b, testutil.ClientOptions(h.info.MQTTAddr).SetUsername(dc.Username).SetPassword(dc.Password))
+		topic := "v1/from/" + dc.HardwareID + "/" + dc.ChannelID + "/v1/telemetry"
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				payload := fmt.Sprintf(`{"timestamp":%d`, 1700000000+i)
+				for a := range attrs {
+					payload += fmt.Sprintf(`,"a%d":%d.5`, a, i)
+				}
+				c.Publish(topic, 1, false, payload+"}").WaitTimeout(5 * time.Second)
+			}
+		})
+	}
+	b.Cleanup(func() { close(stop); wg.Wait() })
+	time.Sleep(time.Second) // ingest under way
+	body := map[string]any{"name": "set_power", "arguments": map[string]any{"power": 100}}
+	var took []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		var out struct {
+			Execution execution `json:"execution"`
+		}
+		start := time.Now()
+		if code := h.call(b, "POST", "/v3/devices/"+id+"/execute_command", body, &out); code != http.StatusOK || out.Execution.State != "SUCCESS" {
+			b.Fatalf("execute_command: %d %+v", code, out.Execution)
+		}
+		took = append(took, time.Since(start))
+	}
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99-ms")
 }

@@ -27,8 +27,8 @@
 // into the same transaction (a group commit): mochi reads each client's
 // packets one after the other, so one device waits for one commit per
 // message, and many devices share each commit. An inbox commit appends a
-// few rows at the end of one table, where a telemetry write touches a
-// page per attribute, so it is cheap; the message's decoded contents go
+// few rows at the end of one table, where a telemetry write touches its
+// device's pages of two tables, so it is cheap; the message's decoded contents go
 // with the next batch, whose transactions delete the message's inbox row
 // as they write what it holds. When Run starts, it first writes what the
 // inbox still holds (acknowledged by a hub that died before its batch was

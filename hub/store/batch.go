@@ -81,7 +81,7 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (BatchResult, error) {
 
 	var res BatchResult
 	now := s.now()
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.writeBulk(ctx, func(tx *sql.Tx) error {
 		res = BatchResult{}
 		exists, err := newDeviceCheck(ctx, tx)
 		if err != nil {

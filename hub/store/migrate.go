@@ -136,6 +136,56 @@ INSERT INTO sites (id, name, timezone, created_at) SELECT
 ALTER TABLE executions ADD COLUMN deadline_at INTEGER;
 CREATE INDEX executions_unfinished ON executions (state) WHERE state IN ('NEW', 'IN_PROGRESS');
 `,
+	// 4: telemetry as a row per message instead of a row per value, keyed
+	// by a small integer per device instead of its UUID text: a 10-value
+	// message was 10 B-tree inserts of ~60-byte keys plus 10 upserts of
+	// the latest values, and ingest spent most of the hub's CPU there
+	// (BENCHMARKS.md, "Hub: a fleet of devices"). A message's values are
+	// one JSON object, attribute → value as the device sent it (alerts
+	// under "alerts"), n the number of its members. telemetry_latest is
+	// one row per device: attribute → [ts, value] of the latest value of
+	// each attribute ever sent. device_keys gives each device its key;
+	// its rows are made as a device's first telemetry is written.
+	// The old rows are converted here, values kept verbatim.
+	`
+CREATE TABLE device_keys (
+	dkey      INTEGER PRIMARY KEY,
+	device_id TEXT    NOT NULL UNIQUE REFERENCES devices (id) ON DELETE CASCADE
+) STRICT;
+
+CREATE TABLE telemetry_messages (
+	dkey INTEGER NOT NULL REFERENCES device_keys (dkey) ON DELETE CASCADE,
+	ts   INTEGER NOT NULL,
+	n    INTEGER NOT NULL,
+	data TEXT    NOT NULL,
+	PRIMARY KEY (dkey, ts)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE telemetry_latest_messages (
+	dkey INTEGER NOT NULL PRIMARY KEY REFERENCES device_keys (dkey) ON DELETE CASCADE,
+	data TEXT    NOT NULL
+) STRICT;
+
+INSERT INTO device_keys (device_id)
+	SELECT device_id FROM telemetry_latest UNION SELECT device_id FROM telemetry ORDER BY 1;
+
+INSERT INTO telemetry_messages (dkey, ts, n, data)
+	SELECT k.dkey, t.ts, count(*),
+		'{' || group_concat(json_quote(t.attribute) || ':' || t.value, ',' ORDER BY t.attribute) || '}'
+	FROM telemetry t JOIN device_keys k ON k.device_id = t.device_id
+	GROUP BY k.dkey, t.ts;
+
+INSERT INTO telemetry_latest_messages (dkey, data)
+	SELECT k.dkey,
+		'{' || group_concat(json_quote(l.attribute) || ':[' || l.ts || ',' || l.value || ']', ',' ORDER BY l.attribute) || '}'
+	FROM telemetry_latest l JOIN device_keys k ON k.device_id = l.device_id
+	GROUP BY k.dkey;
+
+DROP TABLE telemetry;
+DROP TABLE telemetry_latest;
+ALTER TABLE telemetry_messages RENAME TO telemetry;
+ALTER TABLE telemetry_latest_messages RENAME TO telemetry_latest;
+`,
 }
 
 // migrate brings the schema up to len(migrations), one transaction per step,

@@ -157,7 +157,7 @@ func (s *Store) AppendLogs(ctx context.Context, entries []LogEntry) (stored int,
 	if err := checkLogs(entries); err != nil {
 		return 0, fmt.Errorf("store: append logs: %w", err)
 	}
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.writeBulk(ctx, func(tx *sql.Tx) error {
 		stored, err = appendLogs(ctx, tx, entries)
 		return err
 	})
@@ -238,7 +238,7 @@ func (s *Store) ListLogs(ctx context.Context, deviceID string, since time.Time, 
 // DeleteLogsBefore removes log entries older than t and returns how many went.
 func (s *Store) DeleteLogsBefore(ctx context.Context, t time.Time) (int64, error) {
 	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.writeBulk(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, "DELETE FROM logs WHERE ts < ?", ms(t))
 		if err != nil {
 			return err

@@ -87,6 +87,11 @@ type Store struct {
 	w    *sql.DB // one connection: all writes
 	r    *sql.DB // query-only connections (the same pool as w for ":memory:")
 	opts Options
+	// writer is held for a write transaction, bulk by a bulk write
+	// waiting for writer (writeBulk). Go's runtime serves the senders
+	// blocked on a channel in order, so a write waits for the one
+	// running and at most one bulk write, however many are queued.
+	writer, bulk chan struct{}
 }
 
 // Open opens (creating if needed) the database at path and brings its schema
@@ -114,7 +119,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 
 	common := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)", opts.BusyTimeout.Milliseconds())
-	s := &Store{opts: opts}
+	s := &Store{opts: opts, writer: make(chan struct{}, 1), bulk: make(chan struct{}, 1)}
 	var err error
 	if path == ":memory:" {
 		s.w, err = sql.Open("sqlite", path+"?"+common+"&_txlock=immediate")
@@ -250,6 +255,32 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 // write runs fn in one write transaction (BEGIN IMMEDIATE on the writer
 // connection), committing when fn returns nil.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	select {
+	case s.writer <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.writer }()
+	return s.tx(ctx, fn)
+}
+
+// writeBulk is write for the writes that come in a steady stream or delete
+// much at once (ingest's batches, expiry): they queue one at a time behind
+// the others, so that a write someone waits for (an execution, an inbox
+// commit a device's acknowledgement waits for) finds at most one bulk
+// transaction ahead of it, not every ingest transaction queued meanwhile
+// (BENCHMARKS.md, "Hub: execute_command and ingest").
+func (s *Store) writeBulk(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	select {
+	case s.bulk <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.bulk }()
+	return s.write(ctx, fn)
+}
+
+func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -288,8 +288,14 @@ func TestDeleteDeviceCascades(t *testing.T) {
 	s := openTemp(t)
 	d := mkDevice(t, s, 1)
 	keep := mkDevice(t, s, 2)
+	dkeys := make(map[string]int64) // telemetry is keyed by device key
 	for _, dev := range []Device{d, keep} {
 		fill(t, s, dev.ID)
+		k, ok, err := s.telemetryKey(ctx, dev.ID)
+		if err != nil || !ok {
+			t.Fatalf("telemetry key of %s: %v, %v", dev.ID, ok, err)
+		}
+		dkeys[dev.ID] = k
 	}
 	if err := s.DeleteDevice(ctx, d.ID); err != nil {
 		t.Fatal(err)
@@ -298,17 +304,23 @@ func TestDeleteDeviceCascades(t *testing.T) {
 		t.Errorf("second delete: %v, want ErrNotFound", err)
 	}
 	for _, tc := range []struct{ table, col string }{
-		{"telemetry", "device_id"}, {"telemetry_latest", "device_id"}, {"properties", "device_id"},
+		{"device_keys", "device_id"}, {"telemetry", "dkey"}, {"telemetry_latest", "dkey"}, {"properties", "device_id"},
 		{"connectivity", "device_id"}, {"logs", "device_id"}, {"executions", "device_id"},
 		{"malformed", "device_id"}, {"devices", "id"},
 	} {
 		t.Run(tc.table, func(t *testing.T) {
 			var gone, kept int
 			q := "SELECT count(*) FROM " + tc.table + " WHERE " + tc.col + " = ?"
-			if err := s.r.QueryRowContext(ctx, q, d.ID).Scan(&gone); err != nil {
+			arg := func(id string) any {
+				if tc.col == "dkey" {
+					return dkeys[id]
+				}
+				return id
+			}
+			if err := s.r.QueryRowContext(ctx, q, arg(d.ID)).Scan(&gone); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.r.QueryRowContext(ctx, q, keep.ID).Scan(&kept); err != nil {
+			if err := s.r.QueryRowContext(ctx, q, arg(keep.ID)).Scan(&kept); err != nil {
 				t.Fatal(err)
 			}
 			if gone != 0 || kept == 0 {

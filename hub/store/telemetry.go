@@ -4,8 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"slices"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -64,13 +65,6 @@ func validAttribute(a string) string {
 	return ""
 }
 
-type latestKey struct{ device, attr string }
-
-type latestVal struct {
-	ts    int64
-	value string
-}
-
 // AppendTelemetry stores a batch of samples in one transaction: the raw
 // series and the latest value of each attribute (a later timestamp wins; an
 // older sample arriving late updates only the series). A sample repeating a
@@ -84,7 +78,7 @@ func (s *Store) AppendTelemetry(ctx context.Context, samples []Sample) (stored i
 	if err != nil {
 		return 0, fmt.Errorf("store: append telemetry: %w", err)
 	}
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.writeBulk(ctx, func(tx *sql.Tx) error {
 		exists, err := newDeviceCheck(ctx, tx)
 		if err != nil {
 			return err
@@ -124,14 +118,22 @@ func checkSamples(samples []Sample) (alerts []string, err error) {
 }
 
 // appendTelemetry writes checked samples in tx, skipping those of devices
-// that do not exist; it returns how many it wrote.
+// that do not exist; it returns how many it wrote. A sample is one row of
+// telemetry (its values one JSON object); a sample repeating a device and
+// timestamp is merged into the row there, its values replacing those of
+// the same attributes. The latest values are merged into each device's one
+// telemetry_latest row once per transaction.
 func appendTelemetry(ctx context.Context, tx *sql.Tx, exists *deviceCheck, samples []Sample, alerts []string) (stored int, err error) {
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO telemetry (device_id, attribute, ts, value) VALUES (?, ?, ?, ?)
-		ON CONFLICT DO UPDATE SET value = excluded.value`)
+	ins, err := tx.PrepareContext(ctx, "INSERT INTO telemetry (dkey, ts, n, data) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
 	if err != nil {
 		return 0, err
 	}
 	defer ins.Close()
+	keys, err := newDeviceKeys(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	defer keys.close()
 
 	// The rows are executed with a context that cannot be cancelled: with
 	// one that can, the SQLite driver starts a goroutine per statement to
@@ -139,17 +141,8 @@ func appendTelemetry(ctx context.Context, tx *sql.Tx, exists *deviceCheck, sampl
 	// BENCHMARKS.md "Hub: a fleet of devices"). Each row takes microseconds;
 	// ctx is checked once per sample instead, which bounds the batch as well.
 	rowCtx := context.WithoutCancel(ctx)
-	latest := make(map[latestKey]latestVal)
-	put := func(dev, attr string, ts int64, v string) error {
-		if _, err := ins.ExecContext(rowCtx, dev, attr, ts, v); err != nil {
-			return err
-		}
-		k := latestKey{dev, attr}
-		if cur, ok := latest[k]; !ok || ts >= cur.ts {
-			latest[k] = latestVal{ts, v}
-		}
-		return nil
-	}
+	latest := make(map[int64]map[string]latestValue)
+	var buf []byte
 	for i, sm := range samples {
 		if err := ctx.Err(); err != nil {
 			return 0, err
@@ -161,35 +154,164 @@ func appendTelemetry(ctx context.Context, tx *sql.Tx, exists *deviceCheck, sampl
 		if !ok {
 			continue
 		}
-		ts := ms(sm.Time)
+		stored++
+		values := make(map[string]string, len(sm.Values)+1)
 		for a, v := range sm.Values {
-			if err := put(sm.DeviceID, a, ts, string(v)); err != nil {
-				return 0, err
-			}
+			values[a] = string(v)
 		}
 		if sm.Alerts != nil {
-			if err := put(sm.DeviceID, AlertsAttribute, ts, alerts[i]); err != nil {
+			values[AlertsAttribute] = alerts[i]
+		}
+		if len(values) == 0 {
+			continue
+		}
+		dkey, err := keys.get(rowCtx, sm.DeviceID)
+		if err != nil {
+			return 0, err
+		}
+		ts := ms(sm.Time)
+		buf = appendObject(buf[:0], values)
+		res, err := ins.ExecContext(rowCtx, dkey, ts, len(values), string(buf))
+		if err != nil {
+			return 0, err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return 0, err
+		} else if n == 0 {
+			if err := mergeRow(rowCtx, tx, dkey, ts, values); err != nil {
 				return 0, err
 			}
 		}
-		stored++
+		l := latest[dkey]
+		if l == nil {
+			l = make(map[string]latestValue, len(values))
+			latest[dkey] = l
+		}
+		mergeLatest(l, ts, values)
 	}
-
-	up, err := tx.PrepareContext(ctx, `INSERT INTO telemetry_latest (device_id, attribute, ts, value) VALUES (?, ?, ?, ?)
-		ON CONFLICT DO UPDATE SET ts = excluded.ts, value = excluded.value WHERE excluded.ts >= telemetry_latest.ts`)
-	if err != nil {
-		return 0, err
-	}
-	defer up.Close()
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	for k, v := range latest {
-		if _, err := up.ExecContext(rowCtx, k.device, k.attr, v.ts, v.value); err != nil {
-			return 0, err
-		}
+	if err := writeLatest(rowCtx, tx, latest); err != nil {
+		return 0, err
 	}
 	return stored, nil
+}
+
+// mergeLatest sets the latest value of each of values sent at ts, unless l
+// has a later one.
+func mergeLatest(l map[string]latestValue, ts int64, values map[string]string) {
+	for a, v := range values {
+		if cur, ok := l[a]; !ok || ts >= cur.ts {
+			l[a] = latestValue{ts, v}
+		}
+	}
+}
+
+// mergeRow merges values into the stored row of a device and timestamp, as
+// the schema of a row per value did: a value replaces the one of its
+// attribute, the other attributes stay.
+func mergeRow(ctx context.Context, tx *sql.Tx, dkey, ts int64, values map[string]string) error {
+	var data string
+	if err := tx.QueryRowContext(ctx, "SELECT data FROM telemetry WHERE dkey = ? AND ts = ?", dkey, ts).Scan(&data); err != nil {
+		return err
+	}
+	merged := make(map[string]string, len(values))
+	if err := eachMember(data, func(a, v string) error { merged[a] = v; return nil }); err != nil {
+		return err
+	}
+	maps.Copy(merged, values)
+	_, err := tx.ExecContext(ctx, "UPDATE telemetry SET n = ?, data = ? WHERE dkey = ? AND ts = ?",
+		len(merged), string(appendObject(nil, merged)), dkey, ts)
+	return err
+}
+
+// writeLatest merges the latest values of a transaction into each device's
+// telemetry_latest row.
+func writeLatest(ctx context.Context, tx *sql.Tx, latest map[int64]map[string]latestValue) error {
+	if len(latest) == 0 {
+		return nil
+	}
+	get, err := tx.PrepareContext(ctx, "SELECT data FROM telemetry_latest WHERE dkey = ?")
+	if err != nil {
+		return err
+	}
+	defer get.Close()
+	put, err := tx.PrepareContext(ctx, `INSERT INTO telemetry_latest (dkey, data) VALUES (?, ?)
+		ON CONFLICT DO UPDATE SET data = excluded.data`)
+	if err != nil {
+		return err
+	}
+	defer put.Close()
+	var buf []byte
+	for dkey, l := range latest {
+		var data string
+		switch err := get.QueryRowContext(ctx, dkey).Scan(&data); {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		default:
+			err := eachMember(data, func(a, v string) error {
+				lv, err := splitLatest(v)
+				if err != nil {
+					return err
+				}
+				if cur, ok := l[a]; !ok || lv.ts > cur.ts {
+					l[a] = lv
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("latest telemetry of device key %d: %w", dkey, err)
+			}
+		}
+		buf = appendLatest(buf[:0], l)
+		if _, err := put.ExecContext(ctx, dkey, string(buf)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deviceKeys gives, within one transaction, the telemetry key of devices
+// known to exist, making it at a device's first telemetry.
+type deviceKeys struct {
+	lookup, insert *sql.Stmt
+	known          map[string]int64
+}
+
+func newDeviceKeys(ctx context.Context, tx *sql.Tx) (*deviceKeys, error) {
+	get, err := tx.PrepareContext(ctx, "SELECT dkey FROM device_keys WHERE device_id = ?")
+	if err != nil {
+		return nil, err
+	}
+	mk, err := tx.PrepareContext(ctx, "INSERT INTO device_keys (device_id) VALUES (?) RETURNING dkey")
+	if err != nil {
+		get.Close()
+		return nil, err
+	}
+	return &deviceKeys{lookup: get, insert: mk, known: make(map[string]int64)}, nil
+}
+
+func (k *deviceKeys) get(ctx context.Context, deviceID string) (int64, error) {
+	if key, ok := k.known[deviceID]; ok {
+		return key, nil
+	}
+	var key int64
+	err := k.lookup.QueryRowContext(ctx, deviceID).Scan(&key)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = k.insert.QueryRowContext(ctx, deviceID).Scan(&key)
+	}
+	if err != nil {
+		return 0, err
+	}
+	k.known[deviceID] = key
+	return key, nil
+}
+
+func (k *deviceKeys) close() {
+	_ = k.lookup.Close()
+	_ = k.insert.Close()
 }
 
 // deviceCheck answers, within one transaction, whether devices exist,
@@ -240,39 +362,61 @@ func inList(n int) string {
 	return "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
 }
 
+// telemetryKey returns the device's telemetry key; ok is false when it has
+// none (no telemetry written yet). Fails with ErrNotFound for an unknown
+// device.
+func (s *Store) telemetryKey(ctx context.Context, deviceID string) (key int64, ok bool, err error) {
+	var k sql.NullInt64
+	err = s.r.QueryRowContext(ctx, `SELECT (SELECT dkey FROM device_keys WHERE device_id = ?1) FROM devices WHERE id = ?1`,
+		deviceID).Scan(&k)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, ErrNotFound
+	}
+	return k.Int64, k.Valid, err
+}
+
 // LatestTelemetry returns the latest value of each of attrs (every attribute
 // when attrs is empty) that the device has ever sent; attributes never sent
 // are absent from the map. Fails with ErrNotFound for an unknown device.
 func (s *Store) LatestTelemetry(ctx context.Context, deviceID string, attrs []string) (map[string]Point, error) {
-	if err := s.checkDevice(ctx, s.r, deviceID); err != nil {
+	fail := func(err error) (map[string]Point, error) {
 		return nil, fmt.Errorf("store: latest telemetry of %s: %w", deviceID, err)
 	}
-	q := "SELECT attribute, ts, value FROM telemetry_latest WHERE device_id = ?"
-	args := []any{deviceID}
-	if len(attrs) > 0 {
-		q += " AND attribute IN " + inList(len(attrs))
-		for _, a := range attrs {
-			args = append(args, a)
-		}
-	}
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	key, ok, err := s.telemetryKey(ctx, deviceID)
 	if err != nil {
-		return nil, fmt.Errorf("store: latest telemetry of %s: %w", deviceID, err)
+		return fail(err)
 	}
-	defer rows.Close()
 	out := make(map[string]Point)
-	for rows.Next() {
-		var (
-			a, v string
-			ts   int64
-		)
-		if err := rows.Scan(&a, &ts, &v); err != nil {
-			return nil, fmt.Errorf("store: latest telemetry of %s: %w", deviceID, err)
-		}
-		out[a] = Point{Time: fromMS(ts), Value: json.RawMessage(v)}
+	if !ok {
+		return out, nil
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: latest telemetry of %s: %w", deviceID, err)
+	var data string
+	switch err := s.r.QueryRowContext(ctx, "SELECT data FROM telemetry_latest WHERE dkey = ?", key).Scan(&data); {
+	case errors.Is(err, sql.ErrNoRows):
+		return out, nil
+	case err != nil:
+		return fail(err)
+	}
+	var want map[string]bool
+	if len(attrs) > 0 {
+		want = make(map[string]bool, len(attrs))
+		for _, a := range attrs {
+			want[a] = true
+		}
+	}
+	err = eachMember(data, func(a, v string) error {
+		if want != nil && !want[a] {
+			return nil
+		}
+		lv, err := splitLatest(v)
+		if err != nil {
+			return err
+		}
+		out[a] = Point{Time: fromMS(lv.ts), Value: json.RawMessage(lv.value)}
+		return nil
+	})
+	if err != nil {
+		return fail(err)
 	}
 	return out, nil
 }
@@ -300,51 +444,64 @@ func (s *Store) QueryTelemetry(ctx context.Context, deviceID string, attrs []str
 	default:
 		return fail(fmt.Errorf("unknown aggregation %q: %w", agg, ErrInvalid))
 	}
-	if err := s.checkDevice(ctx, s.r, deviceID); err != nil {
+	key, ok, err := s.telemetryKey(ctx, deviceID)
+	if err != nil {
 		return fail(err)
 	}
 	g := granularity.Milliseconds()
 	out := make([]Series, len(attrs))
-	stmt, err := s.r.PrepareContext(ctx, `SELECT ts, value FROM telemetry
-		WHERE device_id = ? AND attribute = ? AND ts >= ? AND ts < ? ORDER BY ts`)
+	at := make(map[string][]int, len(attrs)) // attribute → its places in out
+	for i, a := range attrs {
+		out[i] = Series{Attribute: a, Points: []Point{}}
+		at[a] = append(at[a], i)
+	}
+	if !ok {
+		return out, nil
+	}
+	rows, err := s.r.QueryContext(ctx, "SELECT ts, data FROM telemetry WHERE dkey = ? AND ts >= ? AND ts < ? ORDER BY ts",
+		key, ms(from), ms(to))
 	if err != nil {
 		return fail(err)
 	}
-	defer stmt.Close()
-	for i, a := range attrs {
-		out[i] = Series{Attribute: a, Points: []Point{}}
-		rows, err := stmt.QueryContext(ctx, deviceID, a, ms(from), ms(to))
+	defer rows.Close()
+	buckets := make([]bucket, len(attrs))
+	for rows.Next() {
+		var (
+			ts   int64
+			data string
+		)
+		if err := rows.Scan(&ts, &data); err != nil {
+			return fail(err)
+		}
+		start := ts
+		if g > 0 {
+			start = ts - ((ts%g)+g)%g // floor, also for times before 1970
+		}
+		err := eachMember(data, func(a, v string) error {
+			for _, i := range at[a] {
+				if g == 0 {
+					out[i].Points = append(out[i].Points, Point{Time: fromMS(ts), Value: json.RawMessage(v)})
+					continue
+				}
+				b := &buckets[i]
+				if b.n > 0 && start != b.start {
+					out[i].Points = append(out[i].Points, b.point(agg))
+					*b = bucket{}
+				}
+				b.add(start, v)
+			}
+			return nil
+		})
 		if err != nil {
 			return fail(err)
 		}
-		var b bucket
-		for rows.Next() {
-			var (
-				ts int64
-				v  string
-			)
-			if err := rows.Scan(&ts, &v); err != nil {
-				rows.Close()
-				return fail(err)
-			}
-			if g == 0 {
-				out[i].Points = append(out[i].Points, Point{Time: fromMS(ts), Value: json.RawMessage(v)})
-				continue
-			}
-			start := ts - ((ts%g)+g)%g // floor, also for times before 1970
-			if b.n > 0 && start != b.start {
-				out[i].Points = append(out[i].Points, b.point(agg))
-				b = bucket{}
-			}
-			b.add(start, v)
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return fail(err)
-		}
-		if b.n > 0 {
-			out[i].Points = append(out[i].Points, b.point(agg))
+	}
+	if err := rows.Err(); err != nil {
+		return fail(err)
+	}
+	for i := range buckets {
+		if buckets[i].n > 0 {
+			out[i].Points = append(out[i].Points, buckets[i].point(agg))
 		}
 	}
 	return out, nil
@@ -403,18 +560,24 @@ func formatNumber(f float64) json.RawMessage {
 	return json.RawMessage(strconv.FormatFloat(f, 'g', -1, 64))
 }
 
+// deleteChunk bounds the telemetry rows (messages) one transaction of
+// DeleteTelemetryBefore deletes, so that it holds the store's one writer
+// for milliseconds, not the seconds a day of a device's messages takes.
+const deleteChunk = 2000
+
 // DeleteTelemetryBefore removes raw telemetry older than t and returns how
-// many points went. Latest values stay. It works one device attribute per
-// transaction, so that ingest is never held up for long.
+// many points (values) went. Latest values stay. It works a device at a
+// time, at most deleteChunk messages per transaction, so that ingest is
+// never held up for long.
 func (s *Store) DeleteTelemetryBefore(ctx context.Context, t time.Time) (int64, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT device_id, attribute FROM telemetry_latest")
+	rows, err := s.r.QueryContext(ctx, "SELECT dkey FROM device_keys ORDER BY dkey")
 	if err != nil {
 		return 0, fmt.Errorf("store: delete telemetry: %w", err)
 	}
-	var keys []latestKey
+	var keys []int64
 	for rows.Next() {
-		var k latestKey
-		if err := rows.Scan(&k.device, &k.attr); err != nil {
+		var k int64
+		if err := rows.Scan(&k); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("store: delete telemetry: %w", err)
 		}
@@ -425,23 +588,38 @@ func (s *Store) DeleteTelemetryBefore(ctx context.Context, t time.Time) (int64, 
 	if err != nil {
 		return 0, fmt.Errorf("store: delete telemetry: %w", err)
 	}
-	slices.SortFunc(keys, func(a, b latestKey) int {
-		return strings.Compare(a.device+"\x00"+a.attr, b.device+"\x00"+b.attr)
-	})
 	var total int64
 	for _, k := range keys {
-		err := s.write(ctx, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx,
-				"DELETE FROM telemetry WHERE device_id = ? AND attribute = ? AND ts < ?", k.device, k.attr, ms(t))
+		for {
+			var rowsGone int
+			var points int64
+			err := s.writeBulk(ctx, func(tx *sql.Tx) error {
+				rowsGone, points = 0, 0
+				// The rows up to the deleteChunk-th oldest, or all before t.
+				rows, err := tx.QueryContext(ctx, `DELETE FROM telemetry WHERE dkey = ?1 AND ts < ?2 AND ts <= coalesce(
+					(SELECT ts FROM telemetry WHERE dkey = ?1 AND ts < ?2 ORDER BY ts LIMIT 1 OFFSET ?3), ?2) RETURNING n`,
+					k, ms(t), deleteChunk-1)
+				if err != nil {
+					return err
+				}
+				defer rows.Close()
+				for rows.Next() {
+					var n int64
+					if err := rows.Scan(&n); err != nil {
+						return err
+					}
+					points += n
+					rowsGone++
+				}
+				return rows.Err()
+			})
 			if err != nil {
-				return err
+				return total, fmt.Errorf("store: delete telemetry: %w", err)
 			}
-			n, _ := res.RowsAffected()
-			total += n
-			return nil
-		})
-		if err != nil {
-			return total, fmt.Errorf("store: delete telemetry: %w", err)
+			total += points
+			if rowsGone < deleteChunk {
+				break
+			}
 		}
 	}
 	return total, nil
