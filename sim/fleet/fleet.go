@@ -97,8 +97,8 @@ type Config struct {
 	// CommandTimeout is each command's timeout at the hub; default 10 s.
 	CommandTimeout time.Duration
 	// ReadProbes is how many read probes a second check how soon the
-	// hub serves what it acknowledged: each takes a random device's last
-	// acknowledged telemetry message and asks the hub's latest telemetry
+	// hub serves what it acknowledged: each waits for a random device's
+	// next acknowledged telemetry message and asks the hub's latest telemetry
 	// (GET /v3/telemetry/latest) until it is there; the time from the
 	// acknowledgement is the read lag. Zero means DefaultReadProbes with
 	// HubURL; negative turns them off.
@@ -179,7 +179,9 @@ type member struct {
 	dev       *device.Device
 	connected atomic.Bool
 	telemetry device.TelemetryFunc
-	lastAcked atomic.Pointer[ackedMessage] // for the read probes
+	// probe, when set, is a read probe waiting for this device's next
+	// acknowledged telemetry message.
+	probe atomic.Pointer[chan ackedMessage]
 }
 
 // ackedMessage is a telemetry message the broker acknowledged, and when.
@@ -678,7 +680,9 @@ func (f *fleet) sendTelemetry(ctx context.Context, m *member) {
 			continue
 		}
 		f.telAcked.Add(1)
-		m.lastAcked.Store(&ackedMessage{timestamp: tm.Timestamp, at: time.Now()})
+		if p := m.probe.Swap(nil); p != nil {
+			*p <- ackedMessage{timestamp: tm.Timestamp, at: time.Now()} // buffered for this one send
+		}
 	}
 }
 
@@ -784,10 +788,6 @@ func (f *fleet) probeReads(ctx context.Context) {
 		if m == nil {
 			return
 		}
-		acked := m.lastAcked.Load()
-		if acked == nil {
-			return
-		}
 		select {
 		case sem <- struct{}{}:
 		default:
@@ -797,13 +797,34 @@ func (f *fleet) probeReads(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			f.probeRead(ctx, m, *acked)
+			f.probeRead(ctx, m)
 		}()
 	})
 }
 
-// probeRead asks the hub for m's latest telemetry until it holds acked.
-func (f *fleet) probeRead(ctx context.Context, m *member, acked ackedMessage) {
+// probeRead waits for m's next acknowledged telemetry message, then asks
+// the hub for m's latest telemetry until it holds that message. Timing
+// from a message acknowledged earlier would add the message's age to the
+// lag.
+func (f *fleet) probeRead(ctx context.Context, m *member) {
+	ch := make(chan ackedMessage, 1)
+	if !m.probe.CompareAndSwap(nil, &ch) {
+		return // another probe waits on this device
+	}
+	var acked ackedMessage
+	wait := time.NewTimer(2*f.cfg.Interval + 10*time.Second)
+	defer wait.Stop()
+	select {
+	case acked = <-ch:
+	case <-ctx.Done():
+		m.probe.CompareAndSwap(&ch, nil)
+		return
+	case <-wait.C:
+		// The device sent nothing acknowledged meanwhile (disconnected, or
+		// the broker is not acknowledging): no read to time.
+		m.probe.CompareAndSwap(&ch, nil)
+		return
+	}
 	f.readProbes.Add(1)
 	for {
 		ts, err := f.hub.latestTimestamp(ctx, m.id, probeAttribute)
