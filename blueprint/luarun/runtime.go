@@ -31,18 +31,20 @@ type Runtime struct {
 	log  *slog.Logger
 	s    *lua.State
 
-	ctx        context.Context // Run's, for calls made from the script
-	jobs       []*job
-	handlers   map[string]int // command name → registry ref
-	onStatus   []int
-	afterCfg   map[string][]int
-	storage    map[string]string
-	objects    map[int]any
-	nextObj    int
-	classes    map[string]int // class name → metatable ref
-	cmd        *cmdState      // the command being executed, if any
-	tcpClients map[string]*mbClient
-	v1Serial   *mbClient // the port set up by rs485.init / rs232.init
+	ctx         context.Context // Run's, for calls made from the script
+	jobs        []*job
+	handlers    map[string]int // command name → registry ref
+	onStatus    []int
+	afterCfg    map[string][]int
+	storage     map[string]string
+	objects     map[int]any
+	nextObj     int
+	classes     map[string]int // class name → metatable ref
+	cmd         *cmdState      // the command being executed, if any
+	tcpClients  map[string]*mbClient
+	v1Serial    *mbClient          // the port set up by rs485.init / rs232.init
+	v1Lines     map[string]*v1Line // rs485/rs232 send and receive
+	warnedPorts map[string]bool
 
 	commands chan *cmdRequest
 	status   chan bool
@@ -89,6 +91,7 @@ func New(bp *Blueprint, opts Options) (*Runtime, error) {
 		bp: bp, opts: opts, log: opts.Logger, s: s, ctx: context.Background(),
 		handlers: map[string]int{}, afterCfg: map[string][]int{}, storage: map[string]string{},
 		objects: map[int]any{}, classes: map[string]int{}, tcpClients: map[string]*mbClient{},
+		v1Lines: map[string]*v1Line{}, warnedPorts: map[string]bool{},
 		commands: make(chan *cmdRequest), status: make(chan bool, 1),
 	}
 	if err := r.loadStorage(); err != nil {
@@ -148,6 +151,7 @@ func (r *Runtime) install() error {
 	r.installModbus()
 	r.installHTTP()
 	r.installSerial()
+	r.installV1Serial()
 	s.PushString(r.bp.ModuleDir)
 	s.SetGlobal("__edk_module_dir")
 	s.PushInteger(int64(r.bp.APIVersion()))
@@ -170,6 +174,9 @@ func (r *Runtime) Run(ctx context.Context) error {
 		if r.v1Serial != nil {
 			r.v1Serial.shared = false
 			_ = r.v1Serial.Close()
+		}
+		for _, l := range r.v1Lines {
+			_ = l.Close()
 		}
 	}()
 	r.ctx = ctx
