@@ -48,6 +48,7 @@ type Runtime struct {
 
 	commands chan *cmdRequest
 	status   chan bool
+	configs  chan map[string]map[string]any
 }
 
 type job struct {
@@ -93,6 +94,7 @@ func New(bp *Blueprint, opts Options) (*Runtime, error) {
 		objects: map[int]any{}, classes: map[string]int{}, tcpClients: map[string]*mbClient{},
 		v1Lines: map[string]*v1Line{}, warnedPorts: map[string]bool{},
 		commands: make(chan *cmdRequest), status: make(chan bool, 1),
+		configs: make(chan map[string]map[string]any, 1),
 	}
 	if err := r.loadStorage(); err != nil {
 		s.Close()
@@ -205,6 +207,8 @@ func (r *Runtime) Run(ctx context.Context) error {
 			req.reply <- cmdResult{payload, err}
 		case up := <-r.status:
 			r.connectionChanged(up)
+		case cfg := <-r.configs:
+			r.configurationChanged(cfg)
 		}
 	}
 }
