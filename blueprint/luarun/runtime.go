@@ -31,19 +31,22 @@ type Runtime struct {
 	log  *slog.Logger
 	s    *lua.State
 
-	ctx         context.Context // Run's, for calls made from the script
-	jobs        []*job
-	handlers    map[string]int // command name → registry ref
-	onStatus    []int
-	afterCfg    map[string][]int
-	storage     map[string]string
-	objects     map[int]any
-	nextObj     int
-	classes     map[string]int // class name → metatable ref
-	cmd         *cmdState      // the command being executed, if any
-	tcpClients  map[string]*mbClient
-	v1Serial    *mbClient          // the port set up by rs485.init / rs232.init
-	v1Lines     map[string]*v1Line // rs485/rs232 send and receive
+	ctx        context.Context // Run's, for calls made from the script
+	jobs       []*job
+	handlers   map[string]int // command name → registry ref
+	onStatus   []int
+	afterCfg   map[string][]int
+	storage    map[string]string
+	objects    map[int]any
+	nextObj    int
+	classes    map[string]int // class name → metatable ref
+	cmd        *cmdState      // the command being executed, if any
+	tcpClients map[string]*mbClient
+	v1Serial   *mbClient // the port set up by rs485.init / rs232.init
+
+	// v1 serial ports: raw rs485/rs232 send and receive, and the ports
+	// already warned about as unmapped
+	v1Lines     map[string]*v1Line
 	warnedPorts map[string]bool
 
 	commands chan *cmdRequest
