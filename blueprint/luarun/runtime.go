@@ -156,7 +156,6 @@ func (r *Runtime) install() error {
 	r.installModbus()
 	r.installHTTP()
 	r.installSerial()
-	r.installV1Serial()
 	s.PushString(r.bp.ModuleDir)
 	s.SetGlobal("__edk_module_dir")
 	s.PushInteger(int64(r.bp.APIVersion()))

@@ -59,6 +59,7 @@ func (c *serialClient) flush() error {
 }
 
 func (r *Runtime) installSerial() {
+	r.installV1Serial() // v1 rs485/rs232 send and receive, modbusrtu.new
 	r.class("serial", fns{
 		"read": func(s *lua.State) (int, error) {
 			c, err := self[*serialClient](r, s, "read")
