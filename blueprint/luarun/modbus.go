@@ -34,13 +34,16 @@ const (
 var v1Messages = map[int64]string{
 	codeOK: "", codeTimeout: "timeout", codeConnection: "connection failed",
 	codeBadResponse: "invalid response", codeBadArgument: "invalid argument",
-	codeNoPort: "port is not available on this host",
+	codeNoPort: errNoPort.Error(),
 	11:         "illegal function", 12: "illegal data address", 13: "illegal data value",
 	14: "server device failure", 15: "acknowledge", 16: "server device busy",
 	18: "memory parity error", 20: "gateway path unavailable", 21: "gateway target device failed to respond",
 }
 
 func v1Code(err error) int64 {
+	if errors.Is(err, errNoPort) {
+		return codeNoPort
+	}
 	if code, ok := modbus.ExceptionCode(err); ok {
 		return codeException + int64(code)
 	}
@@ -70,6 +73,19 @@ type mbClient struct {
 	timeout time.Duration
 	open    bool
 	closed  bool
+	// unavailable: a v1 modbusrtu.new port no --port maps; every call
+	// fails with errNoPort.
+	unavailable bool
+	// defaultTimeout (ms) is for v1 calls without a timeout argument:
+	// modbusrtu.new's read_timeout; 0 means 1000.
+	defaultTimeout int64
+}
+
+func (m *mbClient) defaultMS() int64 {
+	if m.defaultTimeout > 0 {
+		return m.defaultTimeout
+	}
+	return 1000
 }
 
 // quiet keeps simonvetter/modbus from writing to stdout; its errors come
@@ -103,6 +119,9 @@ func (m *mbClient) build(timeout time.Duration) error {
 // setTimeout applies the script's per-request timeout; the library fixes
 // it per connection, so a different one means a new connection.
 func (m *mbClient) setTimeout(ms int64, limit time.Duration) error {
+	if m.unavailable {
+		return nil
+	}
 	d := time.Duration(ms) * time.Millisecond
 	if ms <= 0 {
 		d = time.Second
@@ -119,7 +138,7 @@ func (m *mbClient) setTimeout(ms int64, limit time.Duration) error {
 }
 
 func (m *mbClient) Close() error {
-	if m.shared {
+	if m.shared || m.unavailable {
 		return nil
 	}
 	m.closed = true
@@ -131,6 +150,9 @@ func (m *mbClient) Close() error {
 }
 
 func (m *mbClient) do(unit int64, fn func(c *mb.ModbusClient) error) error {
+	if m.unavailable {
+		return errNoPort
+	}
 	if unit < 0 || unit > 255 {
 		return fmt.Errorf("unit id %d out of range 0..255", unit)
 	}
@@ -358,7 +380,7 @@ func (r *Runtime) installModbus() {
 				s.PushInteger(codeNoPort)
 				return 2, nil
 			}
-			if err := c.setTimeout(optInt(s, base+3, 1000), r.opts.CallTimeout); err != nil {
+			if err := c.setTimeout(optInt(s, base+3, c.defaultMS()), r.opts.CallTimeout); err != nil {
 				s.PushNil()
 				s.PushInteger(codeConnection)
 				return 2, nil
@@ -397,7 +419,7 @@ func (r *Runtime) installModbus() {
 				}
 				vals = []int64{optInt(s, base+2, 0)}
 			}
-			if err := c.setTimeout(optInt(s, base+3, 1000), r.opts.CallTimeout); err != nil {
+			if err := c.setTimeout(optInt(s, base+3, c.defaultMS()), r.opts.CallTimeout); err != nil {
 				s.PushInteger(codeConnection)
 				return 1, nil
 			}
@@ -461,12 +483,7 @@ func (r *Runtime) installModbus() {
 		return 1, nil
 	}
 	r.setTable("modbustcp", fns{"new": newTCP, "err_to_str": errToStr})
-	r.setTable("modbusrtu", fns{
-		"new": func(s *lua.State) (int, error) {
-			return pushErr(s, errors.New("modbusrtu.new: serial ports of a UCM are not available on this host (use Modbus TCP)"))
-		},
-		"err_to_str": errToStr,
-	})
+	r.setTable("modbusrtu", fns{"err_to_str": errToStr}) // new: v1serial.go
 	// v1 globals talk RTU over the port rs485.init / rs232.init set up,
 	// when that UCM port is mapped to a host serial device (--port);
 	// otherwise every call returns codeNoPort.
@@ -499,6 +516,7 @@ func (r *Runtime) installModbus() {
 			}
 			c.shared = true
 			r.v1Serial = c
+			r.setV1Line(name, p)
 			s.PushInteger(0)
 			return 1, nil
 		}

@@ -26,3 +26,6 @@ func (*Runtime) SetConnected(bool) {}
 
 // HandleCommands is never reached.
 func (*Runtime) HandleCommands(*device.Device) {}
+
+// SetConfiguration is never reached.
+func (*Runtime) SetConfiguration(map[string]map[string]any) {}

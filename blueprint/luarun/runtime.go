@@ -45,8 +45,14 @@ type Runtime struct {
 	v1Serial   *mbClient // the port set up by rs485.init / rs232.init
 	canBuses   map[string]*canBus
 
+	// v1 serial ports: raw rs485/rs232 send and receive, and the ports
+	// already warned about as unmapped
+	v1Lines     map[string]*v1Line
+	warnedPorts map[string]bool
+
 	commands chan *cmdRequest
 	status   chan bool
+	configs  chan map[string]map[string]any
 }
 
 type job struct {
@@ -90,7 +96,9 @@ func New(bp *Blueprint, opts Options) (*Runtime, error) {
 		bp: bp, opts: opts, log: opts.Logger, s: s, ctx: context.Background(),
 		handlers: map[string]int{}, afterCfg: map[string][]int{}, storage: map[string]string{},
 		objects: map[int]any{}, classes: map[string]int{}, tcpClients: map[string]*mbClient{},
+		v1Lines: map[string]*v1Line{}, warnedPorts: map[string]bool{},
 		commands: make(chan *cmdRequest), status: make(chan bool, 1),
+		configs: make(chan map[string]map[string]any, 1),
 	}
 	if err := r.loadStorage(); err != nil {
 		s.Close()
@@ -175,6 +183,9 @@ func (r *Runtime) Run(ctx context.Context) error {
 			r.v1Serial.shared = false
 			_ = r.v1Serial.Close()
 		}
+		for _, l := range r.v1Lines {
+			_ = l.Close()
+		}
 	}()
 	r.ctx = ctx
 	if r.bp.APIVersion() == 3 {
@@ -202,6 +213,8 @@ func (r *Runtime) Run(ctx context.Context) error {
 			req.reply <- cmdResult{payload, err}
 		case up := <-r.status:
 			r.connectionChanged(up)
+		case cfg := <-r.configs:
+			r.configurationChanged(cfg)
 		}
 	}
 }

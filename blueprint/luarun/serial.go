@@ -31,7 +31,9 @@ func (c *serialClient) read(count int, timeout time.Duration) ([]byte, error) {
 	deadline := time.Now().Add(timeout)
 	for len(buf) < count {
 		n, err := c.p.Read(chunk[:count-len(buf)])
-		buf = append(buf, chunk[:n]...)
+		if n > 0 { // -1 with EIO: goburrow/serial hands on read(2)'s result
+			buf = append(buf, chunk[:n]...)
+		}
 		if err != nil && !errors.Is(err, serial.ErrTimeout) {
 			return nil, fmt.Errorf("read %s: %w", c.name, err)
 		}
@@ -57,6 +59,7 @@ func (c *serialClient) flush() error {
 }
 
 func (r *Runtime) installSerial() {
+	r.installV1Serial() // v1 rs485/rs232 send and receive, modbusrtu.new
 	r.class("serial", fns{
 		"read": func(s *lua.State) (int, error) {
 			c, err := self[*serialClient](r, s, "read")

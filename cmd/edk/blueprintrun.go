@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/edk-go/edk/blueprint/luarun"
@@ -46,6 +48,7 @@ func runLuaBlueprint(ctx context.Context, e *env, args []string) error {
 	dir := fs.String("blueprint", "", "run the Lua blueprint in this folder (manifest.yml and its script); needs an edk built with -tags lua")
 	var config, rewrites, ports, mbRewrites multiFlag
 	fs.Var(&config, "config", "a v3 configuration value, param=value or group.param=value (repeatable)")
+	configFile := fs.String("configuration-file", "", "v3 configuration from this YAML or JSON file (group: {param: value}), re-read when it changes and on SIGHUP; the script's configuration.after_write handlers run for the groups that changed")
 	fs.Var(&rewrites, "http-base-url", "send the script's HTTP requests to this base URL instead (URL for all, or ORIGIN=URL for one origin; repeatable)")
 	fs.Var(&ports, "port", "map a UCM serial port to this host's device (Modbus RTU, serial.new): rs485=/dev/ttyUSB0[?baud=9600&data_bits=8&parity=N&stop_bits=1], or a CAN port (can.new) to a bus: can-1=socketcan:can0 or can-1=slcan:/dev/ttyACM0?bitrate=500000 (repeatable)")
 	fs.Var(&mbRewrites, "modbus-tcp", "send the script's Modbus TCP connections for one address to another: FROM=TO, e.g. 192.168.1.50:502=127.0.0.1:5020 (repeatable)")
@@ -76,6 +79,14 @@ func runLuaBlueprint(ctx context.Context, e *env, args []string) error {
 	cfgValues, err := luarun.ParseConfig(bp.Manifest, config)
 	if err != nil {
 		return usagef("%v", err)
+	}
+	if *configFile != "" {
+		if len(config) > 0 {
+			return usagef("--config and --configuration-file: use one (the file is where changes come from)")
+		}
+		if cfgValues, err = luarun.LoadConfigFile(bp.Manifest, *configFile); err != nil {
+			return usagef("--configuration-file: %v", err)
+		}
 	}
 	var rws []luarun.HTTPRewrite
 	for _, s := range rewrites {
@@ -168,6 +179,17 @@ func runLuaBlueprint(ctx context.Context, e *env, args []string) error {
 	defer cancel()
 	luaDone := make(chan error, 1)
 	go func() { luaDone <- rt.Run(ctx) }()
+	if *configFile != "" {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		watchDone := make(chan struct{})
+		defer func() { cancel(); <-watchDone }()
+		go func() {
+			defer close(watchDone)
+			luarun.WatchConfigFile(ctx, *configFile, bp.Manifest, cfgValues, time.Second, hup, logger, rt.SetConfiguration)
+		}()
+	}
 	err = d.Run(ctx)
 	cancel()
 	select {
