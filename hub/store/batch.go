@@ -96,9 +96,27 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (BatchResult, error) {
 			}
 			return fn()
 		}
-		for _, c := range b.Connectivity {
-			if err := each(c.DeviceID, func() error { return setConnectivity(ctx, tx, c.DeviceID, c.Online, c.At) }); err != nil {
+		if len(b.Connectivity) > 0 {
+			// Every device seen in the batch has a row here (its last-seen
+			// time): one statement for all of them, its rows not
+			// cancellable (see appendTelemetry) and ctx checked per row.
+			// Preparing it per row was 2.5% of the hub's CPU under a burst.
+			upsert, err := tx.PrepareContext(ctx, connectivityUpsert)
+			if err != nil {
 				return err
+			}
+			defer upsert.Close()
+			rowCtx := context.WithoutCancel(ctx)
+			for _, c := range b.Connectivity {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if err := each(c.DeviceID, func() error {
+					_, err := upsert.ExecContext(rowCtx, c.DeviceID, c.Online, ms(c.At))
+					return err
+				}); err != nil {
+					return err
+				}
 			}
 		}
 		if len(b.Samples) > 0 {

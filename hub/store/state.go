@@ -105,14 +105,17 @@ func (s *Store) SetConnectivity(ctx context.Context, deviceID string, online boo
 	return nil
 }
 
-// setConnectivity writes a connectivity change in tx.
-func setConnectivity(ctx context.Context, tx *sql.Tx, deviceID string, online bool, at time.Time) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO connectivity (device_id, online, changed_at, last_seen) VALUES (?1, ?2, ?3, ?3)
+// connectivityUpsert writes a connectivity change: ?1 device, ?2 online,
+// ?3 the time.
+const connectivityUpsert = `INSERT INTO connectivity (device_id, online, changed_at, last_seen) VALUES (?1, ?2, ?3, ?3)
 		ON CONFLICT DO UPDATE SET
 			changed_at = CASE WHEN online = excluded.online THEN changed_at ELSE excluded.changed_at END,
 			online = excluded.online,
-			last_seen = max(coalesce(last_seen, 0), excluded.last_seen)`,
-		deviceID, online, ms(at))
+			last_seen = max(coalesce(last_seen, 0), excluded.last_seen)`
+
+// setConnectivity writes a connectivity change in tx.
+func setConnectivity(ctx context.Context, tx *sql.Tx, deviceID string, online bool, at time.Time) error {
+	_, err := tx.ExecContext(ctx, connectivityUpsert, deviceID, online, ms(at))
 	return err
 }
 
