@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -19,6 +20,10 @@ type SocketCAN struct {
 	iface string
 	f     *os.File // non-blocking, so reads and writes wait in Go's poller
 	send  sync.Mutex
+	// closed tells ErrClosed from other failures: os.File's deadline
+	// setters answer a closed file with an internal poll error, not
+	// os.ErrClosed.
+	closed atomic.Bool
 }
 
 var _ Bus = (*SocketCAN)(nil)
@@ -38,7 +43,13 @@ func OpenSocketCAN(iface string) (*SocketCAN, error) {
 		_ = unix.Close(fd)
 		return nil, fmt.Errorf("socketcan %s: bind: %w", iface, err)
 	}
-	return &SocketCAN{iface: iface, f: os.NewFile(uintptr(fd), "socketcan:"+iface)}, nil
+	return newSocketCAN(iface, fd), nil
+}
+
+// newSocketCAN wraps a non-blocking packet socket: a bound AF_CAN socket,
+// or in tests one end of a SOCK_SEQPACKET pair standing in for it.
+func newSocketCAN(iface string, fd int) *SocketCAN {
+	return &SocketCAN{iface: iface, f: os.NewFile(uintptr(fd), "socketcan:"+iface)}
 }
 
 // Send writes one frame; a full transmit queue answers ENOBUFS at once
@@ -54,14 +65,11 @@ func (s *SocketCAN) Send(ctx context.Context, f Frame) error {
 	defer s.send.Unlock()
 	dl, _ := ctx.Deadline()
 	if err := s.f.SetWriteDeadline(dl); err != nil {
-		return fmt.Errorf("socketcan %s: %w", s.iface, err)
+		return s.failure("send", err)
 	}
 	b := encodeCANFrame(f)
 	if _, err := s.f.Write(b[:]); err != nil {
-		if errors.Is(err, os.ErrClosed) {
-			return ErrClosed
-		}
-		return fmt.Errorf("socketcan %s: send %v: %w", s.iface, f, err)
+		return s.failure(fmt.Sprintf("send %v", f), err)
 	}
 	return nil
 }
@@ -70,7 +78,7 @@ func (s *SocketCAN) Send(ctx context.Context, f Frame) error {
 // may receive.
 func (s *SocketCAN) Receive(ctx context.Context) (Frame, error) {
 	if err := s.f.SetReadDeadline(time.Time{}); err != nil {
-		return Frame{}, fmt.Errorf("socketcan %s: %w", s.iface, err)
+		return Frame{}, s.failure("receive", err)
 	}
 	// A deadline in the past wakes the blocked read when ctx ends.
 	stop := context.AfterFunc(ctx, func() { _ = s.f.SetReadDeadline(time.Unix(1, 0)) })
@@ -83,12 +91,15 @@ func (s *SocketCAN) Receive(ctx context.Context) (Frame, error) {
 			if ctx.Err() != nil {
 				return Frame{}, ctx.Err()
 			}
+			// a late wake-up from an earlier call's ctx; check again
+			// after clearing, as ours may have ended meanwhile
 			_ = s.f.SetReadDeadline(time.Time{})
+			if ctx.Err() != nil {
+				return Frame{}, ctx.Err()
+			}
 			continue
-		case errors.Is(err, os.ErrClosed):
-			return Frame{}, ErrClosed
 		case err != nil:
-			return Frame{}, fmt.Errorf("socketcan %s: receive: %w", s.iface, err)
+			return Frame{}, s.failure("receive", err)
 		}
 		f, err := decodeCANFrame(b[:n])
 		if err != nil {
@@ -99,4 +110,14 @@ func (s *SocketCAN) Receive(ctx context.Context) (Frame, error) {
 }
 
 // Close closes the socket; a blocked Receive returns ErrClosed.
-func (s *SocketCAN) Close() error { return s.f.Close() }
+func (s *SocketCAN) Close() error {
+	s.closed.Store(true)
+	return s.f.Close()
+}
+
+func (s *SocketCAN) failure(doing string, err error) error {
+	if s.closed.Load() || errors.Is(err, os.ErrClosed) {
+		return ErrClosed
+	}
+	return fmt.Errorf("socketcan %s: %s: %w", s.iface, doing, err)
+}

@@ -3,12 +3,15 @@ package can
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestSocketCANVcan runs itself again inside a network namespace of its
@@ -96,5 +99,111 @@ func TestOpenSocketCANMissingInterface(t *testing.T) {
 	_, err := OpenSocketCAN("nosuchcan0")
 	if err == nil || !strings.Contains(err.Error(), "socketcan nosuchcan0") {
 		t.Errorf("missing interface: %v", err)
+	}
+}
+
+// socketPairCAN is a SocketCAN over one end of a SOCK_SEQPACKET pair, so
+// that its reads, writes, cancellation and Close are tested on hosts
+// without vcan; the other end plays the kernel.
+func socketPairCAN(t *testing.T) (*SocketCAN, *os.File) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := os.NewFile(uintptr(fds[1]), "peer")
+	t.Cleanup(func() { peer.Close() })
+	s := newSocketCAN("pair0", fds[0])
+	t.Cleanup(func() { s.Close() })
+	return s, peer
+}
+
+func TestSocketCANOverSocketPair(t *testing.T) {
+	s, peer := socketPairCAN(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	sent := Frame{ID: 0x18FF50E5, Extended: true, Len: 2, Data: []byte{0xAB, 0xCD}}
+	if err := s.Send(ctx, sent); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 100)
+	n, err := peer.Read(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := encodeCANFrame(sent); !bytes.Equal(b[:n], want[:]) {
+		t.Errorf("on the wire % X, want % X", b[:n], want)
+	}
+	for _, bad := range []Frame{
+		{ID: 0x800, Len: 0, Data: []byte{}},
+		{ID: 1, Len: 9, Data: make([]byte, 9)},
+		{ID: 1, Remote: true, Len: 1},
+	} {
+		if err := s.Send(ctx, bad); err == nil {
+			t.Errorf("sent %v", bad)
+		}
+	}
+
+	// what Receive skips: a CAN FD-sized packet, an error frame, a
+	// truncated one; then a frame
+	errFrame := make([]byte, canFrameSize)
+	binary.NativeEndian.PutUint32(errFrame, canERRFlag|4)
+	want := Frame{ID: 0x123, Len: 3, Data: []byte{1, 2, 3}}
+	wire := encodeCANFrame(want)
+	for _, pkt := range [][]byte{make([]byte, 72), errFrame, make([]byte, 5), wire[:]} {
+		if _, err := peer.Write(pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != want.ID || got.Extended || !bytes.Equal(got.Data, want.Data) {
+		t.Errorf("received %v, want %v", got, want)
+	}
+
+	// a cancelled ctx ends a waiting Receive; the next one still works
+	short, cancelShort := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.Receive(short)
+		errc <- err
+	}()
+	cancelShort()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("Receive after cancel: %v", err)
+	}
+	if _, err := peer.Write(wire[:]); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Receive(ctx); err != nil || got.ID != want.ID {
+		t.Errorf("Receive after a cancelled one: %v %v", got, err)
+	}
+
+	// Close ends a waiting Receive with ErrClosed; Send then fails too
+	go func() {
+		_, err := s.Receive(ctx)
+		errc <- err
+	}()
+	s.Close()
+	if err := <-errc; !errors.Is(err, ErrClosed) {
+		t.Errorf("Receive after Close: %v", err)
+	}
+	if err := s.Send(ctx, want); !errors.Is(err, ErrClosed) {
+		t.Errorf("Send after Close: %v", err)
+	}
+}
+
+// The peer gone (the interface removed, in real life): Receive returns
+// an error instead of spinning.
+func TestSocketCANPeerGone(t *testing.T) {
+	s, peer := socketPairCAN(t)
+	peer.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.Receive(ctx); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Receive with the peer gone: %v", err)
 	}
 }
