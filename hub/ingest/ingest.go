@@ -51,7 +51,10 @@
 // queue stays full for QueueWait.
 //
 // Command responses are not batched: each is handed to the ResponseSink as
-// soon as it is decoded, in the order the broker delivered them.
+// soon as it is decoded, in the order the broker delivered them. They have
+// a queue of their own, taken before the other messages, so that a
+// command's caller does not wait behind a full queue of telemetry; the
+// other messages keep their order among themselves.
 //
 // A message that cannot be decoded is counted in the store
 // (IncrementMalformed), logged at most once per device per minute, and
@@ -275,10 +278,15 @@ type connEvent struct {
 // Pipeline is the ingest hook and batcher. Create it with New, add Hook()
 // to the broker, and call Run once. Its methods are safe for concurrent use.
 type Pipeline struct {
-	cfg  Config
-	in   chan message
-	stat counters
-	hook *hook
+	cfg Config
+	in  chan message
+	// responses is the queue of command responses, taken before in: an
+	// execution's caller waits for its response, and behind a full queue
+	// of telemetry (10 000 messages at a few thousand a second) it would
+	// wait seconds.
+	responses chan message
+	stat      counters
+	hook      *hook
 
 	cacheMu sync.Mutex
 	cache   map[string]cacheEntry // hardware id → device
@@ -325,6 +333,7 @@ func New(cfg Config) (*Pipeline, error) {
 	p := &Pipeline{
 		cfg:             cfg,
 		in:              make(chan message, cfg.QueueSize),
+		responses:       make(chan message, responseQueueSize),
 		cache:           make(map[string]cacheEntry),
 		clients:         make(map[*mqtt.Client]string),
 		conns:           make(map[string]int),

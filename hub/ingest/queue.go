@@ -6,19 +6,36 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/edk-go/edk/mqttapi"
 )
 
 // DefaultQueueWait bounds how long a publisher waits for room in a full queue.
 const DefaultQueueWait = 2 * time.Second
+
+// responseQueueSize is the room for command responses, which have a queue
+// of their own: a few per command in flight.
+const responseQueueSize = 1024
+
+// queueFor is the queue a message waits in: command responses go ahead of
+// everything else, which keeps its order.
+func (p *Pipeline) queueFor(topic string) chan message {
+	if strings.HasSuffix(topic, "/"+string(mqttapi.KindCommandResponses)) {
+		return p.responses
+	}
+	return p.in
+}
 
 // put queues m and reports whether it did. When the queue is full it
 // waits, up to Config.QueueWait: that slows the publisher down (its
 // acknowledgements come later, TCP pushes back) instead of losing its
 // messages; only a store that stays stuck makes it give up.
 func (p *Pipeline) put(m message) bool {
+	q := p.queueFor(m.topic)
 	select {
-	case p.in <- m:
+	case q <- m:
 		p.stat.received.Add(1)
 		return true
 	default:
@@ -26,7 +43,7 @@ func (p *Pipeline) put(m message) bool {
 	t := time.NewTimer(p.cfg.QueueWait)
 	defer t.Stop()
 	select {
-	case p.in <- m:
+	case q <- m:
 		p.stat.received.Add(1)
 		return true
 	case <-t.C:

@@ -117,16 +117,32 @@ func (l *processor) withSeen() {
 // writeJob hands b, with its waiters not in the inbox yet.
 func writeJob(b *batch) job { return job{inbox: b.waiters, b: b, write: true} }
 
-// drain decodes what is queued already, so that one commit covers it.
+// drain decodes what is queued already, so that one commit covers it,
+// command responses first.
 func (l *processor) drain() {
+	l.drainResponses()
 	for l.cur.n < l.p.cfg.MaxBatch {
 		select {
 		case m := <-l.p.in:
 			l.p.process(l.ctx, m, l.cur)
+			l.drainResponses()
 			continue
 		default:
 		}
 		return
+	}
+}
+
+// drainResponses decodes the command responses queued: they go to the
+// response sink, not into the batch, so a full batch does not hold them.
+func (l *processor) drainResponses() {
+	for {
+		select {
+		case m := <-l.p.responses:
+			l.p.process(l.ctx, m, l.cur)
+		default:
+			return
+		}
 	}
 }
 
@@ -159,6 +175,8 @@ func (l *processor) loop(ctx context.Context) {
 			ij, iout = job{inbox: l.cur.waiters, b: l.cur}, l.w.inboxes
 		}
 		select {
+		case m := <-l.p.responses:
+			l.p.process(l.ctx, m, l.cur)
 		case m := <-in:
 			l.p.process(l.ctx, m, l.cur)
 		case wout <- wj:
