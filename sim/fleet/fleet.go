@@ -719,10 +719,18 @@ func pace(ctx context.Context, rate float64, n int, fn func(int)) {
 // sendCommands sends cfg.Commands set_power calls a second through the hub
 // to random connected devices until ctx is done, and waits for those sent.
 func (f *fleet) sendCommands(ctx context.Context) {
-	sem := make(chan struct{}, maxCommandsInFlight)
+	f.atRandomDevices(ctx, f.cfg.Commands, maxCommandsInFlight, func() { f.cmdSkip.Add(1) },
+		func(m *member) { f.command(ctx, m) })
+}
+
+// atRandomDevices runs fn on a random connected device rate times a second
+// until ctx is done, each on its own goroutine, at most inFlight at once
+// (skipped, with skipped called, beyond that), and waits for those started.
+func (f *fleet) atRandomDevices(ctx context.Context, rate float64, inFlight int, skipped func(), fn func(*member)) {
+	sem := make(chan struct{}, inFlight)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	pace(ctx, f.cfg.Commands, int(^uint(0)>>1), func(int) {
+	pace(ctx, rate, int(^uint(0)>>1), func(int) {
 		m := f.randomConnected()
 		if m == nil {
 			return
@@ -730,14 +738,14 @@ func (f *fleet) sendCommands(ctx context.Context) {
 		select {
 		case sem <- struct{}{}:
 		default:
-			f.cmdSkip.Add(1)
+			skipped()
 			return
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			f.command(ctx, m)
+			fn(m)
 		}()
 	})
 }
@@ -778,28 +786,10 @@ func (f *fleet) command(ctx context.Context, m *member) {
 }
 
 // probeReads makes cfg.ReadProbes read probes a second until ctx is done,
-// and waits for those started.
+// and waits for those started. Probes beyond maxProbesInFlight are not
+// made: the hub is slow to answer, and the probes in flight say so.
 func (f *fleet) probeReads(ctx context.Context) {
-	sem := make(chan struct{}, maxProbesInFlight)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	pace(ctx, f.cfg.ReadProbes, int(^uint(0)>>1), func(int) {
-		m := f.randomConnected()
-		if m == nil {
-			return
-		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			return // the hub is slow to answer; the probes in flight say so
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			f.probeRead(ctx, m)
-		}()
-	})
+	f.atRandomDevices(ctx, f.cfg.ReadProbes, maxProbesInFlight, func() {}, func(m *member) { f.probeRead(ctx, m) })
 }
 
 // probeRead waits for m's next acknowledged telemetry message, then asks
