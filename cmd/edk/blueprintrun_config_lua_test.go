@@ -4,14 +4,11 @@ package main
 
 import (
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	mb "github.com/simonvetter/modbus"
 
 	"github.com/edk-go/edk/commconfig"
 	"github.com/edk-go/edk/internal/testutil"
@@ -22,34 +19,8 @@ import (
 // the Modbus server, its after_write handler reconnects and telemetry
 // comes from the server. A restart reads the same file.
 func TestRunLuaBlueprintConfigFile(t *testing.T) {
-	dir := filepath.Join("..", "..", "..", "shared", "marketplace", "blueprints", "gas_sensors", "crowcon_xgard_bright_v3")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("marketplace missing: %v", err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	maddr := l.Addr().String()
-	l.Close()
-	srv, err := mb.NewServer(&mb.ServerConfiguration{URL: "tcp://" + maddr, MaxClients: 4, Timeout: 5 * time.Second}, h2Sensor{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-
-	b := testutil.StartBroker(t)
-	host, port, _ := net.SplitHostPort(b.Addr())
-	encode := startCLI(t, nil, "config", "encode", "--hardware-id", "hw-cfg", "--host", host, "--port", port)
-	if code := encode.wait(t); code != 0 {
-		t.Fatalf("config encode: %d %s", code, encode.stderr)
-	}
-	blob := strings.TrimSpace(encode.stdout.String())
-	sub := testutil.Connect(t, b.Addr())
-	msgs := testutil.Subscribe(t, sub, "v1/from/hw-cfg/+/v1/telemetry")
+	c := startCrowcon(t, "hw-cfg")
+	dir, maddr, blob, msgs := c.dir, c.modbusAddr, c.config, c.telemetry
 	until := func(what string, ok func(v map[string]any) bool) {
 		t.Helper()
 		deadline := time.Now().Add(waitLimit)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 	mb "github.com/simonvetter/modbus"
 
 	"github.com/edk-go/edk/commconfig"
@@ -38,34 +39,8 @@ func (h2Sensor) HandleHoldingRegisters(req *mb.HoldingRegistersRequest) ([]uint1
 // edk run --blueprint: Enapter's crowcon_xgard_bright_v3, unmodified,
 // publishes over MQTT what it reads from a Modbus TCP server.
 func TestRunLuaBlueprint(t *testing.T) {
-	dir := filepath.Join("..", "..", "..", "shared", "marketplace", "blueprints", "gas_sensors", "crowcon_xgard_bright_v3")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("marketplace missing: %v", err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	maddr := l.Addr().String()
-	l.Close()
-	srv, err := mb.NewServer(&mb.ServerConfiguration{URL: "tcp://" + maddr, MaxClients: 2, Timeout: 5 * time.Second}, h2Sensor{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-
-	b := testutil.StartBroker(t)
-	host, port, _ := net.SplitHostPort(b.Addr())
-	encode := startCLI(t, nil, "config", "encode", "--hardware-id", "hw-lua", "--host", host, "--port", port)
-	if code := encode.wait(t); code != 0 {
-		t.Fatalf("config encode: %d %s", code, encode.stderr)
-	}
-	blob := strings.TrimSpace(encode.stdout.String())
-	sub := testutil.Connect(t, b.Addr())
-	msgs := testutil.Subscribe(t, sub, "v1/from/hw-lua/+/v1/telemetry")
+	c := startCrowcon(t, "hw-lua")
+	dir, maddr, blob, msgs := c.dir, c.modbusAddr, c.config, c.telemetry
 
 	dev := startCLI(t, map[string]string{commconfig.EnvConfig: blob}, "run", "--blueprint", dir,
 		"--config", "conn_str=tcp://"+maddr, "--config", "connection.address=1",
@@ -183,4 +158,48 @@ func TestRunLuaBlueprintBadCANPort(t *testing.T) {
 			t.Errorf("--port %s: exit %d, stderr:\n%s", arg, code, stderr)
 		}
 	}
+}
+
+// crowcon is what the crowcon_xgard_bright_v3 tests run against: the
+// blueprint's folder in ../shared, a Modbus TCP server with the sensor's
+// registers, a broker, a communication config for it, and the telemetry
+// the device publishes there.
+type crowcon struct {
+	dir, modbusAddr, config string
+	telemetry               <-chan mqtt.Message
+}
+
+// startCrowcon starts the Modbus server and the broker for hardwareID; both
+// stop when the test ends. It skips the test when ../shared is missing.
+func startCrowcon(t *testing.T, hardwareID string) crowcon {
+	t.Helper()
+	dir := filepath.Join("..", "..", "..", "shared", "marketplace", "blueprints", "gas_sensors", "crowcon_xgard_bright_v3")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("marketplace missing: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	maddr := l.Addr().String()
+	l.Close()
+	// Room for a restarted device's connection while the old one closes.
+	srv, err := mb.NewServer(&mb.ServerConfiguration{URL: "tcp://" + maddr, MaxClients: 4, Timeout: 5 * time.Second}, h2Sensor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+
+	b := testutil.StartBroker(t)
+	host, port, _ := net.SplitHostPort(b.Addr())
+	encode := startCLI(t, nil, "config", "encode", "--hardware-id", hardwareID, "--host", host, "--port", port)
+	if code := encode.wait(t); code != 0 {
+		t.Fatalf("config encode: %d %s", code, encode.stderr)
+	}
+	sub := testutil.Connect(t, b.Addr())
+	return crowcon{dir: dir, modbusAddr: maddr, config: strings.TrimSpace(encode.stdout.String()),
+		telemetry: testutil.Subscribe(t, sub, "v1/from/"+hardwareID+"/+/v1/telemetry")}
 }
