@@ -10,7 +10,6 @@ import (
 
 	"github.com/edk-go/edk/commconfig"
 	"github.com/edk-go/edk/hub"
-	"github.com/edk-go/edk/internal/testutil"
 )
 
 // BenchmarkExecuteCommand is one execute_command through the hub's HTTP
@@ -47,17 +46,11 @@ func BenchmarkIngest(b *testing.B) {
 	clients := make([]func(i int), devices)
 	ids := make([]string, devices)
 	for d := range devices {
-		id, cfg := h.provision(b, fmt.Sprintf("ingest-%d", d), commconfig.ProtocolMQTT)
+		id, c, topic := h.publisher(b, fmt.Sprintf("ingest-%d", d))
 		ids[d] = id
-		c := testutil.ConnectWith(b, testutil.ClientOptions(h.info.MQTTAddr).SetUsername(cfg.Username).SetPassword(cfg.Password))
-		topic := "v1/from/" + cfg.HardwareID + "/" + cfg.ChannelID + "/v1/telemetry"
 		clients[d] = func(i int) {
-			payload := fmt.Sprintf(`{"timestamp":%d`, 1700000000+i)
-			for a := range attrs {
-				payload += fmt.Sprintf(`,"a%d":%d.5`, a, i)
-			}
 			// Wait for the broker's acknowledgement, as a device does.
-			c.Publish(topic, 1, false, payload+"}").Wait()
+			c.Publish(topic, 1, false, numberedTelemetry(i, attrs)).Wait()
 		}
 	}
 	perDevice := max(b.N/devices, 1)
@@ -108,9 +101,7 @@ func BenchmarkExecuteCommandUnderIngest(b *testing.B) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for d := range devices {
-		_, dc := h.provision(b, fmt.Sprintf("load-%d", d), commconfig.ProtocolMQTT)
-		c := testutil.ConnectWith(b, testutil.ClientOptions(h.info.MQTTAddr).SetUsername(dc.Username).SetPassword(dc.Password))
-		topic := "v1/from/" + dc.HardwareID + "/" + dc.ChannelID + "/v1/telemetry"
+		_, c, topic := h.publisher(b, fmt.Sprintf("load-%d", d))
 		wg.Go(func() {
 			for i := 0; ; i++ {
 				select {
@@ -118,11 +109,7 @@ func BenchmarkExecuteCommandUnderIngest(b *testing.B) {
 					return
 				default:
 				}
-				payload := fmt.Sprintf(`{"timestamp":%d`, 1700000000+i)
-				for a := range attrs {
-					payload += fmt.Sprintf(`,"a%d":%d.5`, a, i)
-				}
-				c.Publish(topic, 1, false, payload+"}").WaitTimeout(5 * time.Second)
+				c.Publish(topic, 1, false, numberedTelemetry(i, attrs)).WaitTimeout(5 * time.Second)
 			}
 		})
 	}
@@ -144,4 +131,15 @@ func BenchmarkExecuteCommandUnderIngest(b *testing.B) {
 	slices.Sort(took)
 	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// numberedTelemetry is message i of a benchmark device: timestamp
+// 1700000000+i and attrs values a0 … that all read i.5, so the store's
+// latest a0 tells which message was stored last.
+func numberedTelemetry(i, attrs int) string {
+	payload := fmt.Sprintf(`{"timestamp":%d`, 1700000000+i)
+	for a := range attrs {
+		payload += fmt.Sprintf(`,"a%d":%d.5`, a, i)
+	}
+	return payload + "}"
 }

@@ -12,7 +12,6 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/edk-go/edk/commconfig"
 	"github.com/edk-go/edk/hub"
 	"github.com/edk-go/edk/internal/testutil"
 )
@@ -52,7 +51,7 @@ func burstTelemetry(ts int64, seq int) string {
 		`"temperature":41.5,"energy_total":123456.789,"power_limit":100,"fan_speed":2400,"status":"running","alerts":[]}`, ts, seq)
 }
 
-// send publishes messages from every publisher at once and returns when all
+// sendBurst publishes messages from every publisher at once and returns when all
 // were acknowledged.
 func sendBurst(b *testing.B, pubs []burstPublisher, messages int, firstTS int64) {
 	var wg sync.WaitGroup
@@ -95,12 +94,8 @@ func BenchmarkBurstIngest(b *testing.B) {
 	hubPubs := make([]burstPublisher, devices)
 	mosqPubs := make([]burstPublisher, devices)
 	for d := range devices {
-		id, cfg := h.provision(b, fmt.Sprintf("burst-%05d", d), commconfig.ProtocolMQTT)
-		hubPubs[d] = burstPublisher{
-			client: testutil.ConnectWith(b, testutil.ClientOptions(h.info.MQTTAddr).SetUsername(cfg.Username).SetPassword(cfg.Password)),
-			topic:  "v1/from/" + cfg.HardwareID + "/" + cfg.ChannelID + "/v1/telemetry",
-			id:     id,
-		}
+		id, c, topic := h.publisher(b, fmt.Sprintf("burst-%05d", d))
+		hubPubs[d] = burstPublisher{client: c, topic: topic, id: id}
 		hw := fmt.Sprintf("BURST%05d", d)
 		mosqPubs[d] = burstPublisher{client: testutil.Connect(b, mosq.Addr), topic: "v1/from/" + hw + "/ucm/v1/telemetry"}
 	}

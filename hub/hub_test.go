@@ -116,6 +116,16 @@ func (r *running) provision(t testing.TB, slug string, protocol commconfig.Proto
 	return created.DeviceID, cfg
 }
 
+// publisher provisions a device and connects a bare paho client with its
+// credentials, for tests and benchmarks that publish exactly what they
+// choose. It returns the device's id, the client and its telemetry topic.
+func (r *running) publisher(t testing.TB, slug string) (string, mqtt.Client, string) {
+	t.Helper()
+	id, cfg := r.provision(t, slug, commconfig.ProtocolMQTT)
+	c := testutil.ConnectWith(t, testutil.ClientOptions(r.info.MQTTAddr).SetUsername(cfg.Username).SetPassword(cfg.Password))
+	return id, c, "v1/from/" + cfg.HardwareID + "/" + cfg.ChannelID + "/v1/telemetry"
+}
+
 func runInverter(t testing.TB, cfg *commconfig.Config) *device.Device {
 	t.Helper()
 	inv := inverter.New("HUB-TEST")
