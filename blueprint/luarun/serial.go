@@ -25,6 +25,17 @@ type serialClient struct {
 
 func (c *serialClient) Close() error { return c.p.Close() }
 
+// openSerial opens the host device p maps the UCM port name to, with p's
+// line settings, reads polling every serialPoll.
+func openSerial(name string, p SerialPort) (*serialClient, error) {
+	port, err := serial.Open(&serial.Config{Address: p.Device, BaudRate: int(p.Baud), DataBits: int(p.DataBits),
+		StopBits: int(p.StopBits), Parity: p.Parity, Timeout: serialPoll})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", p.Device, err)
+	}
+	return &serialClient{p: port, name: name}, nil
+}
+
 func (c *serialClient) read(count int, timeout time.Duration) ([]byte, error) {
 	buf := make([]byte, 0, count)
 	chunk := make([]byte, count)
@@ -135,12 +146,11 @@ func (r *Runtime) installSerial() {
 			if !ok {
 				return pushErr(s, fmt.Errorf("serial.new: UCM port %q is not available on this host (map it to a serial device with --port %s=/dev/ttyUSB0)", name, name))
 			}
-			port, err := serial.Open(&serial.Config{Address: p.Device, BaudRate: int(p.Baud), DataBits: int(p.DataBits),
-				StopBits: int(p.StopBits), Parity: p.Parity, Timeout: serialPoll})
+			c, err := openSerial(name, p)
 			if err != nil {
-				return pushErr(s, fmt.Errorf("serial.new: open %s: %w", p.Device, err))
+				return pushErr(s, fmt.Errorf("serial.new: %w", err))
 			}
-			r.pushObject("serial", &serialClient{p: port, name: name})
+			r.pushObject("serial", c)
 			return 1, nil
 		},
 	})

@@ -37,13 +37,11 @@ func (l *v1Line) open() error {
 	if l.conn != nil {
 		return nil
 	}
-	p := l.port
-	port, err := serial.Open(&serial.Config{Address: p.Device, BaudRate: int(p.Baud), DataBits: int(p.DataBits),
-		StopBits: int(p.StopBits), Parity: p.Parity, Timeout: serialPoll})
+	c, err := openSerial(l.name, l.port)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", p.Device, err)
+		return err
 	}
-	l.conn = &serialClient{p: port, name: l.name}
+	l.conn = c
 	return nil
 }
 
