@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,7 +57,7 @@ func CheckConfig(m *blueprint.Manifest, raw map[string]any) (map[string]map[stri
 		groups[b.Name] = b
 		names = append(names, b.Name)
 	}
-	for _, g := range sortedKeys(raw) {
+	for _, g := range slices.Sorted(maps.Keys(raw)) {
 		b, ok := groups[g]
 		if !ok {
 			problems = append(problems, fmt.Sprintf("unknown group %q (the manifest declares: %s)", g, list(names)))
@@ -70,7 +71,7 @@ func CheckConfig(m *blueprint.Manifest, raw map[string]any) (map[string]map[stri
 			continue
 		}
 		vals := map[string]any{}
-		for _, p := range sortedKeys(params) {
+		for _, p := range slices.Sorted(maps.Keys(params)) {
 			var arg *blueprint.Argument
 			var declared []string
 			for _, a := range b.Parameters {
@@ -144,15 +145,6 @@ func describe(v any) string {
 		return fmt.Sprintf("the string %q", s)
 	}
 	return fmt.Sprintf("%v", v)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func list(names []string) string {
