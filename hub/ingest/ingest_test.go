@@ -528,3 +528,34 @@ func TestFullQueuePushesBackInsteadOfDropping(t *testing.T) {
 		t.Fatalf("stats = %+v, want 5 received and none dropped", s)
 	}
 }
+
+// A command response does not wait behind a full queue of telemetry: it
+// has a queue of its own, and reaches the sink first.
+func TestCommandResponsesPassAFullQueue(t *testing.T) {
+	got := make(chan string, 1)
+	sink := sinkFunc(func(_, _, _ string, r mqttapi.CommandResponse) { got <- r.ID + " " + string(r.State) })
+	e := newEnv(t, ingest.Config{Sink: sink, QueueSize: 2, QueueWait: time.Millisecond, FlushInterval: time.Hour}, false) // Run starts below
+	c := e.connect("")
+	for i := range 3 {
+		e.publishQoS0(c, "v1/telemetry", fmt.Sprintf(`{"timestamp":%d,"n":%d}`, 1700000000+i, i))
+	}
+	testutil.Eventually(t, "the queue full", func() bool { s := e.p.Stats(); return s.Received == 2 && s.Dropped == 1 })
+	e.publishQoS0(c, "v1/command/responses", `{"id":"r1","state":"completed"}`)
+	testutil.Eventually(t, "the response queued", func() bool { return e.p.Stats().Received == 3 })
+	if s := e.p.Stats(); s.Dropped != 1 {
+		t.Fatalf("stats = %+v: the response was dropped behind the full telemetry queue", s)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case g := <-got:
+		if g != "r1 completed" {
+			t.Errorf("sink got %q", g)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the response did not reach the sink")
+	}
+}
