@@ -129,9 +129,21 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (BatchResult, error) {
 				return err
 			}
 		}
-		for id, p := range b.Properties {
-			if err := each(id, func() error { return setProperties(ctx, tx, id, p.Time, props[id]) }); err != nil {
+		if len(b.Properties) > 0 {
+			// One statement for the batch, as for connectivity: a fleet
+			// sends properties from hundreds of devices a second.
+			upsert, err := tx.PrepareContext(ctx, propertiesUpsert)
+			if err != nil {
 				return err
+			}
+			defer upsert.Close()
+			for id, p := range b.Properties {
+				if err := each(id, func() error {
+					_, err := upsert.ExecContext(ctx, id, ms(p.Time), string(props[id]))
+					return err
+				}); err != nil {
+					return err
+				}
 			}
 		}
 		for _, m := range b.Malformed {
