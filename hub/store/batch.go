@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -83,11 +85,11 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (BatchResult, error) {
 	now := s.now()
 	err = s.writeBulk(ctx, func(tx *sql.Tx) error {
 		res = BatchResult{}
-		exists, err := newDeviceCheck(ctx, tx)
-		if err != nil {
+		exists := newDeviceCheck(tx)
+		defer exists.close()
+		if err := exists.preload(ctx, b.deviceIDs()); err != nil {
 			return err
 		}
-		defer exists.close()
 		// each runs fn for a device's row when the device exists.
 		each := func(deviceID string, fn func() error) error {
 			ok, err := exists.check(ctx, deviceID)
@@ -157,6 +159,28 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (BatchResult, error) {
 		return BatchResult{}, fmt.Errorf("store: write batch: %w", err)
 	}
 	return res, nil
+}
+
+// deviceIDs returns the devices b has rows for, each once.
+func (b Batch) deviceIDs() []string {
+	seen := make(map[string]struct{})
+	add := func(id string) { seen[id] = struct{}{} }
+	for _, c := range b.Connectivity {
+		add(c.DeviceID)
+	}
+	for _, s := range b.Samples {
+		add(s.DeviceID)
+	}
+	for _, l := range b.Logs {
+		add(l.DeviceID)
+	}
+	for id := range b.Properties {
+		add(id)
+	}
+	for _, m := range b.Malformed {
+		add(m.DeviceID)
+	}
+	return slices.Collect(maps.Keys(seen))
 }
 
 // checkProperties refuses what SetProperties refuses (ErrInvalid) and
