@@ -109,6 +109,9 @@ type Config struct {
 	// MetricsAddr, when set (host:port), serves Prometheus metrics at
 	// http://MetricsAddr/metrics (docs/hub.md, "Monitoring").
 	MetricsAddr string
+	// Profiles also serves Go's runtime profiles at
+	// http://MetricsAddr/debug/pprof/ (needs MetricsAddr).
+	Profiles bool
 	// Retention is how long raw telemetry and logs are kept (latest
 	// values, properties and executions stay). Default DefaultRetention;
 	// negative keeps everything.
@@ -277,7 +280,11 @@ func startMetrics(cfg Config, st *store.Store, p *ingest.Pipeline, l *limits.Hoo
 	if err := reg.Register(c); err != nil {
 		return nil, "", fmt.Errorf("register hub metrics: %w", err)
 	}
-	addr, stop, err = metricsrv.Start(cfg.MetricsAddr, reg, cfg.Logger.With("component", "metrics"))
+	var opts []metricsrv.Option
+	if cfg.Profiles {
+		opts = append(opts, metricsrv.WithProfiles())
+	}
+	addr, stop, err = metricsrv.Start(cfg.MetricsAddr, reg, cfg.Logger.With("component", "metrics"), opts...)
 	return stop, addr, err
 }
 

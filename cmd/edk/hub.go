@@ -37,6 +37,7 @@ func runHub(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&cfg.HTTPCertFile, "http-cert", "", "serve the HTTP API over HTTPS with this certificate (PEM; needs --http-key)")
 	fs.StringVar(&cfg.HTTPKeyFile, "http-key", "", "the private key (PEM) of --http-cert")
 	fs.StringVar(&cfg.MetricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 (off by default)")
+	fs.BoolVar(&cfg.Profiles, "pprof", false, "also serve Go's runtime profiles at http://ADDR/debug/pprof/ on the --metrics address, for go tool pprof")
 	var lf logFlags
 	lf.register(fs, "info")
 	if err := parseFlags(fs, args); err != nil {
@@ -56,6 +57,9 @@ func runHub(ctx context.Context, e *env, args []string) error {
 	}
 	if cfg.AdminUser != "" && cfg.AdminPassword == "" {
 		return usagef("--admin-user needs --admin-password or EDK_HUB_ADMIN_PASSWORD")
+	}
+	if cfg.Profiles && cfg.MetricsAddr == "" {
+		return usagef("--pprof serves the profiles on the --metrics address: give --metrics too, e.g. --metrics 127.0.0.1:9464 --pprof")
 	}
 	if (cfg.HTTPCertFile == "") != (cfg.HTTPKeyFile == "") {
 		return usagef("--http-cert and --http-key go together")

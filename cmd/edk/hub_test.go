@@ -116,6 +116,7 @@ func TestHubCommandUsageErrors(t *testing.T) {
 	}{
 		{[]string{"--http-cert", "cert.pem"}, "--http-cert and --http-key go together"},
 		{[]string{"--http-key", "key.pem"}, "--http-cert and --http-key go together"},
+		{[]string{"--pprof"}, "--pprof serves the profiles on the --metrics address"},
 		{[]string{"--rate-limit", "0"}, "negative number for none"},
 		{[]string{"--max-payload", "0"}, "negative number for none"},
 	} {

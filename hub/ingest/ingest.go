@@ -35,9 +35,11 @@
 // written). So telemetry is readable up to about FlushInterval after the
 // acknowledgement, not at it, and stored exactly once.
 //
-// The wait is bounded: QueueWait for room in the queue, then
-// CommitTimeout for the commit. A message that could not be stored by
-// then (queue still full, store error, ingest stopped) is not
+// The wait is bounded, and tells a slow store from a stuck one: a
+// publisher waits for room in the queue until the queue has taken nobody's
+// message for QueueWait, then for its commit until no inbox commit has
+// happened for CommitTimeout, and 30 s in all. A message that could not
+// be stored by then (queue stuck, store error, ingest stopped) is not
 // acknowledged at all (packets.ErrRejectPacket): it is counted
 // (Stats.Unacknowledged) and logged, and the device, which still holds it,
 // sends it again. A message that needs no write (malformed, unknown
@@ -130,12 +132,14 @@ type Config struct {
 	// pipeline. Default DefaultQueueSize.
 	QueueSize int
 	// QueueWait is how long a publisher waits for room in a full queue
-	// (pushing back on it) before its message is dropped, or, at QoS 1 and
-	// 2, not acknowledged. Default DefaultQueueWait.
+	// (pushing back on it) while the queue takes no other message; then
+	// its message is dropped, or, at QoS 1 and 2, not acknowledged.
+	// Default DefaultQueueWait.
 	QueueWait time.Duration
 	// CommitTimeout is how long, once its message is queued, a QoS 1 or 2
-	// publisher's acknowledgement waits for the commit; a message not
-	// stored by then is not acknowledged (the device sends it again).
+	// publisher's acknowledgement waits for its commit while no other
+	// inbox commit happens; a message not stored by then is not
+	// acknowledged (the device sends it again).
 	// Default DefaultCommitTimeout.
 	CommitTimeout time.Duration
 	// SubscriberBuffer is the channel capacity of each Subscribe; events

@@ -28,10 +28,19 @@ func (p *Pipeline) queueFor(topic string) chan message {
 	return p.in
 }
 
+// maxAckWait bounds how long a publisher waits in all, however slowly the
+// store is still making progress: past it a device (whose own publish
+// timeout is 10 s by default) has long given up on this acknowledgement.
+const maxAckWait = 30 * time.Second
+
 // put queues m and reports whether it did. When the queue is full it
-// waits, up to Config.QueueWait: that slows the publisher down (its
-// acknowledgements come later, TCP pushes back) instead of losing its
-// messages; only a store that stays stuck makes it give up.
+// waits: that slows the publisher down (its acknowledgements come later,
+// TCP pushes back) instead of losing its messages. It gives up only when
+// the queue has taken nobody's message for Config.QueueWait (the store is
+// stuck), or after maxAckWait. Giving up on a queue that is merely slow
+// turned an overloaded hub into a reconnect storm: every refusal closes a
+// device's connection (see the hook), and each reconnect costs more than
+// the message (BENCHMARKS.md, "Hub: a fleet of devices").
 func (p *Pipeline) put(m message) bool {
 	q := p.queueFor(m.topic)
 	select {
@@ -40,14 +49,39 @@ func (p *Pipeline) put(m message) bool {
 		return true
 	default:
 	}
-	t := time.NewTimer(p.cfg.QueueWait)
+	return p.waitProgress(p.cfg.QueueWait, p.stat.received.Load, func(t <-chan time.Time) (bool, bool) {
+		select {
+		case q <- m:
+			p.stat.received.Add(1)
+			return true, true
+		case <-p.stopped:
+			return false, true
+		case <-t:
+			return false, false
+		}
+	})
+}
+
+// waitProgress runs try, each time with a timer of window, until it says
+// it is done (then returns what it says), or until a window passes in
+// which progress() did not change, or maxAckWait passes (then false).
+func (p *Pipeline) waitProgress(window time.Duration, progress func() uint64, try func(<-chan time.Time) (ok, done bool)) bool {
+	limit := time.Now().Add(maxAckWait)
+	t := time.NewTimer(window)
 	defer t.Stop()
-	select {
-	case q <- m:
-		p.stat.received.Add(1)
-		return true
-	case <-t.C:
-		return false
+	last := progress()
+	for {
+		ok, done := try(t.C)
+		if done {
+			return ok
+		}
+		now := progress()
+		left := time.Until(limit)
+		if now == last || left <= 0 {
+			return false
+		}
+		last = now
+		t.Reset(min(window, left))
 	}
 }
 
@@ -60,9 +94,10 @@ func (p *Pipeline) enqueue(m message) {
 }
 
 // store queues m and waits until it is stored (in the inbox), or needs no
-// write, and reports whether it is; the hook acknowledges m only then. The wait is
-// bounded by Config.QueueWait for room in the queue plus
-// Config.CommitTimeout for the commit; a message not stored by then is
+// write, and reports whether it is; the hook acknowledges m only then. As
+// put does for room in the queue, it waits for the commit while the
+// writer makes progress: it gives up when no inbox commit has happened for
+// Config.CommitTimeout, or after maxAckWait. A message not stored is
 // counted and logged.
 func (p *Pipeline) store(m message) bool {
 	done := make(chan error, 1)
@@ -71,19 +106,22 @@ func (p *Pipeline) store(m message) bool {
 		p.unacknowledged("the ingest queue stayed full", nil)
 		return false
 	}
-	t := time.NewTimer(p.cfg.CommitTimeout)
-	defer t.Stop()
 	var err error
-	select {
-	case err = <-done:
-	case <-t.C:
-		err = fmt.Errorf("not stored within %v", p.cfg.CommitTimeout)
-	case <-p.stopped:
+	if !p.waitProgress(p.cfg.CommitTimeout, p.stat.inboxCommits.Load, func(t <-chan time.Time) (bool, bool) {
 		select {
-		case err = <-done: // released just before Run returned
-		default:
-			err = errors.New("ingest stopped")
+		case err = <-done:
+		case <-t:
+			return false, false
+		case <-p.stopped:
+			select {
+			case err = <-done: // released just before Run returned
+			default:
+				err = errors.New("ingest stopped")
+			}
 		}
+		return true, true
+	}) {
+		err = fmt.Errorf("not stored: no commit for %v, or none for this message within %v", p.cfg.CommitTimeout, maxAckWait)
 	}
 	if err != nil {
 		p.unacknowledged("the message could not be stored", err)

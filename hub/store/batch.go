@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -83,11 +85,11 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (BatchResult, error) {
 	now := s.now()
 	err = s.writeBulk(ctx, func(tx *sql.Tx) error {
 		res = BatchResult{}
-		exists, err := newDeviceCheck(ctx, tx)
-		if err != nil {
+		exists := newDeviceCheck(tx)
+		defer exists.close()
+		if err := exists.preload(ctx, b.deviceIDs()); err != nil {
 			return err
 		}
-		defer exists.close()
 		// each runs fn for a device's row when the device exists.
 		each := func(deviceID string, fn func() error) error {
 			ok, err := exists.check(ctx, deviceID)
@@ -129,9 +131,21 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (BatchResult, error) {
 				return err
 			}
 		}
-		for id, p := range b.Properties {
-			if err := each(id, func() error { return setProperties(ctx, tx, id, p.Time, props[id]) }); err != nil {
+		if len(b.Properties) > 0 {
+			// One statement for the batch, as for connectivity: a fleet
+			// sends properties from hundreds of devices a second.
+			upsert, err := tx.PrepareContext(ctx, propertiesUpsert)
+			if err != nil {
 				return err
+			}
+			defer upsert.Close()
+			for id, p := range b.Properties {
+				if err := each(id, func() error {
+					_, err := upsert.ExecContext(ctx, id, ms(p.Time), string(props[id]))
+					return err
+				}); err != nil {
+					return err
+				}
 			}
 		}
 		for _, m := range b.Malformed {
@@ -145,6 +159,28 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (BatchResult, error) {
 		return BatchResult{}, fmt.Errorf("store: write batch: %w", err)
 	}
 	return res, nil
+}
+
+// deviceIDs returns the devices b has rows for, each once.
+func (b Batch) deviceIDs() []string {
+	seen := make(map[string]struct{})
+	add := func(id string) { seen[id] = struct{}{} }
+	for _, c := range b.Connectivity {
+		add(c.DeviceID)
+	}
+	for _, s := range b.Samples {
+		add(s.DeviceID)
+	}
+	for _, l := range b.Logs {
+		add(l.DeviceID)
+	}
+	for id := range b.Properties {
+		add(id)
+	}
+	for _, m := range b.Malformed {
+		add(m.DeviceID)
+	}
+	return slices.Collect(maps.Keys(seen))
 }
 
 // checkProperties refuses what SetProperties refuses (ErrInvalid) and

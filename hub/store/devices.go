@@ -144,7 +144,11 @@ func (s *Store) CreateDevice(ctx context.Context, nd NewDevice) (Device, error) 
 
 // getDevice reads one device by a unique column.
 func (s *Store) getDevice(ctx context.Context, col, v string) (Device, error) {
-	d, err := scanDevice(s.r.QueryRowContext(ctx, "SELECT "+deviceColumns+" FROM devices WHERE "+col+" = ?", v))
+	st, err := s.readStmt(ctx, "SELECT "+deviceColumns+" FROM devices WHERE "+col+" = ?")
+	if err != nil {
+		return Device{}, err
+	}
+	d, err := scanDevice(st.QueryRowContext(ctx, v))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Device{}, ErrNotFound
 	}
@@ -354,8 +358,11 @@ func (s *Store) updateCredential(ctx context.Context, deviceID, op, set string, 
 // with SetPassword takes longer: PBKDF2.)
 func (s *Store) VerifyCredentials(ctx context.Context, username, password string) (Device, error) {
 	var hash sql.NullString
-	d, err := scanDevice(s.r.QueryRowContext(ctx, "SELECT "+deviceColumns+
-		", password_hash FROM devices WHERE mqtt_username = ?", username), &hash)
+	st, err := s.readStmt(ctx, "SELECT "+deviceColumns+", password_hash FROM devices WHERE mqtt_username = ?")
+	if err != nil {
+		return Device{}, fmt.Errorf("store: verify credentials: %w", err)
+	}
+	d, err := scanDevice(st.QueryRowContext(ctx, username), &hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		hash.Valid = false

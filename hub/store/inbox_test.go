@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -51,5 +52,57 @@ func TestInbox(t *testing.T) {
 	}
 	if n, err := s.InboxLength(ctx); err != nil || n != 0 {
 		t.Fatalf("InboxLength = %d, %v", n, err)
+	}
+}
+
+func TestMergeRanges(t *testing.T) {
+	for _, tt := range []struct {
+		in, want []InboxRange
+	}{
+		{nil, nil},
+		{[]InboxRange{{5, 5}}, []InboxRange{{5, 5}}},
+		// one id a device, in device order: one range
+		{[]InboxRange{{3, 3}, {1, 1}, {2, 2}, {4, 4}}, []InboxRange{{1, 4}}},
+		{[]InboxRange{{7, 9}, {1, 2}, {3, 3}, {12, 13}, {8, 10}}, []InboxRange{{1, 3}, {7, 10}, {12, 13}}},
+		{[]InboxRange{{1, 10}, {2, 3}}, []InboxRange{{1, 10}}},
+	} {
+		in := slices.Clone(tt.in)
+		got := mergeRanges(in)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("mergeRanges(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+		if !slices.Equal(in, tt.in) {
+			t.Errorf("mergeRanges changed its input: %v, was %v", in, tt.in)
+		}
+	}
+}
+
+// TestDeleteInboxScattered deletes a batch's ids given one a device, out of
+// order, with gaps: exactly those rows go.
+func TestDeleteInboxScattered(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	var msgs []InboxMessage
+	for range 10 {
+		msgs = append(msgs, InboxMessage{Topic: "t", ReceivedAt: time.Unix(1700000000, 0)})
+	}
+	r, err := s.AppendInbox(ctx, msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := r.First
+	if err := s.DeleteInbox(ctx, []InboxRange{{f + 3, f + 3}, {f, f}, {f + 1, f + 2}, {f + 8, f + 8}, {f + 6, f + 6}}); err != nil {
+		t.Fatal(err)
+	}
+	left, err := s.ReadInbox(ctx, 0, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, m := range left {
+		ids = append(ids, m.ID-f)
+	}
+	if want := []int64{4, 5, 7, 9}; !slices.Equal(ids, want) {
+		t.Fatalf("left after the delete: %v, want %v", ids, want)
 	}
 }

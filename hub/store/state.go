@@ -47,11 +47,13 @@ func (s *Store) SetProperties(ctx context.Context, deviceID string, t time.Time,
 
 // setProperties writes checked, encoded properties in tx.
 func setProperties(ctx context.Context, tx *sql.Tx, deviceID string, t time.Time, data []byte) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO properties (device_id, ts, data) VALUES (?, ?, ?)
-		ON CONFLICT DO UPDATE SET ts = excluded.ts, data = excluded.data WHERE excluded.ts >= properties.ts`,
-		deviceID, ms(t), string(data))
+	_, err := tx.ExecContext(ctx, propertiesUpsert, deviceID, ms(t), string(data))
 	return err
 }
+
+// propertiesUpsert keeps a device's newest properties.
+const propertiesUpsert = `INSERT INTO properties (device_id, ts, data) VALUES (?, ?, ?)
+	ON CONFLICT DO UPDATE SET ts = excluded.ts, data = excluded.data WHERE excluded.ts >= properties.ts`
 
 // GetProperties returns the device's latest properties, the zero Properties
 // when it never sent any. Fails with ErrNotFound for an unknown device.

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,22 @@ import (
 
 // Path is where the metrics are served.
 const Path = "/metrics"
+
+// ProfilesPath is where WithProfiles serves Go's runtime profiles (the
+// net/http/pprof handlers: go tool pprof http://ADDR/debug/pprof/profile).
+const ProfilesPath = "/debug/pprof/"
+
+// An Option changes what Serve and Start serve beside the metrics.
+type Option func(*options)
+
+type options struct{ profiles bool }
+
+// WithProfiles also serves Go's CPU, heap, goroutine, mutex and block
+// profiles and execution traces under ProfilesPath. They are off unless
+// asked for (edk hub --pprof): a profile shows the program's internals and
+// a CPU profile or trace costs the process while it is taken, so they
+// belong on an address only the operator reaches, like the metrics.
+func WithProfiles() Option { return func(o *options) { o.profiles = true } }
 
 // shutdownTimeout bounds how long Serve waits for a scrape in progress once
 // ctx is done.
@@ -62,9 +79,13 @@ func Handler(reg *prometheus.Registry, log *slog.Logger) http.Handler {
 // the --metrics flag; a later serving failure is returned wrapped too.
 // log (nil discards) gets one Info line when serving starts and the
 // handler's errors.
-func Serve(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger, ready func(addr string)) error {
+func Serve(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger, ready func(addr string), opts ...Option) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
@@ -73,6 +94,13 @@ func Serve(ctx context.Context, addr string, reg *prometheus.Registry, log *slog
 	}
 	mux := http.NewServeMux()
 	mux.Handle(Path, Handler(reg, log))
+	if o.profiles {
+		mux.HandleFunc(ProfilesPath, pprof.Index)
+		mux.HandleFunc(ProfilesPath+"cmdline", pprof.Cmdline)
+		mux.HandleFunc(ProfilesPath+"profile", pprof.Profile)
+		mux.HandleFunc(ProfilesPath+"symbol", pprof.Symbol)
+		mux.HandleFunc(ProfilesPath+"trace", pprof.Trace)
+	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -84,6 +112,9 @@ func Serve(ctx context.Context, addr string, reg *prometheus.Registry, log *slog
 	go func() { served <- srv.Serve(ln) }()
 	bound := ln.Addr().String()
 	log.Info("metrics listening", "url", "http://"+bound+Path)
+	if o.profiles {
+		log.Info("profiles listening", "url", "http://"+bound+ProfilesPath)
+	}
 	if ready != nil {
 		ready(bound)
 	}
@@ -108,14 +139,14 @@ func Serve(ctx context.Context, addr string, reg *prometheus.Registry, log *slog
 // once it listens: with the address listened on, and stop, which ends the
 // server and waits for it (a serving failure is logged then). A listen
 // failure is returned instead.
-func Start(addr string, reg *prometheus.Registry, log *slog.Logger) (bound string, stop func(), err error) {
+func Start(addr string, reg *prometheus.Registry, log *slog.Logger, opts ...Option) (bound string, stop func(), err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, addr, reg, log, func(a string) { ready <- a }) }()
+	go func() { done <- Serve(ctx, addr, reg, log, func(a string) { ready <- a }, opts...) }()
 	select {
 	case bound = <-ready:
 	case err := <-done:

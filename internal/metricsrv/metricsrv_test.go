@@ -114,3 +114,28 @@ func TestStartAndStop(t *testing.T) {
 		t.Fatalf("start on a taken address: %v, want an error naming --metrics", err)
 	}
 }
+
+func TestProfilesOnlyWhenAsked(t *testing.T) {
+	for _, profiles := range []bool{false, true} {
+		var opts []metricsrv.Option
+		if profiles {
+			opts = append(opts, metricsrv.WithProfiles())
+		}
+		addr, stop, err := metricsrv.Start("127.0.0.1:0", metricsrv.NewRegistry(), nil, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, body := get(t, "http://"+addr+metricsrv.ProfilesPath+"goroutine?debug=1")
+		if profiles && (code != http.StatusOK || !strings.Contains(body, "goroutine profile:")) {
+			t.Errorf("with profiles: GET goroutine profile: %d %.200s", code, body)
+		}
+		if !profiles && code != http.StatusNotFound {
+			t.Errorf("without profiles: GET goroutine profile: %d, want 404", code)
+		}
+		if code, _ := get(t, "http://"+addr+metricsrv.Path); code != http.StatusOK {
+			t.Errorf("profiles %v: GET /metrics: %d", profiles, code)
+		}
+		http.DefaultClient.CloseIdleConnections()
+		stop()
+	}
+}
