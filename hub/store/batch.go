@@ -122,7 +122,7 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (BatchResult, error) {
 			}
 		}
 		if len(b.Samples) > 0 {
-			if res.Samples, err = appendTelemetry(ctx, tx, exists, b.Samples, alerts); err != nil {
+			if res.Samples, err = s.appendTelemetry(ctx, tx, exists, b.Samples, alerts); err != nil {
 				return err
 			}
 		}

@@ -95,6 +95,8 @@ type Store struct {
 	writer, bulk chan struct{}
 	// reads holds the statements readStmt prepared, by query.
 	reads sync.Map
+	// dkeys caches device id → telemetry key (see deviceKeys).
+	dkeys sync.Map
 }
 
 // Open opens (creating if needed) the database at path and brings its schema

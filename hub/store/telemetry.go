@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -82,7 +83,7 @@ func (s *Store) AppendTelemetry(ctx context.Context, samples []Sample) (stored i
 	err = s.writeBulk(ctx, func(tx *sql.Tx) error {
 		exists := newDeviceCheck(tx)
 		defer exists.close()
-		stored, err = appendTelemetry(ctx, tx, exists, samples, alerts)
+		stored, err = s.appendTelemetry(ctx, tx, exists, samples, alerts)
 		return err
 	})
 	if err != nil {
@@ -121,13 +122,13 @@ func checkSamples(samples []Sample) (alerts []string, err error) {
 // timestamp is merged into the row there, its values replacing those of
 // the same attributes. The latest values are merged into each device's one
 // telemetry_latest row once per transaction.
-func appendTelemetry(ctx context.Context, tx *sql.Tx, exists *deviceCheck, samples []Sample, alerts []string) (stored int, err error) {
+func (s *Store) appendTelemetry(ctx context.Context, tx *sql.Tx, exists *deviceCheck, samples []Sample, alerts []string) (stored int, err error) {
 	ins, err := tx.PrepareContext(ctx, "INSERT INTO telemetry (dkey, ts, n, data) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
 	if err != nil {
 		return 0, err
 	}
 	defer ins.Close()
-	keys, err := newDeviceKeys(ctx, tx)
+	keys, err := newDeviceKeys(ctx, tx, &s.dkeys)
 	if err != nil {
 		return 0, err
 	}
@@ -276,9 +277,13 @@ func writeLatest(ctx context.Context, tx *sql.Tx, latest map[int64]map[string]la
 type deviceKeys struct {
 	lookup, insert *sql.Stmt
 	known          map[string]int64
+	// shared holds the keys read in earlier transactions (Store.dkeys):
+	// with many devices, each with a message a batch, looking the key up
+	// was one query a message.
+	shared *sync.Map
 }
 
-func newDeviceKeys(ctx context.Context, tx *sql.Tx) (*deviceKeys, error) {
+func newDeviceKeys(ctx context.Context, tx *sql.Tx, shared *sync.Map) (*deviceKeys, error) {
 	get, err := tx.PrepareContext(ctx, "SELECT dkey FROM device_keys WHERE device_id = ?")
 	if err != nil {
 		return nil, err
@@ -288,16 +293,27 @@ func newDeviceKeys(ctx context.Context, tx *sql.Tx) (*deviceKeys, error) {
 		get.Close()
 		return nil, err
 	}
-	return &deviceKeys{lookup: get, insert: mk, known: make(map[string]int64)}, nil
+	return &deviceKeys{lookup: get, insert: mk, known: make(map[string]int64), shared: shared}, nil
 }
 
 func (k *deviceKeys) get(ctx context.Context, deviceID string) (int64, error) {
 	if key, ok := k.known[deviceID]; ok {
 		return key, nil
 	}
+	if key, ok := k.shared.Load(deviceID); ok {
+		k.known[deviceID] = key.(int64)
+		return key.(int64), nil
+	}
 	var key int64
 	err := k.lookup.QueryRowContext(ctx, deviceID).Scan(&key)
-	if errors.Is(err, sql.ErrNoRows) {
+	switch {
+	case err == nil:
+		// Made by an earlier transaction: it stays the device's key for
+		// good (only a deleted device's key can be reused, and a deleted
+		// device's rows never get here, see deviceCheck).
+		k.shared.Store(deviceID, key)
+	case errors.Is(err, sql.ErrNoRows):
+		// Made here: kept for this transaction only, which may roll back.
 		err = k.insert.QueryRowContext(ctx, deviceID).Scan(&key)
 	}
 	if err != nil {

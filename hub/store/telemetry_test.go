@@ -217,3 +217,39 @@ func TestDeleteTelemetryBefore(t *testing.T) {
 		t.Errorf("latest after retention = %v, %v", latest, err)
 	}
 }
+
+// A deleted device's telemetry key may be given to the next device (the
+// key is a rowid); the key cached for the deleted one must never carry the
+// new device's rows, nor the new device see the old one's values.
+func TestDeviceKeyReusedAfterDelete(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	a := mkDevice(t, s, 1)
+	for i := range 2 { // the second transaction reads, and caches, a's key
+		if _, err := s.WriteBatch(ctx, Batch{Samples: []Sample{{DeviceID: a.ID, Time: t0.Add(time.Duration(i) * time.Second), Values: vals("power", "1", "old", "1")}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteDevice(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	b := mkDevice(t, s, 2)
+	for i := range 2 {
+		if _, err := s.WriteBatch(ctx, Batch{Samples: []Sample{
+			{DeviceID: a.ID, Time: t0.Add(time.Minute), Values: vals("power", "666")}, // deleted: skipped
+			{DeviceID: b.ID, Time: t0.Add(time.Duration(i) * time.Second), Values: vals("power", "2")},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.LatestTelemetry(ctx, b.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || string(got["power"].Value) != "2" {
+		t.Fatalf("latest of the new device = %v, want only power 2", got)
+	}
+	if _, err := s.LatestTelemetry(ctx, a.ID, nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("latest of the deleted device: %v, want ErrNotFound", err)
+	}
+}
