@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -96,6 +97,19 @@ func start(cfg fleet.Config) *running {
 	return r
 }
 
+// waitMatch waits until re matches what was written.
+func (r *running) waitMatch(t *testing.T, re *regexp.Regexp) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for !re.MatchString(r.out.String()) {
+		if time.Now().After(deadline) {
+			r.cancel()
+			t.Fatalf("nothing matched %s in %s:\n%s", re, waitLimit, r.out)
+		}
+		r.out.WaitFor("\x00never", 20*time.Millisecond)
+	}
+}
+
 // stop interrupts the run (Ctrl-C) and returns its summary.
 func (r *running) stop(t *testing.T) fleet.Summary {
 	t.Helper()
@@ -154,8 +168,13 @@ func TestFleetAgainstHub(t *testing.T) {
 	r := start(cfg)
 	r.out.WaitFor("provisioned 20 devices", waitLimit)
 	r.waitCount(t, "all 20 devices connected after", 1)
-	// A few status lines with every device connected and commands going.
+	// A few status lines with every device connected, and until a command
+	// and a read probe have come back (a status line shows a p50 only for
+	// a window in which some did): on a loaded machine a fixed number of
+	// 50 ms lines could pass before the first did.
 	r.waitCount(t, "connected 20/20", 8)
+	r.waitMatch(t, regexp.MustCompile(`commands \S+ p50 [0-9]`))
+	r.waitMatch(t, regexp.MustCompile(`read lag p50 [0-9]`))
 	sum := r.stop(t)
 	out := r.out.String()
 
