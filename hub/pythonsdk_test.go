@@ -33,6 +33,7 @@ import (
 // pythonSDK sends requests as the SDK's httpx client does.
 type pythonSDK struct {
 	t            *testing.T
+	http         *http.Client
 	base, token  string
 	lastRequest  string
 	lastResponse []byte
@@ -84,7 +85,7 @@ func (s *pythonSDK) send(r sdkRequest) (int, http.Header, []byte) {
 	if r.accept != "" {
 		req.Header.Set("Accept", r.accept)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.http.Do(req)
 	if err != nil {
 		s.t.Fatalf("%s %s: %v", r.method, u, err)
 	}
@@ -350,7 +351,11 @@ func pythonZip(t *testing.T, dir string) []byte {
 
 func TestPythonSDKHTTPClient(t *testing.T) {
 	h := startHub(t, t.TempDir())
-	sdk := &pythonSDK{t: t, base: h.info.HTTPURL, token: h.info.Token}
+	// A client of its own, as the SDK's httpx.AsyncClient is, whose
+	// connections end with the test.
+	client := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(client.CloseIdleConnections)
+	sdk := &pythonSDK{t: t, http: client, base: h.info.HTTPURL, token: h.info.Token}
 	q := func(kv ...string) url.Values {
 		v := url.Values{}
 		for i := 0; i < len(kv); i += 2 {
@@ -425,6 +430,17 @@ func TestPythonSDKHTTPClient(t *testing.T) {
 	if dev.str("id") != second || dev.obj("communication").str("type") != "MQTT_V1_TLS" {
 		t.Errorf("get by slug: %s", sdk.lastResponse)
 	}
+	// raised_alert_names, once expanded, is a list of alert names (the
+	// SDK's Device.raised_alert_names: list[str] | None).
+	if names, ok := dev.key("raised_alert_names").([]any); !ok {
+		t.Errorf("raised_alert_names is %T, not a list", dev.m["raised_alert_names"])
+	} else {
+		for _, n := range names {
+			if _, ok := n.(string); !ok {
+				t.Errorf("an alert name that is not a string: %v", n)
+			}
+		}
+	}
 	for _, path := range []string{"v3/devices", "v3/sites/" + siteID + "/devices"} {
 		page := sdk.list(sdk.ok(sdkRequest{method: "GET", path: path, params: q("expand", "connectivity,communication", "limit", "50", "offset", "0")}), "devices")
 		if len(page) != 2 {
@@ -473,6 +489,8 @@ func TestPythonSDKHTTPClient(t *testing.T) {
 	}{
 		{"v3/devices/" + id + "/command_executions", q("order", "CREATED_AT_ASC"), 3},
 		{"v3/devices/" + id + "/command_executions", q("order", "CREATED_AT_DESC", "created_at.gte", since, "state.in", "ERROR", "name.in", "set_power"), 1},
+		// A naive datetime's isoformat() has no zone: UTC.
+		{"v3/devices/" + id + "/command_executions", q("order", "CREATED_AT_ASC", "created_at.gte", strings.TrimSuffix(since, "+00:00")), 3},
 		{"v3/sites/" + siteID + "/commands/executions", q("order", "CREATED_AT_ASC", "device_id.in", id), 3},
 		{"v3/sites/" + siteID + "/commands/executions", q("order", "CREATED_AT_ASC", "device_id.in", "py-second"), 0},
 	} {

@@ -370,6 +370,9 @@ func TestPlainLogsAndTelemetry(t *testing.T) {
 	if p := get("?received_at_from=2025-06-01T12:01:00Z&received_at_to=2025-06-01T12:02:00Z"); p.TotalCount != 1 || p.Logs[0].Message != "m1" {
 		t.Errorf("range: %+v", p)
 	}
+	if p := get("?received_at_from=2025-06-01T12:01:00&received_at_to=2025-06-01T12:02:00"); p.TotalCount != 1 || p.Logs[0].Message != "m1" {
+		t.Errorf("range without a zone (UTC): %+v", p)
+	}
 
 	code, body := e.do("GET", "/v3/devices/a/telemetry", "")
 	if code != 200 || strings.TrimSpace(string(body)) != `{"device_id":"`+id+`","telemetry":{}}` {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -132,20 +133,52 @@ func (s *server) queryTimeseries(w http.ResponseWriter, r *http.Request) {
 	writeTimeseries(w, cols)
 }
 
-// timeField parses an RFC 3339 time; one without a zone (Python's
-// isoformat of a naive datetime) is UTC.
+// timeField parses a required time in a JSON body (see parseTime).
 func timeField(w http.ResponseWriter, field, v string) (time.Time, bool) {
 	if v == "" {
 		invalid(w, field, "is required (RFC 3339)")
 		return time.Time{}, false
 	}
+	if t, ok := parseTime(v); ok {
+		return t, true
+	}
+	invalid(w, field, "must be an RFC 3339 time")
+	return time.Time{}, false
+}
+
+// parseTime parses an RFC 3339 time. One without a zone is UTC: that is
+// what Enapter's Python SDK sends for a naive datetime (its isoformat()).
+func parseTime(v string) (time.Time, bool) {
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999"} {
 		if t, err := time.Parse(layout, v); err == nil {
 			return t.UTC(), true
 		}
 	}
-	invalid(w, field, "must be an RFC 3339 time")
 	return time.Time{}, false
+}
+
+// queryTime is an optional time parameter of a URL query and where it goes.
+type queryTime struct {
+	name string
+	dst  *time.Time
+}
+
+// queryTimes reads the parameters present into their destinations; the
+// first bad one is 400 naming it, and false.
+func queryTimes(w http.ResponseWriter, q url.Values, params ...queryTime) bool {
+	for _, p := range params {
+		v := q.Get(p.name)
+		if v == "" {
+			continue
+		}
+		t, ok := parseTime(v)
+		if !ok {
+			badRequest(w, p.name+" must be an RFC 3339 time", map[string]any{"field": p.name})
+			return false
+		}
+		*p.dst = t
+	}
+	return true
 }
 
 // attributeList reads "attribute": a list of names, or one name.
