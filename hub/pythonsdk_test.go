@@ -539,7 +539,10 @@ func TestPythonSDKHTTPClient(t *testing.T) {
 	code, hdr, body := sdk.send(sdkRequest{method: "POST", path: "v3/telemetry/query_timeseries", accept: "text/csv", json: map[string]any{
 		"from": from.Format("2006-01-02T15:04:05.000000+00:00"), "to": to.Format("2006-01-02T15:04:05.000000+00:00"), "granularity": "1s",
 		"telemetry": []any{map[string]any{"device": id, "attribute": []string{"power", "status"}, "aggregation": "auto",
-			"gap_filling": map[string]any{"method": "none", "look_around": "0s"}}},
+			"gap_filling": map[string]any{"method": "none", "look_around": "0s"}},
+			// GapFilling(method=LOCF, look_around=timedelta(minutes=2))
+			map[string]any{"device": id, "attribute": []string{"voltage"}, "aggregation": "last",
+				"gap_filling": map[string]any{"method": "locf", "look_around": "120s"}}},
 	}})
 	if code != http.StatusOK {
 		t.Fatalf("query_timeseries: %d %s", code, body)
@@ -571,6 +574,19 @@ func TestPythonSDKHTTPClient(t *testing.T) {
 		if labels["device"] != id || labels["telemetry"] == "" {
 			t.Errorf("label %q lacks device or telemetry", label)
 		}
+	}
+	// The LOCF column, once it has a value, has one in every later row
+	// (look_around spans the whole query).
+	seenVoltage := false
+	for _, rec := range records[1:] {
+		if v := rec[len(rec)-1]; v != "" {
+			seenVoltage = true
+		} else if seenVoltage {
+			t.Errorf("the locf column has a gap at %s", rec[0])
+		}
+	}
+	if !seenVoltage {
+		t.Errorf("the locf column has no value: %s", body)
 	}
 	for _, rec := range records[1:] {
 		if _, err := strconv.ParseInt(rec[0], 10, 64); err != nil {

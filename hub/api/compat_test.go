@@ -486,6 +486,42 @@ func TestQueryTimeseries(t *testing.T) {
 		t.Errorf("with manifest: %d %s %s", code, h.Get("X-Enapter-Timeseries-Data-Types"), body)
 	}
 
+	// Gap filling "locf", as the Python SDK's GapFilling(LOCF, look_around)
+	// sends it: an empty bucket takes the latest earlier bucket's value, from
+	// before from too, at most look_around back; a selector without it is
+	// left as it is.
+	b := e.provision("b", "b")
+	var sparse []store.Sample
+	for _, p := range []struct {
+		at time.Duration
+		v  string
+	}{{-2 * time.Minute, "1"}, {time.Minute, "5"}, {4 * time.Minute, "9"}} {
+		sparse = append(sparse, store.Sample{DeviceID: b, Time: t0.Add(p.at), Values: map[string]json.RawMessage{"v": json.RawMessage(p.v)}})
+	}
+	if _, err := e.st.AppendTelemetry(ctx, sparse); err != nil {
+		t.Fatal(err)
+	}
+	ts := func(m int) string { return fmt.Sprint(t0.Add(time.Duration(m) * time.Minute).Unix()) }
+	for _, tc := range []struct {
+		lookAround string
+		want       [][]string
+	}{
+		{"120s", [][]string{{ts(0), "1", ""}, {ts(1), "5", "5"}, {ts(2), "5", ""}, {ts(3), "5", ""}, {ts(4), "9", "9"}, {ts(5), "9", ""}}},
+		{"60s", [][]string{{ts(1), "5", "5"}, {ts(2), "5", ""}, {ts(4), "9", "9"}, {ts(5), "9", ""}}},
+		{"0s", [][]string{{ts(1), "5", "5"}, {ts(4), "9", "9"}}},
+	} {
+		code, _, body = query(`{"from":"2025-06-01T12:00:00Z","to":"2025-06-01T12:06:00Z","granularity":"60s","telemetry":[
+			{"device":"b","attribute":["v"],"aggregation":"last","gap_filling":{"method":"locf","look_around":"` + tc.lookAround + `"}},
+			{"device":"b","attribute":["v"],"aggregation":"last","gap_filling":{"method":"none","look_around":"0s"}}]}`)
+		rows, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
+		if code != 200 || err != nil || len(rows) == 0 {
+			t.Fatalf("locf %s: %d %v %s", tc.lookAround, code, err, body)
+		}
+		if fmt.Sprint(rows[1:]) != fmt.Sprint(tc.want) {
+			t.Errorf("locf look_around %s:\n%v\nwant\n%v", tc.lookAround, rows[1:], tc.want)
+		}
+	}
+
 	sel := `"telemetry":[{"device":"a","attribute":["voltage"]}]`
 	for _, tc := range []struct {
 		name, body string
@@ -504,6 +540,9 @@ func TestQueryTimeseries(t *testing.T) {
 		{"no attributes", `{"from":"2025-06-01T12:00:00Z","to":"2025-06-01T12:02:00Z","granularity":"60s","telemetry":[{"device":"a","attribute":[]}]}`, 422, "invalid", "attribute"},
 		{"bad aggregation", `{"from":"2025-06-01T12:00:00Z","to":"2025-06-01T12:02:00Z","granularity":"60s","telemetry":[{"device":"a","attribute":["v"],"aggregation":"median"}]}`, 422, "invalid", "aggregation"},
 		{"gap filling", `{"from":"2025-06-01T12:00:00Z","to":"2025-06-01T12:02:00Z","granularity":"60s","telemetry":[{"device":"a","attribute":["v"],"gap_filling":{"method":"linear","look_around":"1m"}}]}`, 422, "invalid", "gap_filling"},
+		{"bad look_around", `{"from":"2025-06-01T12:00:00Z","to":"2025-06-01T12:02:00Z","granularity":"60s","telemetry":[{"device":"a","attribute":["v"],"gap_filling":{"method":"locf","look_around":"a while"}}]}`, 422, "invalid", "look_around"},
+		{"negative look_around", `{"from":"2025-06-01T12:00:00Z","to":"2025-06-01T12:02:00Z","granularity":"60s","telemetry":[{"device":"a","attribute":["v"],"gap_filling":{"method":"locf","look_around":"-60s"}}]}`, 422, "invalid", "look_around"},
+		{"look_around too far", `{"from":"2025-06-01T12:00:00Z","to":"2025-06-01T12:02:00Z","granularity":"1s","telemetry":[{"device":"a","attribute":["v"],"gap_filling":{"method":"locf","look_around":"100000000s"}}]}`, 422, "invalid", "look_around"},
 		{"unknown field", `{"from":"2025-06-01T12:00:00Z","to":"2025-06-01T12:02:00Z","granularity":"60s","selectors":[]}`, 400, "bad_request", "selectors"},
 		{"bad JSON", `{"from":`, 400, "bad_request", "JSON"},
 	} {
