@@ -79,6 +79,11 @@ func (s *pythonSDK) send(r sdkRequest) (int, http.Header, []byte) {
 	}
 	req.Header.Set("X-Enapter-Auth-Token", token)
 	req.Header.Set("User-Agent", "python-httpx/0.28.1")
+	// api.Config sets allow_http for an http:// base URL, and the client
+	// then sends this header with every request.
+	if strings.HasPrefix(s.base, "http://") {
+		req.Header.Set("X-Enapter-Allow-HTTP", "true")
+	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
