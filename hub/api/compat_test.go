@@ -127,6 +127,16 @@ func TestDevicesAsEnapter(t *testing.T) {
 	if got.Device.RaisedAlertNames == nil || len(*got.Device.RaisedAlertNames) != 0 {
 		t.Errorf("raised_alert_names before any telemetry: %s", body)
 	}
+	if got.Device.Site != nil {
+		t.Errorf("a site not asked for: %s", body)
+	}
+	// expand=site (enapter3 device list/get --expand site) nests the site.
+	for _, path := range []string{"/v3/devices/two?expand=site", "/v3/devices?expand=connectivity,site"} {
+		code, body = e.do("GET", path, "")
+		if code != 200 || !strings.Contains(string(body), `"site":{"id":"`+site.ID+`","name":"`+site.Name+`","timezone":"UTC","version":"V3","authorized_role":"OWNER","location":null}`) {
+			t.Errorf("%s: %d %s", path, code, body)
+		}
+	}
 	if _, err := e.st.AppendTelemetry(context.Background(), []store.Sample{{DeviceID: ids[1], Time: e.now,
 		Values: map[string]json.RawMessage{"voltage": json.RawMessage("230")}, Alerts: []string{"grid_overvoltage"}}}); err != nil {
 		t.Fatal(err)
