@@ -237,15 +237,18 @@ func TestEnapterCLI(t *testing.T) {
 		Devices    []struct {
 			ID     string `json:"id"`
 			SiteID string `json:"site_id"`
+			Site   *struct {
+				ID string `json:"id"`
+			} `json:"site"`
 		} `json:"devices"`
 	}
 	c.runJSON(&list, "device", "list")
 	if list.TotalCount != 52 || len(list.Devices) != 52 {
 		t.Fatalf("device list: total %d, %d devices", list.TotalCount, len(list.Devices))
 	}
-	c.runJSON(&list, "device", "list", "--site-id", siteID, "--limit", "3", "--expand", "connectivity")
-	if len(list.Devices) != 3 || list.Devices[0].SiteID != siteID {
-		t.Fatalf("device list --site-id --limit 3: %+v", list)
+	c.runJSON(&list, "device", "list", "--site-id", siteID, "--limit", "3", "--expand", "connectivity,site")
+	if len(list.Devices) != 3 || list.Devices[0].SiteID != siteID || list.Devices[0].Site == nil || list.Devices[0].Site.ID != siteID {
+		t.Fatalf("device list --site-id --limit 3 --expand connectivity,site: %+v", list)
 	}
 
 	// Communication config → the device runs with it.

@@ -1,10 +1,12 @@
 package hub_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -245,6 +247,14 @@ func TestDataSurvivesRestart(t *testing.T) {
 	h := startHub(t, dir)
 	id, _ := h.provision(t, "kept", commconfig.ProtocolMQTT)
 	token := h.info.Token
+	// An uploaded blueprint, assigned, and the hub's site stay too.
+	client := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(client.CloseIdleConnections)
+	sdk := &pythonSDK{t: t, http: client, base: h.info.HTTPURL, token: token}
+	zipped := pythonZip(t, writeBlueprint(t, t.TempDir()))
+	bpID := sdk.dto("blueprint", sdk.ok(sdkRequest{method: "POST", path: "v3/blueprints/upload", content: zipped})["blueprint"]).str("id")
+	sdk.ok(sdkRequest{method: "POST", path: "v3/devices/" + id + "/assign_blueprint", json: map[string]any{"blueprint_id": bpID}})
+	siteID := sdk.site(sdk.ok(sdkRequest{method: "GET", path: "v3/site"})["site"]).str("id")
 	h.stop(t)
 
 	h2 := startHub(t, dir)
@@ -259,6 +269,14 @@ func TestDataSurvivesRestart(t *testing.T) {
 	}
 	if code := h2.call(t, "GET", "/v3/devices/"+id, nil, &dev); code != http.StatusOK || dev.Device.Slug != "kept" {
 		t.Fatalf("after restart: %d %+v", code, dev)
+	}
+	sdk.base = h2.info.HTTPURL
+	got := sdk.device(sdk.ok(sdkRequest{method: "GET", path: "v3/devices/" + id, params: url.Values{"expand": {"manifest"}}})["device"])
+	if got.str("blueprint_id") != bpID || got.str("site_id") != siteID || got.m["manifest"] == nil {
+		t.Errorf("the device's blueprint or site after restart: %s", sdk.lastResponse)
+	}
+	if code, _, data := sdk.send(sdkRequest{method: "GET", path: "v3/blueprints/" + bpID + "/zip"}); code != http.StatusOK || !bytes.Equal(data, zipped) {
+		t.Errorf("the blueprint's zip after restart: %d, %d bytes, want the %d uploaded", code, len(data), len(zipped))
 	}
 }
 

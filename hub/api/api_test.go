@@ -641,6 +641,11 @@ func TestExecuteCommand(t *testing.T) {
 			{"?state.in=TIMEOUT,ERROR", []string{"TIMEOUT"}, nil},
 			{"?name.in=ok", []string{"SUCCESS", "SUCCESS"}, nil},
 			{"?created_at.lt=2000-01-01T00:00:00Z", nil, nil},
+			// As the Python SDK sends datetime.isoformat(): with an offset,
+			// and without a zone (a naive datetime, taken as UTC).
+			{"?created_at.gte=2000-01-01T00:00:00.000001%2B00:00", []string{"TIMEOUT", "SUCCESS", "SUCCESS"}, nil},
+			{"?created_at.gte=2000-01-01T00:00:00", []string{"TIMEOUT", "SUCCESS", "SUCCESS"}, nil},
+			{"?created_at.lt=2000-01-01T00:00:00", nil, nil},
 		} {
 			code, body := e.do("GET", "/v3/devices/"+id+"/command_executions"+tc.query, "")
 			if code != 200 {

@@ -127,6 +127,16 @@ func TestDevicesAsEnapter(t *testing.T) {
 	if got.Device.RaisedAlertNames == nil || len(*got.Device.RaisedAlertNames) != 0 {
 		t.Errorf("raised_alert_names before any telemetry: %s", body)
 	}
+	if got.Device.Site != nil {
+		t.Errorf("a site not asked for: %s", body)
+	}
+	// expand=site (enapter3 device list/get --expand site) nests the site.
+	for _, path := range []string{"/v3/devices/two?expand=site", "/v3/devices?expand=connectivity,site"} {
+		code, body = e.do("GET", path, "")
+		if code != 200 || !strings.Contains(string(body), `"site":{"id":"`+site.ID+`","name":"`+site.Name+`","timezone":"UTC","version":"V3","authorized_role":"OWNER","location":null}`) {
+			t.Errorf("%s: %d %s", path, code, body)
+		}
+	}
 	if _, err := e.st.AppendTelemetry(context.Background(), []store.Sample{{DeviceID: ids[1], Time: e.now,
 		Values: map[string]json.RawMessage{"voltage": json.RawMessage("230")}, Alerts: []string{"grid_overvoltage"}}}); err != nil {
 		t.Fatal(err)
@@ -164,13 +174,19 @@ func TestDevicesAsEnapter(t *testing.T) {
 	})
 }
 
-// zipOf builds a zip of name → content.
+// zipOf builds a zip of name → content, deflated.
 func zipOf(t *testing.T, files map[string]string) string {
+	t.Helper()
+	return zipWith(t, files, zip.Deflate)
+}
+
+// zipWith builds a zip of name → content with the given method.
+func zipWith(t *testing.T, files map[string]string, method uint16) string {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	for name, content := range files {
-		f, err := zw.Create(name)
+		f, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: method})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -370,6 +386,9 @@ func TestPlainLogsAndTelemetry(t *testing.T) {
 	if p := get("?received_at_from=2025-06-01T12:01:00Z&received_at_to=2025-06-01T12:02:00Z"); p.TotalCount != 1 || p.Logs[0].Message != "m1" {
 		t.Errorf("range: %+v", p)
 	}
+	if p := get("?received_at_from=2025-06-01T12:01:00&received_at_to=2025-06-01T12:02:00"); p.TotalCount != 1 || p.Logs[0].Message != "m1" {
+		t.Errorf("range without a zone (UTC): %+v", p)
+	}
 
 	code, body := e.do("GET", "/v3/devices/a/telemetry", "")
 	if code != 200 || strings.TrimSpace(string(body)) != `{"device_id":"`+id+`","telemetry":{}}` {
@@ -483,6 +502,42 @@ func TestQueryTimeseries(t *testing.T) {
 		t.Errorf("with manifest: %d %s %s", code, h.Get("X-Enapter-Timeseries-Data-Types"), body)
 	}
 
+	// Gap filling "locf", as the Python SDK's GapFilling(LOCF, look_around)
+	// sends it: an empty bucket takes the latest earlier bucket's value, from
+	// before from too, at most look_around back; a selector without it is
+	// left as it is.
+	b := e.provision("b", "b")
+	var sparse []store.Sample
+	for _, p := range []struct {
+		at time.Duration
+		v  string
+	}{{-2 * time.Minute, "1"}, {time.Minute, "5"}, {4 * time.Minute, "9"}} {
+		sparse = append(sparse, store.Sample{DeviceID: b, Time: t0.Add(p.at), Values: map[string]json.RawMessage{"v": json.RawMessage(p.v)}})
+	}
+	if _, err := e.st.AppendTelemetry(ctx, sparse); err != nil {
+		t.Fatal(err)
+	}
+	ts := func(m int) string { return fmt.Sprint(t0.Add(time.Duration(m) * time.Minute).Unix()) }
+	for _, tc := range []struct {
+		lookAround string
+		want       [][]string
+	}{
+		{"120s", [][]string{{ts(0), "1", ""}, {ts(1), "5", "5"}, {ts(2), "5", ""}, {ts(3), "5", ""}, {ts(4), "9", "9"}, {ts(5), "9", ""}}},
+		{"60s", [][]string{{ts(1), "5", "5"}, {ts(2), "5", ""}, {ts(4), "9", "9"}, {ts(5), "9", ""}}},
+		{"0s", [][]string{{ts(1), "5", "5"}, {ts(4), "9", "9"}}},
+	} {
+		code, _, body = query(`{"from":"2025-06-01T12:00:00Z","to":"2025-06-01T12:06:00Z","granularity":"60s","telemetry":[
+			{"device":"b","attribute":["v"],"aggregation":"last","gap_filling":{"method":"locf","look_around":"` + tc.lookAround + `"}},
+			{"device":"b","attribute":["v"],"aggregation":"last","gap_filling":{"method":"none","look_around":"0s"}}]}`)
+		rows, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
+		if code != 200 || err != nil || len(rows) == 0 {
+			t.Fatalf("locf %s: %d %v %s", tc.lookAround, code, err, body)
+		}
+		if fmt.Sprint(rows[1:]) != fmt.Sprint(tc.want) {
+			t.Errorf("locf look_around %s:\n%v\nwant\n%v", tc.lookAround, rows[1:], tc.want)
+		}
+	}
+
 	sel := `"telemetry":[{"device":"a","attribute":["voltage"]}]`
 	for _, tc := range []struct {
 		name, body string
@@ -501,6 +556,9 @@ func TestQueryTimeseries(t *testing.T) {
 		{"no attributes", `{"from":"2025-06-01T12:00:00Z","to":"2025-06-01T12:02:00Z","granularity":"60s","telemetry":[{"device":"a","attribute":[]}]}`, 422, "invalid", "attribute"},
 		{"bad aggregation", `{"from":"2025-06-01T12:00:00Z","to":"2025-06-01T12:02:00Z","granularity":"60s","telemetry":[{"device":"a","attribute":["v"],"aggregation":"median"}]}`, 422, "invalid", "aggregation"},
 		{"gap filling", `{"from":"2025-06-01T12:00:00Z","to":"2025-06-01T12:02:00Z","granularity":"60s","telemetry":[{"device":"a","attribute":["v"],"gap_filling":{"method":"linear","look_around":"1m"}}]}`, 422, "invalid", "gap_filling"},
+		{"bad look_around", `{"from":"2025-06-01T12:00:00Z","to":"2025-06-01T12:02:00Z","granularity":"60s","telemetry":[{"device":"a","attribute":["v"],"gap_filling":{"method":"locf","look_around":"a while"}}]}`, 422, "invalid", "look_around"},
+		{"negative look_around", `{"from":"2025-06-01T12:00:00Z","to":"2025-06-01T12:02:00Z","granularity":"60s","telemetry":[{"device":"a","attribute":["v"],"gap_filling":{"method":"locf","look_around":"-60s"}}]}`, 422, "invalid", "look_around"},
+		{"look_around too far", `{"from":"2025-06-01T12:00:00Z","to":"2025-06-01T12:02:00Z","granularity":"1s","telemetry":[{"device":"a","attribute":["v"],"gap_filling":{"method":"locf","look_around":"100000000s"}}]}`, 422, "invalid", "look_around"},
 		{"unknown field", `{"from":"2025-06-01T12:00:00Z","to":"2025-06-01T12:02:00Z","granularity":"60s","selectors":[]}`, 400, "bad_request", "selectors"},
 		{"bad JSON", `{"from":`, 400, "bad_request", "JSON"},
 	} {
@@ -547,7 +605,10 @@ func TestUploadMarketplaceBlueprints(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		zipped := zipOf(t, files)
+		// Stored, not deflated: the folders hold megabytes of screenshots,
+		// which deflate (here and in the hub) spent most of this test's time
+		// on under -race; other tests cover deflated uploads.
+		zipped := zipWith(t, files, zip.Store)
 		_, vbody := e.do("POST", "/v3/blueprints/validate", zipped)
 		var v struct {
 			ValidationErrors []string `json:"validation_errors"`

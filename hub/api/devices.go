@@ -40,6 +40,9 @@ type deviceJSON struct {
 	// Communication (?expand=communication) is how the device talks to
 	// the hub, as Enapter's DeviceCommunication.
 	Communication *communicationJSON `json:"communication,omitempty"`
+	// Site (?expand=site, which enapter3 device list/get offer) is the
+	// device's site, as GET /v3/sites/{site_id} shows it.
+	Site *siteJSON `json:"site,omitempty"`
 	// RaisedAlertNames (?expand=raised_alert_names) are the alerts of the
 	// device's latest telemetry message that carried any.
 	RaisedAlertNames *[]string `json:"raised_alert_names,omitempty"`
@@ -69,7 +72,7 @@ type communicationJSON struct {
 }
 
 // expandSet parses ?expand=a,b. Unknown names are ignored, as Enapter's
-// clients ask for expansions (site, …) the hub does not have.
+// clients may ask for expansions the hub does not have.
 func expandSet(r *http.Request) map[string]bool {
 	set := map[string]bool{}
 	for _, v := range r.URL.Query()["expand"] {
@@ -93,6 +96,10 @@ func (s *server) deviceView(r *http.Request, d store.Device, expand map[string]b
 		return v, err
 	}
 	v.SiteID = site.ID
+	if expand["site"] {
+		sv := siteView(site)
+		v.Site = &sv
+	}
 	ctx := r.Context()
 	if expand["communication"] {
 		c := &communicationJSON{Type: "MQTT_V1_PLAINTEXT", HardwareID: d.HardwareID, ChannelID: d.ChannelID}

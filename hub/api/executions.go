@@ -258,18 +258,8 @@ func (s *server) executions(w http.ResponseWriter, r *http.Request, deviceIDs []
 		return
 	}
 	var gte, lt time.Time
-	for _, p := range []struct {
-		name string
-		dst  *time.Time
-	}{{"created_at.gte", &gte}, {"created_at.lt", &lt}} {
-		if v := q.Get(p.name); v != "" {
-			t, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
-				badRequest(w, p.name+" must be an RFC 3339 time", map[string]any{"field": p.name})
-				return
-			}
-			*p.dst = t
-		}
+	if !queryTimes(w, q, queryTime{"created_at.gte", &gte}, queryTime{"created_at.lt", &lt}) {
+		return
 	}
 	states, names := splitList(q.Get("state.in")), splitList(q.Get("name.in"))
 	filtered := len(deviceIDs) != 1 || order == "CREATED_AT_ASC" || !gte.IsZero() || !lt.IsZero() || states != nil || names != nil

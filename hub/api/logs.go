@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"net/http"
-	"time"
 
 	"github.com/edk-go/edk/hub/store"
 )
@@ -34,18 +33,8 @@ func (s *server) deviceLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	lq := store.LogQuery{Offset: offset, Limit: limit, Severity: q.Get("severity")}
-	for _, p := range []struct {
-		name string
-		dst  *time.Time
-	}{{"received_at_from", &lq.From}, {"received_at_to", &lq.To}} {
-		if v := q.Get(p.name); v != "" {
-			t, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
-				badRequest(w, p.name+" must be an RFC 3339 time", map[string]any{"field": p.name})
-				return
-			}
-			*p.dst = t
-		}
+	if !queryTimes(w, q, queryTime{"received_at_from", &lq.From}, queryTime{"received_at_to", &lq.To}) {
+		return
 	}
 	switch q.Get("order") {
 	case "", "RECEIVED_AT_ASC":

@@ -109,18 +109,8 @@ func (s *server) queryTelemetry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	to, from := s.cfg.Now(), time.Time{}
-	for _, p := range []struct {
-		name string
-		dst  *time.Time
-	}{{"to", &to}, {"from", &from}} {
-		if v := q.Get(p.name); v != "" {
-			t, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
-				badRequest(w, p.name+" must be an RFC 3339 time", map[string]any{"field": p.name})
-				return
-			}
-			*p.dst = t
-		}
+	if !queryTimes(w, q, queryTime{"to", &to}, queryTime{"from", &from}) {
+		return
 	}
 	if from.IsZero() {
 		from = to.Add(-time.Hour)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,7 +30,8 @@ type timeseriesColumn struct {
 
 // queryTimeseries answers Enapter's POST /v3/telemetry/query_timeseries:
 // the body is {"from", "to", "granularity": "60s", "telemetry": [{"device",
-// "attribute": [...], "aggregation", "gap_filling": {"method": "none"}}]};
+// "attribute": [...], "aggregation", "gap_filling": {"method": "none" or
+// "locf", "look_around": "300s"}}]};
 // the answer is CSV, one row per bucket start (Unix seconds) and one column
 // per device attribute, headed "device=<id> telemetry=<attribute>", with
 // each column's data type in the X-Enapter-Timeseries-Data-Types header.
@@ -88,9 +90,29 @@ func (s *server) queryTimeseries(w http.ResponseWriter, r *http.Request) {
 			invalid(w, "telemetry", fmt.Sprintf("asks for more than %d columns", MaxTimeseriesColumns))
 			return
 		}
-		if gf := sel.GapFilling; gf != nil && gf.Method != "" && !strings.EqualFold(gf.Method, "none") {
-			invalid(w, field+".gap_filling.method", `only "none" is supported by this hub`)
-			return
+		var lookAround time.Duration // with locf
+		locf := false
+		if gf := sel.GapFilling; gf != nil {
+			switch strings.ToLower(gf.Method) {
+			case "", "none":
+			case "locf":
+				locf = true
+				if gf.LookAround != "" {
+					d, err := time.ParseDuration(gf.LookAround)
+					if err != nil || d < 0 {
+						invalid(w, field+".gap_filling.look_around", `must be a duration such as "300s"`)
+						return
+					}
+					lookAround = d
+				}
+				if lookAround/g > MaxBuckets {
+					invalid(w, field+".gap_filling.look_around", fmt.Sprintf("gives more than %d buckets before from", MaxBuckets))
+					return
+				}
+			default:
+				invalid(w, field+".gap_filling.method", "must be none or locf")
+				return
+			}
 		}
 		agg := strings.ToLower(sel.Aggregation)
 		var sagg store.Aggregation
@@ -114,38 +136,98 @@ func (s *server) queryTimeseries(w http.ResponseWriter, r *http.Request) {
 		if agg == "bool_or" {
 			gran = 0
 		}
-		series, err := s.cfg.Store.QueryTelemetry(r.Context(), d.ID, attrs, from, to, gran, sagg)
-		if err != nil {
-			s.fail(w, r, "telemetry", err, map[string]any{"device_id": d.ID})
+		query := func(from, to time.Time) ([][]store.Point, bool) {
+			series, err := s.cfg.Store.QueryTelemetry(r.Context(), d.ID, attrs, from, to, gran, sagg)
+			if err != nil {
+				s.fail(w, r, "telemetry", err, map[string]any{"device_id": d.ID})
+				return nil, false
+			}
+			pts := make([][]store.Point, len(series))
+			for i, se := range series {
+				pts[i] = se.Points
+				if agg == "bool_or" {
+					pts[i] = boolOr(pts[i], g)
+				}
+			}
+			return pts, true
+		}
+		pts, ok := query(from, to)
+		if !ok {
 			return
 		}
-		m := s.manifests.get(d)
-		for _, se := range series {
-			pts := se.Points
-			if agg == "bool_or" {
-				pts = boolOr(pts, g)
+		if locf {
+			// The buckets before from are queried on their own, so that
+			// they only feed the gap filling and never merge into the
+			// first bucket of the answer.
+			var before [][]store.Point
+			if lookAround > 0 {
+				if before, ok = query(from.Add(-lookAround), from); !ok {
+					return
+				}
 			}
-			cols = append(cols, &timeseriesColumn{device: sel.Device, attr: se.Attribute,
-				dataType: dataType(m, se.Attribute, agg, pts), points: pts})
+			for i := range pts {
+				var seed []store.Point
+				if before != nil {
+					seed = before[i]
+				}
+				pts[i] = carryForward(seed, pts[i], from, to, g, lookAround)
+			}
+		}
+		m := s.manifests.get(d)
+		for i, a := range attrs {
+			cols = append(cols, &timeseriesColumn{device: sel.Device, attr: a,
+				dataType: dataType(m, a, agg, pts[i]), points: pts[i]})
 		}
 	}
 	writeTimeseries(w, cols)
 }
 
-// timeField parses an RFC 3339 time; one without a zone (Python's
-// isoformat of a naive datetime) is UTC.
+// timeField parses a required time in a JSON body (see parseTime).
 func timeField(w http.ResponseWriter, field, v string) (time.Time, bool) {
 	if v == "" {
 		invalid(w, field, "is required (RFC 3339)")
 		return time.Time{}, false
 	}
+	if t, ok := parseTime(v); ok {
+		return t, true
+	}
+	invalid(w, field, "must be an RFC 3339 time")
+	return time.Time{}, false
+}
+
+// parseTime parses an RFC 3339 time. One without a zone is UTC: that is
+// what Enapter's Python SDK sends for a naive datetime (its isoformat()).
+func parseTime(v string) (time.Time, bool) {
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999"} {
 		if t, err := time.Parse(layout, v); err == nil {
 			return t.UTC(), true
 		}
 	}
-	invalid(w, field, "must be an RFC 3339 time")
 	return time.Time{}, false
+}
+
+// queryTime is an optional time parameter of a URL query and where it goes.
+type queryTime struct {
+	name string
+	dst  *time.Time
+}
+
+// queryTimes reads the parameters present into their destinations; the
+// first bad one is 400 naming it, and false.
+func queryTimes(w http.ResponseWriter, q url.Values, params ...queryTime) bool {
+	for _, p := range params {
+		v := q.Get(p.name)
+		if v == "" {
+			continue
+		}
+		t, ok := parseTime(v)
+		if !ok {
+			badRequest(w, p.name+" must be an RFC 3339 time", map[string]any{"field": p.name})
+			return false
+		}
+		*p.dst = t
+	}
+	return true
 }
 
 // attributeList reads "attribute": a list of names, or one name.
@@ -183,6 +265,50 @@ func boolOr(raw []store.Point, g time.Duration) []store.Point {
 		out = append(out, store.Point{Time: start, Value: json.RawMessage(strconv.FormatBool(v))})
 	}
 	return out
+}
+
+// carryForward is Enapter's "locf" gap filling: every bucket in [from, to)
+// without a value of its own takes the value of the latest bucket before it
+// (of pts, or else of before, the buckets before from), as long as that
+// bucket starts at most lookAround earlier. So look_around bounds how stale
+// a carried value may be, and 0 carries nothing.
+func carryForward(before, pts []store.Point, from, to time.Time, g, lookAround time.Duration) []store.Point {
+	gms, ahead := g.Milliseconds(), lookAround.Milliseconds()
+	first := from.UnixMilli() / gms * gms // epoch-aligned, as the store's buckets
+	if first > from.UnixMilli() {
+		first -= gms
+	}
+	var last *store.Point
+	for i := range before {
+		if !isNull(before[i].Value) {
+			last = &before[i]
+		}
+	}
+	out := make([]store.Point, 0, len(pts))
+	i := 0
+	for b := first; b < to.UnixMilli(); b += gms {
+		for ; i < len(pts) && pts[i].Time.UnixMilli() < b; i++ {
+			out = append(out, pts[i]) // not on a bucket start: kept as it is
+			last = &pts[i]
+		}
+		if i < len(pts) && pts[i].Time.UnixMilli() == b {
+			out = append(out, pts[i])
+			if !isNull(pts[i].Value) {
+				last = &pts[i]
+			}
+			i++
+			continue
+		}
+		if last != nil && b-last.Time.UnixMilli() <= ahead && !isNull(last.Value) {
+			out = append(out, store.Point{Time: time.UnixMilli(b).UTC(), Value: last.Value})
+		}
+	}
+	return append(out, pts[i:]...)
+}
+
+func isNull(v json.RawMessage) bool {
+	s := strings.TrimSpace(string(v))
+	return s == "" || s == "null"
 }
 
 // dataType is a column's data type: the manifest's when the device has one
