@@ -435,8 +435,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	run("aggregate by maximum", chromedp.SetValue(chromedp.CSS("#agg"), "max"))
 	eval("aggregate by maximum", `document.querySelector('#agg').dispatchEvent(new Event('change'))`)
 	waitJS("the week's maxima", power+`.max === '6000' && +`+power+`.points <= 3`)
-	run("auto aggregation", chromedp.SetValue(chromedp.CSS("#agg"), ""))
-	eval("auto aggregation", `document.querySelector('#agg').dispatchEvent(new Event('change'))`)
+	eval("auto aggregation", `(() => { const a = document.querySelector('#agg'); a.selectedIndex = 0; a.dispatchEvent(new Event('change')); })()`)
+	waitJS("auto aggregation", `document.querySelector('#agg').selectedOptions[0].textContent === 'auto'`)
 	run("back to 15 minutes", chromedp.Click(chromedp.CSS(`label[for="range-15m"]`)))
 	waitJS("15 minutes after the custom range", power+`.last === '6000' && +`+power+`.points > 60`)
 
