@@ -86,7 +86,7 @@ func startHub(t *testing.T) *testHub {
 	ready := make(chan hub.Info, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- hub.Run(ctx, hub.Config{DataDir: t.TempDir(), MQTTAddr: "127.0.0.1:0", MQTTSAddr: "-", HTTPAddr: "127.0.0.1:0",
+		done <- hub.Run(ctx, hub.Config{DataDir: t.TempDir(), MQTTAddr: "127.0.0.1:0", MQTTSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
 			Ready: func(i hub.Info) { ready <- i }})
 	}()
 	var info hub.Info
@@ -338,22 +338,33 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitJS("the new device in the list", `!!document.querySelector('#provisioned') && (document.querySelector('#devices tr[data-slug="inverter-2"] .connectivity') || {}).textContent === 'UNKNOWN'`)
 	run("download its config", chromedp.Click(chromedp.CSS("#provisioned button")))
 	waitJS("the page says where the config went", `document.querySelector('#provisioned').textContent.includes('inverter-2-mqtt.config')`)
-	configFile := filepath.Join(downloads, "inverter-2-mqtt.config")
-	var blob []byte
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		var err error
-		if blob, err = os.ReadFile(configFile); err == nil && len(blob) > 0 {
-			break
+	// The MQTTS config too, with its client certificate.
+	run("pick MQTTS", chromedp.SetValue(chromedp.CSS("#provisioned select"), "MQTTS"))
+	run("download the MQTTS config", chromedp.Click(chromedp.CSS("#provisioned button")))
+	waitJS("the page says where the MQTTS config went", `document.querySelector('#provisioned').textContent.includes('inverter-2-mqtts.config')`)
+	for file, protocol := range map[string]commconfig.Protocol{"inverter-2-mqtt.config": commconfig.ProtocolMQTT, "inverter-2-mqtts.config": commconfig.ProtocolMQTTS} {
+		var blob []byte
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			var err error
+			if blob, err = os.ReadFile(filepath.Join(downloads, file)); err == nil && len(blob) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s was not downloaded: %v", file, err)
+			}
+			time.Sleep(50 * time.Millisecond) // poll the download folder, bounded by the deadline
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the config was not downloaded: %v", err)
+		cfg, err := commconfig.Parse(strings.TrimSpace(string(blob)))
+		if err != nil {
+			t.Fatalf("downloaded %s: %v", file, err)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if cfg, err := commconfig.Parse(strings.TrimSpace(string(blob))); err != nil {
-		t.Fatalf("downloaded config: %v", err)
-	} else if cfg.HardwareID == "" || cfg.Password == "" {
-		t.Fatal("downloaded config lacks the hardware id or the password")
+		credentials := cfg.Password != ""
+		if protocol == commconfig.ProtocolMQTTS {
+			credentials = cfg.ClientCert != "" && cfg.ClientKey != ""
+		}
+		if cfg.HardwareID == "" || cfg.Protocol != protocol || !credentials {
+			t.Fatalf("downloaded %s: hardware id %q, protocol %q (want %s), credentials there: %v", file, cfg.HardwareID, cfg.Protocol, protocol, credentials)
+		}
 	}
 	shot("console-devices.png", false)
 
