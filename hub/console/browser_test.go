@@ -143,9 +143,20 @@ func (h *testHub) runDevice(t *testing.T, name, slug string, opts ...device.Opti
 	if err != nil {
 		t.Fatal(err)
 	}
+	return created.DeviceID, startDevice(t, cfg, nil, opts...)
+}
+
+// startDevice runs a device from its config until the test ends; setup,
+// if not nil, registers its command handlers. It returns once the device
+// is connected.
+func startDevice(t *testing.T, cfg *commconfig.Config, setup func(*device.Device), opts ...device.Option) *device.Device {
+	t.Helper()
 	d, err := device.New(cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(d)
 	}
 	devCtx, stopDev := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -158,9 +169,9 @@ func (h *testHub) runDevice(t *testing.T, name, slug string, opts ...device.Opti
 	waitCtx, cancelWait := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancelWait()
 	if err := d.WaitState(waitCtx, device.StateConnected); err != nil {
-		t.Fatalf("%s did not connect: %v", slug, err)
+		t.Fatalf("%s did not connect: %v", cfg.HardwareID, err)
 	}
-	return created.DeviceID, d
+	return d
 }
 
 // testBoxManifest declares a command with a confirmation, a sensitive
@@ -200,10 +211,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	chromium := findChromium(t)
 	h := startHub(t)
 	// A third device with an active alert: the list's alert column and the
-	// device page's alert panel (the simulated inverter never raises one).
+	// device page's alert panel (the simulated inverter never raises one);
+	// it also sends a boolean its manifest does not declare.
 	alertID, alertDev := h.runDevice(t, "Inverter 3", "inverter-3")
 	if err := alertDev.SendTelemetry(context.Background(), mqttapi.Telemetry{Timestamp: time.Now().Unix(), Alerts: mqttapi.ActiveAlerts("grid_overvoltage"),
-		Values: map[string]any{"power": 0.0, "status": "standby", "voltage": 256.2}}); err != nil {
+		Values: map[string]any{"power": 0.0, "status": "standby", "voltage": 256.2, "fan_on": true}}); err != nil {
 		t.Fatal(err)
 	}
 	shots := *screenshots
@@ -342,6 +354,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	run("pick MQTTS", chromedp.SetValue(chromedp.CSS("#provisioned select"), "MQTTS"))
 	run("download the MQTTS config", chromedp.Click(chromedp.CSS("#provisioned button")))
 	waitJS("the page says where the MQTTS config went", `document.querySelector('#provisioned').textContent.includes('inverter-2-mqtts.config')`)
+	var mqttsConfig *commconfig.Config
 	for file, protocol := range map[string]commconfig.Protocol{"inverter-2-mqtt.config": commconfig.ProtocolMQTT, "inverter-2-mqtts.config": commconfig.ProtocolMQTTS} {
 		var blob []byte
 		for deadline := time.Now().Add(10 * time.Second); ; {
@@ -365,8 +378,18 @@ func TestConsoleInBrowser(t *testing.T) {
 		if cfg.HardwareID == "" || cfg.Protocol != protocol || !credentials {
 			t.Fatalf("downloaded %s: hardware id %q, protocol %q (want %s), credentials there: %v", file, cfg.HardwareID, cfg.Protocol, protocol, credentials)
 		}
+		if protocol == commconfig.ProtocolMQTTS {
+			mqttsConfig = cfg
+		}
 	}
 	shot("console-devices.png", false)
+	// The added device runs from the MQTTS config it was given (the later
+	// download replaced the MQTT credentials) and answers every command.
+	startDevice(t, mqttsConfig, func(d *device.Device) {
+		d.HandleAny(func(context.Context, *device.Command) (any, error) {
+			return map[string]any{"done": true}, nil
+		})
+	})
 
 	// By keyboard: Tab from the header's last button reaches the first
 	// device's link, which keeps the focus while the list refreshes, and
@@ -505,10 +528,17 @@ func TestConsoleInBrowser(t *testing.T) {
 	shot("console-confirm.png", false)
 	run("cancel", chromedp.Click(chromedp.CSS("dialog[open] button.ghost")))
 	waitJS("nothing sent", `!document.querySelector('dialog') && document.querySelector('#status-reboot').textContent === '' && document.querySelector('#executions').textContent.includes('No commands sent yet')`)
+	// Confirmed, it runs; the history masks the sensitive argument.
+	run("reboot again", chromedp.Click(chromedp.CSS("#cmd-reboot button[type=submit]")))
+	waitJS("the confirmation again", `!!document.querySelector('dialog[open]')`)
+	run("confirm", chromedp.Click(chromedp.CSS("dialog[open] button:not(.ghost)")))
+	waitJS("reboot succeeds", `document.querySelector('#status-reboot').textContent.includes('SUCCESS')`)
+	waitJS("the history masks the PIN", `(() => { const r = document.querySelector('#executions tr[data-state="SUCCESS"]'); return !!r && r.textContent.includes('"pin":"••••••"') && r.textContent.includes('"mode":"hard"') && !document.querySelector('#executions').textContent.includes('1234'); })()`)
 
 	// A device's active alert with the manifest's severity, name and
 	// description.
 	run("open the device with an alert", chromedp.Navigate(h.base+"/#/devices/"+alertID))
+	waitJS("a boolean is a state band", `(() => { const f = document.querySelector('#charts figure[data-attr="fan_on"]'); return !!f && f.dataset.kind === 'state' && f.dataset.last === 'true' && f.querySelector('.band span') !== null; })()`)
 	waitJS("the alert panel", `(() => { const a = document.querySelector('#alerts li[data-alert="grid_overvoltage"]'); return !!a && a.querySelector('.badge.b-warning').textContent === 'warning' && a.textContent.includes('Grid Overvoltage') && a.textContent.includes('Grid voltage above 253 V'); })()`)
 }
 
