@@ -426,9 +426,21 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitJS("history lists the execution", `!!document.querySelector('#executions tr[data-state="SUCCESS"]') && document.querySelector('#executions').textContent.includes('{"power":4000}')`)
 
 	// ramp_power reports progress: the steps show while it runs, then SUCCESS.
-	run("ramp", chromedp.SetValue(chromedp.CSS("#arg-ramp_power-power"), "6000"), chromedp.SetValue(chromedp.CSS("#arg-ramp_power-step_seconds"), "0.5"),
+	// The running state is recorded by the page itself as it changes: a
+	// poll from here could miss it on a loaded machine (CI saw the whole
+	// ramp end between two polls), and the 6 s ramp leaves the page's own
+	// 400 ms execution poll many chances to show it.
+	eval("watch the ramp's status", `(() => {
+		const s = document.querySelector('#status-ramp_power');
+		window.__rampRunning = false;
+		new MutationObserver(() => {
+			const t = s.textContent;
+			if (t.includes('running') && t.includes('step 1/4: power 4500 W')) window.__rampRunning = true;
+		}).observe(s, { childList: true, subtree: true, characterData: true });
+	})()`)
+	run("ramp", chromedp.SetValue(chromedp.CSS("#arg-ramp_power-power"), "6000"), chromedp.SetValue(chromedp.CSS("#arg-ramp_power-step_seconds"), "1.5"),
 		chromedp.SetValue(chromedp.CSS("#arg-ramp_power-step_watts"), "500"), chromedp.Click(chromedp.CSS("#cmd-ramp_power button[type=submit]")))
-	waitJS("ramp progress while it runs", `(() => { const s = document.querySelector('#status-ramp_power').textContent; return s.includes('running') && s.includes('step 1/4: power 4500 W'); })()`)
+	waitJS("ramp progress while it runs", `window.__rampRunning === true`)
 	waitJS("ramp ends in SUCCESS", `document.querySelector('#status-ramp_power').textContent.includes('SUCCESS') && document.querySelector('#status-ramp_power').textContent.includes('step 4/4')`)
 	waitJS("the chart shows 6000 W", `document.querySelector('#charts figure[data-attr="power"]').dataset.last === '6000'`)
 
