@@ -105,6 +105,15 @@ func TestDemo(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
+	// The token in the address is one the API takes: the console signs in
+	// with it.
+	signIn, _ := http.NewRequest("GET", cm[1]+"/v3/devices", nil)
+	signIn.Header.Set("X-Enapter-Auth-Token", cm[2])
+	if resp, err := http.DefaultClient.Do(signIn); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /v3/devices with the console URL's token: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	// Each step's messages come under its own heading: the watch's final
 	// response is shown before the HTTP answer and the next heading. The
 	// hub refuses the last two itself, so nothing reaches the device.

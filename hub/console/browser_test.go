@@ -19,6 +19,7 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/edk-go/edk/commconfig"
 	"github.com/edk-go/edk/device"
@@ -85,7 +86,7 @@ func startHub(t *testing.T) *testHub {
 	ready := make(chan hub.Info, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- hub.Run(ctx, hub.Config{DataDir: t.TempDir(), MQTTAddr: "127.0.0.1:0", MQTTSAddr: "-", HTTPAddr: "127.0.0.1:0",
+		done <- hub.Run(ctx, hub.Config{DataDir: t.TempDir(), MQTTAddr: "127.0.0.1:0", MQTTSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
 			Ready: func(i hub.Info) { ready <- i }})
 	}()
 	var info hub.Info
@@ -96,46 +97,20 @@ func startHub(t *testing.T) *testHub {
 		t.Fatalf("hub: %v", err)
 	}
 	h := &testHub{base: info.HTTPURL, token: info.Token}
-
-	var created struct {
-		DeviceID string `json:"device_id"`
-	}
-	h.call(t, "POST", "/v3/provisioning/standalone", map[string]string{"name": "Inverter 1", "slug": "inverter-1"}, &created)
-	h.deviceID = created.DeviceID
-	h.call(t, "POST", "/v3/devices/"+h.deviceID+"/assign_blueprint", map[string]string{"manifest": string(inverter.ManifestYAML())}, nil)
-	var gen struct {
-		Blob string `json:"blob"`
-	}
-	h.call(t, "POST", "/v3/devices/"+h.deviceID+"/generate_config", map[string]string{"protocol": "MQTT"}, &gen)
-	cfg, err := commconfig.Parse(gen.Blob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv := inverter.New("TEST-0001")
-	d, err := device.New(cfg, append(inv.Options(), device.WithManifest(inverter.Manifest()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.dev = d
-	devCtx, stopDev := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = d.Run(devCtx) }()
+	// Registered first, so it runs last: the devices stop before the hub.
 	t.Cleanup(func() {
-		stopDev()
-		wg.Wait()
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("hub stopped with %v", err)
 		}
 	})
-	waitCtx, cancelWait := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancelWait()
-	if err := d.WaitState(waitCtx, device.StateConnected); err != nil {
-		t.Fatalf("device did not connect: %v", err)
-	}
+
+	inv := inverter.New("TEST-0001")
+	h.deviceID, h.dev = h.runDevice(t, "Inverter 1", "inverter-1", append(inv.Options(), device.WithManifest(inverter.Manifest()))...)
 	// Twelve minutes of history, so that the charts have a past to load
 	// from the store (and the screenshots show one).
+	waitCtx, cancelWait := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancelWait()
 	now := time.Now().Unix()
 	for i := int64(72); i > 0; i-- {
 		power := float64((72-i)/12) * 1000
@@ -143,12 +118,60 @@ func startHub(t *testing.T) *testHub {
 		if power == 0 {
 			status = "standby"
 		}
-		if err := d.SendTelemetry(waitCtx, mqttapi.Telemetry{Timestamp: now - i*10, Alerts: mqttapi.NoAlerts(),
+		if err := h.dev.SendTelemetry(waitCtx, mqttapi.Telemetry{Timestamp: now - i*10, Alerts: mqttapi.NoAlerts(),
 			Values: map[string]any{"power": power, "status": status, "voltage": 230 + 2*math.Sin(float64(i)/6)}}); err != nil {
 			t.Fatalf("send history: %v", err)
 		}
 	}
 	return h
+}
+
+// runDevice provisions a device with the inverter's manifest and runs it
+// until the test ends; it returns the device's id once it is connected.
+func (h *testHub) runDevice(t *testing.T, name, slug string, opts ...device.Option) (string, *device.Device) {
+	t.Helper()
+	var created struct {
+		DeviceID string `json:"device_id"`
+	}
+	h.call(t, "POST", "/v3/provisioning/standalone", map[string]string{"name": name, "slug": slug}, &created)
+	h.call(t, "POST", "/v3/devices/"+created.DeviceID+"/assign_blueprint", map[string]string{"manifest": string(inverter.ManifestYAML())}, nil)
+	var gen struct {
+		Blob string `json:"blob"`
+	}
+	h.call(t, "POST", "/v3/devices/"+created.DeviceID+"/generate_config", map[string]string{"protocol": "MQTT"}, &gen)
+	cfg, err := commconfig.Parse(gen.Blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return created.DeviceID, startDevice(t, cfg, nil, opts...)
+}
+
+// startDevice runs a device from its config until the test ends; setup,
+// if not nil, registers its command handlers. It returns once the device
+// is connected.
+func startDevice(t *testing.T, cfg *commconfig.Config, setup func(*device.Device), opts ...device.Option) *device.Device {
+	t.Helper()
+	d, err := device.New(cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(d)
+	}
+	devCtx, stopDev := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = d.Run(devCtx) }()
+	t.Cleanup(func() {
+		stopDev()
+		wg.Wait()
+	})
+	waitCtx, cancelWait := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancelWait()
+	if err := d.WaitState(waitCtx, device.StateConnected); err != nil {
+		t.Fatalf("%s did not connect: %v", cfg.HardwareID, err)
+	}
+	return d
 }
 
 // testBoxManifest declares a command with a confirmation, a sensitive
@@ -187,6 +210,14 @@ commands:
 func TestConsoleInBrowser(t *testing.T) {
 	chromium := findChromium(t)
 	h := startHub(t)
+	// A third device with an active alert: the list's alert column and the
+	// device page's alert panel (the simulated inverter never raises one);
+	// it also sends a boolean its manifest does not declare.
+	alertID, alertDev := h.runDevice(t, "Inverter 3", "inverter-3")
+	if err := alertDev.SendTelemetry(context.Background(), mqttapi.Telemetry{Timestamp: time.Now().Unix(), Alerts: mqttapi.ActiveAlerts("grid_overvoltage"),
+		Values: map[string]any{"power": 0.0, "status": "standby", "voltage": 256.2, "fan_on": true}}); err != nil {
+		t.Fatal(err)
+	}
 	shots := *screenshots
 	if shots == "" {
 		shots = t.TempDir()
@@ -210,7 +241,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	defer cancelAlloc()
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)
 	defer cancelCtx()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 150*time.Second)
 	defer cancelTimeout()
 
 	fail := func(what string, err error) {
@@ -231,13 +262,39 @@ func TestConsoleInBrowser(t *testing.T) {
 			fail(what, err)
 		}
 	}
-	// waitJS polls a JavaScript condition; chromedp.Poll gives up with the
-	// context, so a failure names the step.
+	// waitJS polls a JavaScript condition, so a failure names the step. A
+	// condition that throws (an element the page has not drawn yet: it
+	// renders when its API calls answer, later on a loaded machine) is not
+	// met yet; its last error goes into the failure message.
 	waitJS := func(what, expr string) {
 		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		guarded := fmt.Sprintf(`(() => { try { window.__waitError = ''; return !!(%s); } catch (e) { window.__waitError = String(e); return false; } })()`, expr)
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](guarded, chromedp.WithPollingTimeout(45*time.Second))); err != nil {
+			last, _ := chromedp.Run(context.WithoutCancel(ctx), chromedp.Evaluate[string](`String(window.__waitError || '')`))
+			fail(what, fmt.Errorf("%w (the condition last threw: %q)", err, last))
+		}
+	}
+	// lowContrast lists the visible text whose contrast with what is behind
+	// it is under WCAG AA (4.5:1, or 3:1 for large text); disabled controls
+	// are exempt, as WCAG has them.
+	lowContrast := func(what string) {
+		t.Helper()
+		bad, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](contrastJS))
+		if err != nil {
 			fail(what, err)
 		}
+		if len(bad) > 0 {
+			t.Errorf("%s: text under WCAG AA contrast:\n%s", what, strings.Join(bad, "\n"))
+		}
+	}
+	// refreshes is how many times the device list has refreshed.
+	refreshes := func() int {
+		t.Helper()
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`+(document.querySelector('#devices tbody') || {dataset: {}}).dataset.refreshes || 0`))
+		if err != nil {
+			fail("count the list's refreshes", err)
+		}
+		return n
 	}
 	shot := func(name string, full bool) {
 		t.Helper()
@@ -273,11 +330,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitJS("login form after a wrong token", `!!document.querySelector('#login-form') && document.querySelector('#login-message').textContent.includes('refused')`)
 	shot("console-login.png", false)
 
-	// The right token, typed into the form.
-	run("sign in", chromedp.SendKeys(chromedp.CSS("#login-token"), h.token), chromedp.Click(chromedp.CSS("#login-form button[type=submit]")))
+	// The right token, typed into the form and sent with Enter.
+	run("sign in", chromedp.SendKeys(chromedp.CSS("#login-token"), h.token+kb.Enter))
 	waitJS("the inverter online in the list",
 		`(() => { const r = document.querySelector('#devices tr[data-slug="inverter-1"]'); return !!r && r.querySelector('.connectivity').textContent === 'ONLINE'; })()`)
 	waitJS("the list shows the blueprint", `document.querySelector('#devices tr[data-slug="inverter-1"]').textContent.includes('SimInverter 10K')`)
+	waitJS("the list shows the active alert with the manifest's name", `(() => { const b = document.querySelector('#devices tr[data-slug="inverter-3"] .alerts .badge'); return !!b && b.textContent === 'Grid Overvoltage' && b.classList.contains('b-warning'); })()`)
+	lowContrast("the device list, light")
 
 	// Provision a device from the page and download its config.
 	downloads := t.TempDir()
@@ -291,27 +350,60 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitJS("the new device in the list", `!!document.querySelector('#provisioned') && (document.querySelector('#devices tr[data-slug="inverter-2"] .connectivity') || {}).textContent === 'UNKNOWN'`)
 	run("download its config", chromedp.Click(chromedp.CSS("#provisioned button")))
 	waitJS("the page says where the config went", `document.querySelector('#provisioned').textContent.includes('inverter-2-mqtt.config')`)
-	configFile := filepath.Join(downloads, "inverter-2-mqtt.config")
-	var blob []byte
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		var err error
-		if blob, err = os.ReadFile(configFile); err == nil && len(blob) > 0 {
-			break
+	// The MQTTS config too, with its client certificate.
+	run("pick MQTTS", chromedp.SetValue(chromedp.CSS("#provisioned select"), "MQTTS"))
+	run("download the MQTTS config", chromedp.Click(chromedp.CSS("#provisioned button")))
+	waitJS("the page says where the MQTTS config went", `document.querySelector('#provisioned').textContent.includes('inverter-2-mqtts.config')`)
+	var mqttsConfig *commconfig.Config
+	for file, protocol := range map[string]commconfig.Protocol{"inverter-2-mqtt.config": commconfig.ProtocolMQTT, "inverter-2-mqtts.config": commconfig.ProtocolMQTTS} {
+		var blob []byte
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			var err error
+			if blob, err = os.ReadFile(filepath.Join(downloads, file)); err == nil && len(blob) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s was not downloaded: %v", file, err)
+			}
+			time.Sleep(50 * time.Millisecond) // poll the download folder, bounded by the deadline
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the config was not downloaded: %v", err)
+		cfg, err := commconfig.Parse(strings.TrimSpace(string(blob)))
+		if err != nil {
+			t.Fatalf("downloaded %s: %v", file, err)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if cfg, err := commconfig.Parse(strings.TrimSpace(string(blob))); err != nil {
-		t.Fatalf("downloaded config: %v", err)
-	} else if cfg.HardwareID == "" || cfg.Password == "" {
-		t.Fatal("downloaded config lacks the hardware id or the password")
+		credentials := cfg.Password != ""
+		if protocol == commconfig.ProtocolMQTTS {
+			credentials = cfg.ClientCert != "" && cfg.ClientKey != ""
+		}
+		if cfg.HardwareID == "" || cfg.Protocol != protocol || !credentials {
+			t.Fatalf("downloaded %s: hardware id %q, protocol %q (want %s), credentials there: %v", file, cfg.HardwareID, cfg.Protocol, protocol, credentials)
+		}
+		if protocol == commconfig.ProtocolMQTTS {
+			mqttsConfig = cfg
+		}
 	}
 	shot("console-devices.png", false)
+	// The added device runs from the MQTTS config it was given (the later
+	// download replaced the MQTT credentials) and answers every command.
+	startDevice(t, mqttsConfig, func(d *device.Device) {
+		d.HandleAny(func(context.Context, *device.Command) (any, error) {
+			return map[string]any{"done": true}, nil
+		})
+	})
+
+	// By keyboard: Tab from the header's last button reaches the first
+	// device's link, which keeps the focus while the list refreshes, and
+	// Enter opens the device.
+	run("focus the header's last button", chromedp.Focus(chromedp.CSS("#signout")))
+	run("tab to the first device", chromedp.KeyEvent(kb.Tab))
+	focused := `document.activeElement === document.querySelector('#devices tr[data-slug="inverter-1"] a')`
+	waitJS("the first device's link has the focus", focused)
+	n := refreshes()
+	waitJS("a refresh of the list", fmt.Sprintf(`+document.querySelector('#devices tbody').dataset.refreshes > %d`, n))
+	waitJS("the link keeps the focus across the refresh", focused)
 
 	// The device page: a telemetry value changes without a reload.
-	run("open the device", chromedp.Click(chromedp.CSS(`#devices tr[data-slug="inverter-1"] a`)))
+	run("open the device", chromedp.KeyEvent(kb.Enter))
 	waitJS("voltage in the latest values", `(document.querySelector('#latest tr[data-attr="voltage"] .value') || {}).textContent?.endsWith(' V')`)
 	waitJS("history from the store", `+(document.querySelector('#charts figure[data-attr="power"]') || {dataset: {}}).dataset.points > 60`)
 	waitJS("charts drawn", `document.querySelectorAll('#charts figure[data-kind="line"] canvas').length >= 2 && !!document.querySelector('#charts figure[data-attr="status"][data-kind="state"]')`)
@@ -320,6 +412,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitJS("voltage changes live", fmt.Sprintf(`document.querySelector('#latest tr[data-attr="voltage"] .value').textContent !== %q && window.__notReloaded === true`, first))
 	if got := text(`#charts figure[data-attr="power"] figcaption`); !strings.Contains(got, "AC Power (W)") {
 		t.Errorf("power chart caption = %q, want the manifest's display name and unit", got)
+	}
+	if got := text(`#properties`); !strings.Contains(got, "Serial Number") || !strings.Contains(got, "TEST-0001") {
+		t.Errorf("properties = %q, want the manifest's name and the device's value", got)
 	}
 
 	// set_power from the generated form: SUCCESS, and the chart has the new value.
@@ -331,9 +426,21 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitJS("history lists the execution", `!!document.querySelector('#executions tr[data-state="SUCCESS"]') && document.querySelector('#executions').textContent.includes('{"power":4000}')`)
 
 	// ramp_power reports progress: the steps show while it runs, then SUCCESS.
-	run("ramp", chromedp.SetValue(chromedp.CSS("#arg-ramp_power-power"), "6000"), chromedp.SetValue(chromedp.CSS("#arg-ramp_power-step_seconds"), "0.5"),
+	// The running state is recorded by the page itself as it changes: a
+	// poll from here could miss it on a loaded machine (CI saw the whole
+	// ramp end between two polls), and the 6 s ramp leaves the page's own
+	// 400 ms execution poll many chances to show it.
+	eval("watch the ramp's status", `(() => {
+		const s = document.querySelector('#status-ramp_power');
+		window.__rampRunning = false;
+		new MutationObserver(() => {
+			const t = s.textContent;
+			if (t.includes('running') && t.includes('step 1/4: power 4500 W')) window.__rampRunning = true;
+		}).observe(s, { childList: true, subtree: true, characterData: true });
+	})()`)
+	run("ramp", chromedp.SetValue(chromedp.CSS("#arg-ramp_power-power"), "6000"), chromedp.SetValue(chromedp.CSS("#arg-ramp_power-step_seconds"), "1.5"),
 		chromedp.SetValue(chromedp.CSS("#arg-ramp_power-step_watts"), "500"), chromedp.Click(chromedp.CSS("#cmd-ramp_power button[type=submit]")))
-	waitJS("ramp progress while it runs", `(() => { const s = document.querySelector('#status-ramp_power').textContent; return s.includes('running') && s.includes('step 1/4: power 4500 W'); })()`)
+	waitJS("ramp progress while it runs", `window.__rampRunning === true`)
 	waitJS("ramp ends in SUCCESS", `document.querySelector('#status-ramp_power').textContent.includes('SUCCESS') && document.querySelector('#status-ramp_power').textContent.includes('step 4/4')`)
 	waitJS("the chart shows 6000 W", `document.querySelector('#charts figure[data-attr="power"]').dataset.last === '6000'`)
 
@@ -357,15 +464,39 @@ func TestConsoleInBrowser(t *testing.T) {
 	run("back to 15 minutes", chromedp.Click(chromedp.CSS(`label[for="range-15m"]`)))
 	waitJS("15 minutes again", `document.querySelector('#charts figure[data-attr="power"]').dataset.last === '6000'`)
 
+	// A custom range of a week, in 30-minute buckets: the minimum of each
+	// bucket reaches 0 W, the maximum 6000 W (an average would reach neither:
+	// every recent bucket holds both).
+	run("custom range", chromedp.Click(chromedp.CSS(`label[for="range-custom"]`)))
+	eval("a week up to now", `(() => {
+		const local = (t) => new Date(t.getTime() - t.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+		document.querySelector('#range-from').value = local(new Date(Date.now() - 7 * 86400000));
+		document.querySelector('#range-to').value = local(new Date(Date.now() + 120000));
+	})()`)
+	run("aggregate by minimum", chromedp.SetValue(chromedp.CSS("#agg"), "min"))
+	eval("aggregate by minimum", `document.querySelector('#agg').dispatchEvent(new Event('change'))`)
+	run("show the week", chromedp.Click(chromedp.CSS("#range-apply")))
+	power := `document.querySelector('#charts figure[data-attr="power"]').dataset`
+	waitJS("the week's minima", power+`.min === '0' && +`+power+`.points <= 3 && `+power+`.max !== '' && !document.querySelector('#charts figure[data-attr="status"] .band-axis').textContent.endsWith('now')`)
+	run("aggregate by maximum", chromedp.SetValue(chromedp.CSS("#agg"), "max"))
+	eval("aggregate by maximum", `document.querySelector('#agg').dispatchEvent(new Event('change'))`)
+	waitJS("the week's maxima", power+`.max === '6000' && +`+power+`.points <= 3`)
+	eval("auto aggregation", `(() => { const a = document.querySelector('#agg'); a.selectedIndex = 0; a.dispatchEvent(new Event('change')); })()`)
+	waitJS("auto aggregation", `document.querySelector('#agg').selectedOptions[0].textContent === 'auto'`)
+	run("back to 15 minutes", chromedp.Click(chromedp.CSS(`label[for="range-15m"]`)))
+	waitJS("15 minutes after the custom range", power+`.last === '6000' && +`+power+`.points > 60`)
+
 	// A bad value: the manifest's message.
 	run("submit a bad power", chromedp.SetValue(chromedp.CSS("#arg-set_power-power"), "20000"),
 		chromedp.Click(chromedp.CSS("#cmd-set_power button[type=submit]")))
 	waitJS("the manifest's message", `document.querySelector('#status-set_power').textContent.includes('must be at most 10000')`)
 	shot("console-device.png", true)
+	lowContrast("the device page, light")
 
 	// Phone width, dark.
 	run("dark theme", chromedp.Click(chromedp.CSS("#theme")), chromedp.Click(chromedp.CSS("#theme")))
 	waitJS("dark", `document.documentElement.dataset.theme === 'dark'`)
+	lowContrast("the device page, dark")
 	run("phone width", chromedp.EmulateViewport(390, 844))
 	waitJS("charts fit the phone", `document.querySelector('#charts canvas').getBoundingClientRect().right <= 390`)
 	shot("console-phone-dark.png", false)
@@ -393,14 +524,78 @@ func TestConsoleInBrowser(t *testing.T) {
 		Devices []struct{ ID, Slug string } `json:"devices"`
 	}
 	h.call(t, "GET", "/v3/devices", nil, &list)
-	if len(list.Devices) != 1 || list.Devices[0].Slug != "inverter-2" {
-		t.Fatalf("devices = %+v", list.Devices)
+	var second string
+	for _, d := range list.Devices {
+		if d.Slug == "inverter-2" {
+			second = d.ID
+		}
 	}
-	h.call(t, "POST", "/v3/devices/"+list.Devices[0].ID+"/assign_blueprint", map[string]string{"manifest": testBoxManifest}, nil)
+	if len(list.Devices) != 2 || second == "" {
+		t.Fatalf("devices = %+v, want inverter-2 and inverter-3", list.Devices)
+	}
+	h.call(t, "POST", "/v3/devices/"+second+"/assign_blueprint", map[string]string{"manifest": testBoxManifest}, nil)
 	waitJS("the manifest's form", `!!document.querySelector('#cmd-reboot') && document.querySelector('#arg-reboot-pin').type === 'password' && document.querySelector('#arg-reboot-mode').selectedOptions[0].textContent === 'hard'`)
 	run("reboot", chromedp.SendKeys(chromedp.CSS("#arg-reboot-pin"), "1234"), chromedp.Click(chromedp.CSS("#cmd-reboot button[type=submit]")))
 	waitJS("the confirmation", `(() => { const d = document.querySelector('dialog[open]'); return !!d && d.textContent.includes('Reboot the box?') && d.textContent.includes('drops every connection'); })()`)
 	shot("console-confirm.png", false)
 	run("cancel", chromedp.Click(chromedp.CSS("dialog[open] button.ghost")))
 	waitJS("nothing sent", `!document.querySelector('dialog') && document.querySelector('#status-reboot').textContent === '' && document.querySelector('#executions').textContent.includes('No commands sent yet')`)
+	// Confirmed, it runs; the history masks the sensitive argument.
+	run("reboot again", chromedp.Click(chromedp.CSS("#cmd-reboot button[type=submit]")))
+	waitJS("the confirmation again", `!!document.querySelector('dialog[open]')`)
+	run("confirm", chromedp.Click(chromedp.CSS("dialog[open] button:not(.ghost)")))
+	waitJS("reboot succeeds", `document.querySelector('#status-reboot').textContent.includes('SUCCESS')`)
+	waitJS("the history masks the PIN", `(() => { const r = document.querySelector('#executions tr[data-state="SUCCESS"]'); return !!r && r.textContent.includes('"pin":"••••••"') && r.textContent.includes('"mode":"hard"') && !document.querySelector('#executions').textContent.includes('1234'); })()`)
+
+	// A device's active alert with the manifest's severity, name and
+	// description.
+	run("open the device with an alert", chromedp.Navigate(h.base+"/#/devices/"+alertID))
+	waitJS("a boolean is a state band", `(() => { const f = document.querySelector('#charts figure[data-attr="fan_on"]'); return !!f && f.dataset.kind === 'state' && f.dataset.last === 'true' && f.querySelector('.band span') !== null; })()`)
+	waitJS("the alert panel", `(() => { const a = document.querySelector('#alerts li[data-alert="grid_overvoltage"]'); return !!a && a.querySelector('.badge.b-warning').textContent === 'warning' && a.textContent.includes('Grid Overvoltage') && a.textContent.includes('Grid voltage above 253 V'); })()`)
 }
+
+// contrastJS lists the visible text on the page whose colour against the
+// first opaque background behind it is under WCAG AA: 4.5:1, or 3:1 for
+// large text (24px, or 18.66px bold). Text in a disabled control or a
+// disabled fieldset is exempt, as WCAG has it.
+const contrastJS = `(() => {
+  const parse = (c) => {
+    const m = /rgba?\(([^)]+)\)/.exec(c);
+    if (!m) return null;
+    const p = m[1].split(/[\s,\/]+/).filter(Boolean).map(Number);
+    return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 };
+  };
+  const lum = (c) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+  };
+  const behind = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c && c.a >= 0.9) return c;
+    }
+    return parse(getComputedStyle(document.documentElement).backgroundColor) || { r: 255, g: 255, b: 255, a: 1 };
+  };
+  const bad = [];
+  const seen = new Set();
+  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    const el = n.parentElement;
+    if (!n.textContent.trim() || seen.has(el)) continue;
+    seen.add(el);
+    if (el.closest('[hidden], .sr-only, option, fieldset:disabled, :disabled, .skip')) continue;
+    const box = el.getBoundingClientRect();
+    if (!box.width || !box.height) continue;
+    const cs = getComputedStyle(el);
+    if (cs.visibility === 'hidden' || +cs.opacity === 0) continue;
+    const bg = behind(el);
+    let fg = parse(cs.color);
+    if (fg.a < 1) fg = { r: fg.r * fg.a + bg.r * (1 - fg.a), g: fg.g * fg.a + bg.g * (1 - fg.a), b: fg.b * fg.a + bg.b * (1 - fg.a) };
+    const l1 = lum(fg), l2 = lum(bg);
+    const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+    const size = parseFloat(cs.fontSize), bold = +cs.fontWeight >= 700;
+    const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < need) bad.push(el.tagName.toLowerCase() + (el.className ? '.' + el.className : '') + ' "' + n.textContent.trim().slice(0, 40) + '": ' + ratio.toFixed(2) + ' < ' + need);
+  }
+  return bad;
+})()`

@@ -1,9 +1,12 @@
 package console
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -101,9 +104,10 @@ func TestAssetsWithoutIndexAreABuildMistake(t *testing.T) {
 	}
 }
 
-// The committed bundle is built from the committed sources: a page edited
-// in web/src without `npm run build` fails here (app.js is minified, so
-// the page, copied as it is, stands for the build).
+// The committed bundle is built from the committed sources: build.mjs
+// writes the hash of what it read (web/src, build.mjs, package-lock.json)
+// into app.js's banner, so a source edited without `npm run build` fails
+// here; the page is also compared as it is, since the build copies it.
 func TestBundleIsBuiltFromTheSources(t *testing.T) {
 	src, err := os.ReadFile("web/src/index.html")
 	if err != nil {
@@ -117,8 +121,37 @@ func TestBundleIsBuiltFromTheSources(t *testing.T) {
 		t.Error("assets/index.html differs from web/src/index.html: run npm ci && npm run build in hub/console/web")
 	}
 	js, _ := embedded.ReadFile("assets/app.js")
+	if want := "Sources sha256 " + sourcesHash(t); !strings.Contains(string(js), want) {
+		t.Errorf("assets/app.js was not built from the sources in web (its banner lacks %q): run npm ci && npm run build in hub/console/web", want)
+	}
 	lic, _ := embedded.ReadFile("assets/THIRD_PARTY_LICENSES.txt")
 	if !strings.Contains(string(js), "THIRD_PARTY_LICENSES.txt") || !strings.Contains(string(lic), "Leon Sorokin") {
 		t.Error("the bundle lost uPlot's licence notice")
 	}
+}
+
+// sourcesHash is build.mjs's hash of the console's sources: each file's
+// path below web/ and content, each followed by a NUL, in build.mjs's order.
+func sourcesHash(t *testing.T) string {
+	t.Helper()
+	entries, err := os.ReadDir("web/src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inputs []string
+	for _, e := range entries {
+		inputs = append(inputs, "src/"+e.Name()) // ReadDir sorts by name, as build.mjs does
+	}
+	inputs = append(inputs, "build.mjs", "package-lock.json")
+	sum := sha256.New()
+	for _, f := range inputs {
+		data, err := os.ReadFile(filepath.Join("web", filepath.FromSlash(f)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum.Write([]byte(f + "\x00"))
+		sum.Write(data)
+		sum.Write([]byte{0})
+	}
+	return hex.EncodeToString(sum.Sum(nil))
 }

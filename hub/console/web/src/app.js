@@ -55,6 +55,37 @@ function replace(el, ...children) {
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
+// patchRows brings tbody to rows (each a <tr> with data-key) in place: a
+// row whose key is already there stays, and of its cells only those whose
+// content changed are swapped. Rebuilding a polled table every refresh
+// took the keyboard focus from a link in it and closed any <details> a
+// person had opened.
+const cellContent = new WeakMap(); // <td> → its innerHTML when rendered
+function patchRows(tbody, rows) {
+  const keep = new Set(rows.map((r) => r.dataset.key));
+  const old = new Map();
+  for (const tr of [...tbody.rows]) {
+    if (tr.dataset.key && keep.has(tr.dataset.key)) old.set(tr.dataset.key, tr);
+    else tr.remove();
+  }
+  rows.forEach((tr, i) => {
+    for (const td of tr.cells) cellContent.set(td, td.innerHTML);
+    let cur = old.get(tr.dataset.key);
+    if (cur && cur.cells.length === tr.cells.length) {
+      for (const a of [...cur.attributes]) if (!tr.hasAttribute(a.name)) cur.removeAttribute(a.name);
+      for (const a of [...tr.attributes]) if (cur.getAttribute(a.name) !== a.value) cur.setAttribute(a.name, a.value);
+      [...tr.cells].forEach((td, j) => {
+        const was = cur.cells[j];
+        if (cellContent.get(was) !== cellContent.get(td)) cur.replaceChild(td, was);
+      });
+    } else {
+      if (cur) cur.replaceWith(tr);
+      cur = tr;
+    }
+    if (tbody.rows[i] !== cur) tbody.insertBefore(cur, tbody.rows[i] || null);
+  });
+}
+
 function announce(text) {
   const a = $('#announce');
   a.textContent = '';
@@ -411,12 +442,12 @@ function deviceList() {
       replace(tbody, h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No devices yet. Add one below, or run edk demo.')));
       return;
     }
-    replace(tbody, devices.map((d) => {
+    patchRows(tbody, devices.map((d) => {
       const man = new Manifest(d.manifest);
       const st = connectivityOf(d);
       const a = alerts[d.id] && alerts[d.id].alerts;
       const active = a && Array.isArray(a.value) ? a.value : null;
-      return h('tr', { dataset: { deviceId: d.id, slug: d.slug } },
+      return h('tr', { dataset: { key: d.id, deviceId: d.id, slug: d.slug } },
         h('td', {}, h('a', { href: `#/devices/${encodeURIComponent(d.id)}` }, d.name || d.slug || d.id)),
         h('td', { class: 'mono' }, d.slug || ''),
         h('td', { class: 'connectivity' }, badge(st)),
@@ -426,6 +457,8 @@ function deviceList() {
         h('td', {}, timeEl(lastSeenOf(d, [a && parseTime(a.timestamp)]))),
         h('td', {}, man.title || d.blueprint_id || h('span', { class: 'muted' }, 'none')));
     }));
+    // How many refreshes the table has had: the browser test waits on it.
+    tbody.dataset.refreshes = String(Number(tbody.dataset.refreshes || 0) + 1);
   };
   const stop = poll(async () => {
     try { await refresh(); } catch (err) {
@@ -509,7 +542,7 @@ function devicePage(id) {
   const commandsBox = h('div', { id: 'commands' });
   const execBody = h('tbody');
   const logList = h('ol', { class: 'logs', id: 'logs', 'aria-live': 'off' });
-  const logEmpty = h('p', { class: 'muted' }, 'Waiting for log lines… (only lines sent while this page is open show here)');
+  const logEmpty = h('p', { class: 'muted' }, 'No log lines yet; new ones show here as the device sends them.');
   const filter = h('select', { id: 'log-filter' },
     [['debug', 'All'], ['info', 'Info and above'], ['warning', 'Warnings and errors'], ['error', 'Errors only']]
       .map(([v, t]) => h('option', { value: v }, t)));
@@ -640,7 +673,7 @@ function devicePage(id) {
     const local = (t) => new Date(t.getTime() - t.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
     const from = h('input', { type: 'datetime-local', id: 'range-from', value: local(new Date(Date.now() - 3600000)) });
     const to = h('input', { type: 'datetime-local', id: 'range-to', value: local(new Date()) });
-    const apply = h('button', { type: 'button', class: 'ghost' }, 'Show');
+    const apply = h('button', { type: 'button', class: 'ghost', id: 'range-apply' }, 'Show');
     const custom = h('div', { class: 'controls', hidden: true },
       h('div', {}, h('label', { for: 'range-from' }, 'From'), from),
       h('div', {}, h('label', { for: 'range-to' }, 'To'), to), apply);
@@ -731,10 +764,15 @@ function devicePage(id) {
     const redraw = () => {
       u.setData([s.t, s.v]);
       const last = s.v.length ? s.v[s.v.length - 1] : null;
+      const nums = s.v.filter((v) => typeof v === 'number');
+      const lo = nums.length ? Math.min(...nums) : null, hi = nums.length ? Math.max(...nums) : null;
       fig.dataset.last = last === null ? '' : String(last);
       fig.dataset.points = String(s.t.length);
+      fig.dataset.min = lo === null ? '' : String(lo);
+      fig.dataset.max = hi === null ? '' : String(hi);
       now.textContent = last === null ? 'no data in this range' : `now ${formatValue(man.telemetry[a], last, unit)}`;
-      plot.setAttribute('aria-label', `${man.attrName(a)} over the chosen range; latest ${now.textContent}`);
+      const spread = lo === null ? '' : `, from ${formatValue(man.telemetry[a], lo, unit)} to ${formatValue(man.telemetry[a], hi, unit)}`;
+      plot.setAttribute('aria-label', `${man.attrName(a)} over the chosen range${spread}; latest ${now.textContent}`);
     };
     redraw();
     const ro = new ResizeObserver(() => u.setSize({ width: Math.max(plot.clientWidth, 200), height: 170 }));
@@ -1061,13 +1099,13 @@ function devicePage(id) {
       replace(execBody, h('tr', {}, h('td', { colspan: 5, class: 'muted' }, 'No commands sent yet.')));
       return;
     }
-    replace(execBody, lastExecutions.map((e) => {
+    patchRows(execBody, lastExecutions.map((e) => {
       const req = e.request || {};
       const hide = sensitiveArgs(man.commands[req.name]);
       const args = { ...(req.arguments || {}) };
       for (const k of hide) if (k in args) args[k] = '••••••';
       const log = Array.isArray(e.log) ? e.log : [];
-      return h('tr', { dataset: { execution: e.id, state: e.state } },
+      return h('tr', { dataset: { key: e.id, execution: e.id, state: e.state } },
         h('td', {}, timeEl(parseTime(e.created_at))),
         h('td', {}, (man.commands[req.name] && man.commands[req.name].display_name) || req.name || ''),
         h('td', {}, badge(e.state || 'UNKNOWN')),
