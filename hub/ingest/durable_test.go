@@ -424,7 +424,13 @@ func TestFullDiskDeviceSendsAgain(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- d.Run(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		// A publish still waiting for its acknowledgement holds Run up
+		// to the publish timeout; the broker's close ends it.
+		_ = e.b.Close()
+		<-done
+	})
 	wctx, wcancel := context.WithTimeout(ctx, waitTimeout)
 	defer wcancel()
 	if err := d.WaitState(wctx, device.StateConnected); err != nil {
