@@ -4,10 +4,15 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
 	"github.com/edk-go/edk/device"
+	"github.com/edk-go/edk/hub/broker"
 	"github.com/edk-go/edk/internal/testutil"
 	"github.com/edk-go/edk/mqttapi"
 )
@@ -58,5 +63,64 @@ func TestCommandFloodBounded(t *testing.T) {
 		}
 	}
 	// The device takes requests again.
+	cloud.noMoreResponses("after-flood")
+}
+
+// holdResponses is a broker hook that does not let a device's command
+// responses through until release is closed: mochi reads the client's
+// next packet, and acknowledges this one, only after OnPublish returns, as
+// with a hub whose rate limit holds a device's publishes back.
+type holdResponses struct {
+	mqtt.HookBase
+	release chan struct{}
+}
+
+func (h *holdResponses) ID() string           { return "test-hold-responses" }
+func (h *holdResponses) Provides(b byte) bool { return b == mqtt.OnPublish }
+func (h *holdResponses) OnPublish(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if strings.HasSuffix(pk.TopicName, "/"+string(mqttapi.KindCommandResponses)) {
+		<-h.release
+	}
+	return pk, nil
+}
+
+// TestCommandFloodBoundedByUnacknowledgedResponses floods a device whose
+// handler answers at once while the broker acknowledges none of its
+// responses: answered requests stay open until their response is
+// acknowledged (paho holds each one, up to 65 535 message ids), so only
+// WithMaxOpenRequests of them are taken and the rest are dropped.
+func TestCommandFloodBoundedByUnacknowledgedResponses(t *testing.T) {
+	hold := &holdResponses{release: make(chan struct{})}
+	b, err := broker.Start(context.Background(), broker.Config{Addr: "127.0.0.1:0", Hooks: []mqtt.Hook{hold}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	released := sync.OnceFunc(func() { close(hold.release) })
+	t.Cleanup(released)
+	var calls atomic.Int64
+	r := startDevice(t, testConfig(t, b.Addr()), func(d *device.Device) {
+		d.Handle("fast", func(context.Context, *device.Command) (any, error) { calls.Add(1); return nil, nil })
+		d.Handle("__marker__", func(context.Context, *device.Command) (any, error) { return nil, nil })
+	}, device.WithMaxOpenRequests(10))
+	cloud := newCloud(t, b.Addr(), testHW, testCH)
+
+	const flood = 200
+	topic := mqttapi.Topic{Direction: mqttapi.ToDevice, HardwareID: testHW, ChannelID: testCH, Kind: mqttapi.KindCommandRequests}.String()
+	for i := range flood {
+		cloud.c.Publish(topic, 0, false, fmt.Sprintf(`{"id":"f%d","name":"fast"}`, i))
+	}
+	testutil.Eventually(t, fmt.Sprintf("%d of %d requests dropped", flood-10, flood), func() bool {
+		return r.Stats().RequestsDropped >= flood-10
+	})
+	if got := calls.Load(); got > 10 {
+		t.Fatalf("%d handlers ran while their responses were not acknowledged, want at most 10", got)
+	}
+	released()
+	for range 10 {
+		if resp, _ := cloud.final(); resp.State != mqttapi.StateCompleted || !strings.HasPrefix(resp.ID, "f") {
+			t.Fatalf("response %+v", resp)
+		}
+	}
 	cloud.noMoreResponses("after-flood")
 }

@@ -19,10 +19,19 @@ import (
 // real process that a test can kill with SIGKILL, without a go build.
 const childEnv = "EDK_TEST_CHILD"
 
+// childFileLimitEnv, when set, is the open-file limit (RLIMIT_NOFILE) the
+// child runs `edk` under, as a service with a low LimitNOFILE would.
+const childFileLimitEnv = "EDK_TEST_CHILD_NOFILE"
+
 // TestEDKChild is the child's side; it does nothing in a normal run.
 func TestEDKChild(t *testing.T) {
 	if os.Getenv(childEnv) != "1" {
 		return
+	}
+	if v := os.Getenv(childFileLimitEnv); v != "" {
+		if err := lowerFileLimit(v); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -32,6 +32,9 @@ const (
 	// remembered; past it the forgettable ones go first, then arbitrary
 	// ones.
 	maxTracked = 10_000
+	// trackedAfterRoom is what makeRoomUsers and makeRoomAddrs leave
+	// when they have to forget entries that still matter.
+	trackedAfterRoom = maxTracked - maxTracked/10
 	// maxUserKey bounds the user name bytes a key keeps.
 	maxUserKey = 128
 )
@@ -242,9 +245,13 @@ func (t *throttle) succeeded(addr, user string) {
 	t.mu.Unlock()
 }
 
-// makeRoomUsers keeps users under maxTracked: it forgets pairs that are
-// not blocked and failed last over MaxBackoff ago, and, if that is not
-// enough, arbitrary ones. Called with mu held.
+// makeRoomUsers keeps users under maxTracked: once it is full, it forgets
+// pairs that are not blocked and failed last over MaxBackoff ago, and, if
+// that is not enough, arbitrary ones, down to trackedAfterRoom. Freeing a
+// tenth at once, not one entry, makes the scan of the whole map happen
+// once per maxTracked-trackedAfterRoom failures: a flood of fresh pairs
+// made every failed login scan both maps under mu (5 ms each at
+// maxTracked, while every other login waited for mu). Called with mu held.
 func (t *throttle) makeRoomUsers(now time.Time) {
 	if len(t.users) < maxTracked {
 		return
@@ -255,7 +262,7 @@ func (t *throttle) makeRoomUsers(now time.Time) {
 		}
 	}
 	for k := range t.users {
-		if len(t.users) < maxTracked {
+		if len(t.users) <= trackedAfterRoom {
 			return
 		}
 		delete(t.users, k)
@@ -274,7 +281,7 @@ func (t *throttle) makeRoomAddrs(now time.Time) {
 		}
 	}
 	for k := range t.addrs {
-		if len(t.addrs) < maxTracked {
+		if len(t.addrs) <= trackedAfterRoom {
 			return
 		}
 		delete(t.addrs, k)

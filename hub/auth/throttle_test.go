@@ -116,14 +116,59 @@ func TestThrottleOff(t *testing.T) {
 	}
 }
 
+// failFrom records a failed login from the i-th of many addresses, each
+// with a user name of its own, as a flood from a large IPv6 block would.
+func failFrom(th *throttle, i int) {
+	th.failed(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), fmt.Sprint("user", i))
+}
+
+// TestThrottleBoundedMemory floods the throttle with failures of ever new
+// addresses and user names, none of them forgettable yet (the clock stands
+// still): it remembers at most maxTracked of each, and when full it forgets
+// a tenth at once rather than one entry per failure, so that the scan of
+// its maps, under the lock every login takes, is not paid by every
+// failure of the flood.
 func TestThrottleBoundedMemory(t *testing.T) {
 	clock := testutil.NewClock()
 	th := newThrottle(LoginLimits{Now: clock.Now})
-	for i := range maxTracked + 500 {
-		th.failed(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), fmt.Sprint("user", i))
+	for i := range maxTracked {
+		failFrom(th, i)
+	}
+	if n, m := len(th.users), len(th.addrs); n != maxTracked || m != maxTracked {
+		t.Fatalf("%d user names and %d addresses remembered, want %d", n, m, maxTracked)
+	}
+	failFrom(th, maxTracked)
+	if n, m := len(th.users), len(th.addrs); n != trackedAfterRoom+1 || m != trackedAfterRoom+1 {
+		t.Fatalf("full, then one more failure: %d user names and %d addresses remembered, want %d", n, m, trackedAfterRoom+1)
+	}
+	// The room made lasts: no entry is forgotten until it is full again.
+	for i := maxTracked + 1; i < 2*maxTracked-trackedAfterRoom; i++ {
+		failFrom(th, i)
+	}
+	if n, m := len(th.users), len(th.addrs); n != maxTracked || m != maxTracked {
+		t.Fatalf("%d user names and %d addresses remembered, want %d", n, m, maxTracked)
+	}
+	for i := 2*maxTracked - trackedAfterRoom; i < 3*maxTracked; i++ {
+		failFrom(th, i)
 	}
 	if n, m := len(th.users), len(th.addrs); n > maxTracked || m > maxTracked {
 		t.Fatalf("%d user names and %d addresses remembered, want at most %d", n, m, maxTracked)
+	}
+}
+
+// BenchmarkFailedLoginTrackerFull is what the throttle adds to one failed
+// login from a new address and user name once it tracks maxTracked of
+// them (a flood from many addresses), with the throttle's lock held.
+func BenchmarkFailedLoginTrackerFull(b *testing.B) {
+	clock := testutil.NewClock()
+	th := newThrottle(LoginLimits{Now: clock.Now})
+	for i := range maxTracked {
+		failFrom(th, i)
+	}
+	i := maxTracked
+	for b.Loop() {
+		failFrom(th, i)
+		i++
 	}
 }
 

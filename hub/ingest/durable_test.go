@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +17,9 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/edk-go/edk/buffer"
+	"github.com/edk-go/edk/commconfig"
+	"github.com/edk-go/edk/device"
 	"github.com/edk-go/edk/hub/ingest"
 	"github.com/edk-go/edk/hub/store"
 	"github.com/edk-go/edk/internal/testutil"
@@ -382,4 +389,127 @@ func TestFullDiskWrittenOnceSpaceReturns(t *testing.T) {
 	if !strings.Contains(e.logs.String(), "written again at the next flush") {
 		t.Errorf("the failed write is not explained:\n%s", e.logs)
 	}
+}
+
+// TestFullDiskDeviceSendsAgain is finding 6 of issue 11 end to end, with
+// the edk device runtime and its buffer (edk run --buffer) as the device:
+// the disk fills before the message reaches the inbox. The hub does not
+// acknowledge it and closes the connection; the device reconnects on its
+// own and sends it again, and again, until space returns; then it is
+// stored and leaves the device's buffer, with nothing restarted. The
+// device waits for its acknowledgement as long as an MQTT 3.1.1 device
+// may (an hour here, where edk's own runtime gives up after 10 s and
+// publishes again): on a hub that neither acknowledges nor disconnects
+// it would wait for that hour.
+func TestFullDiskDeviceSendsAgain(t *testing.T) {
+	e := newEnv(t, ingest.Config{}, true)
+	ctx := context.Background()
+	host, port, err := net.SplitHostPort(e.b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := strconv.Atoi(port)
+	buf, err := buffer.Open(t.TempDir(), buffer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = buf.Close() })
+	d, err := device.New(&commconfig.Config{Version: commconfig.Version3, HardwareID: "hw1", ChannelID: "ch1",
+		Host: host, Port: p, Protocol: commconfig.ProtocolMQTT, Username: "user1", Password: "secret"},
+		device.WithBuffer(buf), device.WithBackoff(5*time.Millisecond, 50*time.Millisecond),
+		device.WithPublishTimeout(time.Hour), device.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(runCtx) }()
+	t.Cleanup(func() {
+		cancel()
+		// A publish still waiting for its acknowledgement holds Run up
+		// to the publish timeout; the broker's close ends it.
+		_ = e.b.Close()
+		<-done
+	})
+	wctx, wcancel := context.WithTimeout(ctx, waitTimeout)
+	defer wcancel()
+	if err := d.WaitState(wctx, device.StateConnected); err != nil {
+		t.Fatal(err)
+	}
+
+	// Full: not one more page, and a message that needs several (its
+	// inbox row alone is some 40 KB).
+	pages, err := e.st.PageCount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.SetMaxPageCount(ctx, pages); err != nil {
+		t.Fatal(err)
+	}
+	values := make(map[string]any)
+	for i := range 3000 {
+		values[fmt.Sprintf("a%04d", i)] = float64(i) + 0.5
+	}
+	if err := d.SendTelemetry(ctx, mqttapi.Telemetry{Timestamp: 1700000000, Values: values}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "the device disconnected, reconnected and sent the message again", func() bool {
+		return e.p.Stats().Unacknowledged >= 2 && d.Stats().Reconnects >= 1
+	})
+	if _, ok := e.latest("a2999"); ok {
+		t.Fatal("stored although the disk was full; this test needs the inbox commit to fail")
+	}
+	if n := d.Stats().Buffer.Messages; n != 1 {
+		t.Fatalf("the device's buffer holds %d messages, want the unacknowledged one", n)
+	}
+
+	if err := e.st.SetMaxPageCount(ctx, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "stored once space returned", func() bool { _, ok := e.latest("a2999"); return ok })
+	testutil.Eventually(t, "acknowledged: the device's buffer empty", func() bool { return d.Stats().Buffer.Messages == 0 })
+}
+
+// TestFullDiskNotAcknowledgedThenResent is the full disk at the moment a
+// QoS 1 message arrives: its inbox row cannot be written, so it is not
+// acknowledged. The hub used to keep the connection, and an MQTT 3.1.1
+// device waited for the PUBACK until it happened to reconnect, even after
+// space returned. Now the hub closes the connection; the device (paho with
+// its automatic reconnect, as edk's runtime uses it) reconnects and sends
+// the message again, and once space returns it is acknowledged, with no
+// restart of either. (paho completes the first publish token when it sends
+// the message again, so the test watches the hub's counters instead.)
+func TestFullDiskNotAcknowledgedThenResent(t *testing.T) {
+	e := newEnv(t, ingest.Config{}, true)
+	ctx := context.Background()
+	var reconnects atomic.Int64
+	opts := testutil.ClientOptions(e.b.Addr()).SetAutoReconnect(true).SetMaxReconnectInterval(50 * time.Millisecond).
+		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) { reconnects.Add(1) })
+	c := testutil.ConnectWith(t, opts)
+	e.publish(c, "v1/telemetry", `{"timestamp":1700000000,"n":1}`)
+	testutil.Eventually(t, "first message written", func() bool { _, ok := e.latest("n"); return ok })
+
+	pages, err := e.st.PageCount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.SetMaxPageCount(ctx, pages); err != nil {
+		t.Fatal(err)
+	}
+	// Larger than any page's free room: its inbox row needs new pages.
+	big := fmt.Sprintf(`{"timestamp":1700000001,"big":%q}`, strings.Repeat("x", 64<<10))
+	c.Publish("v1/from/hw1/ch1/v1/telemetry", 1, false, big)
+	testutil.Eventually(t, "the inbox write to fail", func() bool { return e.p.Stats().Unacknowledged > 0 })
+	testutil.Eventually(t, "the device disconnected and reconnecting", func() bool { return reconnects.Load() > 0 })
+	if s := e.p.Stats(); s.Inboxed != 1 {
+		t.Fatalf("stats %+v: a message was acknowledged while the disk was full", s)
+	}
+
+	if err := e.st.SetMaxPageCount(ctx, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "the message sent again and acknowledged once space returned", func() bool { return e.p.Stats().Inboxed == 2 })
+	testutil.Eventually(t, "written", func() bool { _, ok := e.latest("big"); return ok })
+	e.publish(c, "v1/telemetry", `{"timestamp":1700000002,"n":3}`)
+	testutil.Eventually(t, "next message written", func() bool { p, _ := e.latest("n"); return string(p.Value) == "3" })
 }
