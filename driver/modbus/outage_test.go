@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/edk-go/edk/driver/modbus"
 	"github.com/edk-go/edk/internal/testutil"
 )
@@ -152,5 +153,38 @@ func TestRefusedReadLogsOnce(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "the device answers again") {
 		t.Errorf("an exception is an answer, not an outage of the link:\n%s", logs)
+	}
+}
+
+// The summary cadence holds while the backoff keeps the driver from
+// dialling: the polls in between write it (the reconnect backoff grows to
+// 30 s, and a summary only at the next attempt came up to a minute apart).
+func TestDeviceDownSummaryBetweenAttempts(t *testing.T) {
+	s := startSim(t, "")
+	logs := &testutil.SyncBuffer{}
+	d := newDriver(t, s, twoGroups, modbus.Options{Logger: logs.Logger(), LogEvery: time.Millisecond, Backoff: backoff.NewConstantBackOff(time.Hour)})
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	if _, err := d.Telemetry(ctx); err == nil {
+		t.Fatal("telemetry from a stopped device")
+	}
+	testutil.Eventually(t, "a summary line while the next attempt is an hour away", func() bool {
+		d.Telemetry(ctx)
+		return strings.Contains(logs.String(), "attempts=")
+	})
+	if n := d.Stats().DialFailures; n != 1 {
+		t.Fatalf("%d connection attempts, want 1 (the backoff is an hour)", n)
+	}
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "attempts=") {
+			for _, want := range []string{"level=WARN", "cannot connect to the device; retrying", "retry_in=59m", "err=", "attempts=1"} {
+				if !strings.Contains(l, want) {
+					t.Errorf("summary %q lacks %q", l, want)
+				}
+			}
+			break
+		}
 	}
 }
