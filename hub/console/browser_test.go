@@ -23,6 +23,7 @@ import (
 	"github.com/edk-go/edk/commconfig"
 	"github.com/edk-go/edk/device"
 	"github.com/edk-go/edk/hub"
+	"github.com/edk-go/edk/internal/testutil"
 	"github.com/edk-go/edk/mqttapi"
 	"github.com/edk-go/edk/sim/inverter"
 )
@@ -293,16 +294,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitJS("the page says where the config went", `document.querySelector('#provisioned').textContent.includes('inverter-2-mqtt.config')`)
 	configFile := filepath.Join(downloads, "inverter-2-mqtt.config")
 	var blob []byte
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		var err error
-		if blob, err = os.ReadFile(configFile); err == nil && len(blob) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the config was not downloaded: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Eventually(t, "the config download in "+downloads, func() bool {
+		blob, _ = os.ReadFile(configFile)
+		return len(blob) > 0
+	})
 	if cfg, err := commconfig.Parse(strings.TrimSpace(string(blob))); err != nil {
 		t.Fatalf("downloaded config: %v", err)
 	} else if cfg.HardwareID == "" || cfg.Password == "" {
