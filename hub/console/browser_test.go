@@ -3,12 +3,9 @@ package console_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"math"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +20,7 @@ import (
 	"github.com/edk-go/edk/commconfig"
 	"github.com/edk-go/edk/device"
 	"github.com/edk-go/edk/hub"
+	"github.com/edk-go/edk/internal/hubclient"
 	"github.com/edk-go/edk/internal/testutil"
 	"github.com/edk-go/edk/mqttapi"
 	"github.com/edk-go/edk/sim/inverter"
@@ -53,30 +51,9 @@ type testHub struct {
 
 func (h *testHub) call(t *testing.T, method, path string, body any, out any) {
 	t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, h.base+path, r)
-	if err != nil {
+	api := &hubclient.Client{BaseURL: h.base, Token: h.token}
+	if err := api.Do(context.Background(), method, path, body, out); err != nil {
 		t.Fatal(err)
-	}
-	req.Header.Set("X-Enapter-Auth-Token", h.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		t.Fatalf("%s %s: %s %s", method, path, resp.Status, data)
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("%s %s: %v: %s", method, path, err, data)
-		}
 	}
 }
 

@@ -3,7 +3,6 @@ package fleet_test
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/edk-go/edk/commconfig"
 	"github.com/edk-go/edk/hub"
+	"github.com/edk-go/edk/internal/hubclient"
 	"github.com/edk-go/edk/internal/testutil"
 	"github.com/edk-go/edk/sim/fleet"
 )
@@ -115,29 +115,20 @@ func (r *running) stop(t *testing.T) fleet.Summary {
 // waitCount waits until s has been written n times.
 func (r *running) waitCount(t *testing.T, s string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for strings.Count(r.out.String(), s) < n {
-		if time.Now().After(deadline) {
-			r.cancel()
-			t.Fatalf("%q not written %d times in %s:\n%s", s, n, waitLimit, r.out)
-		}
-		r.out.WaitFor("\x00never", 20*time.Millisecond)
+	if !testutil.Poll(waitLimit, func() bool { return strings.Count(r.out.String(), s) >= n }) {
+		r.cancel()
+		t.Fatalf("%q not written %d times in %s:\n%s", s, n, waitLimit, r.out)
 	}
 }
 
 func hubTotalDevices(t *testing.T, info hub.Info) int {
 	t.Helper()
-	req, _ := http.NewRequest("GET", info.HTTPURL+"/v3/devices?limit=1", nil)
-	req.Header.Set("X-Enapter-Auth-Token", info.Token)
-	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	api := &hubclient.Client{BaseURL: info.HTTPURL, Token: info.Token,
+		HTTP: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
 	var out struct {
 		TotalCount int `json:"total_count"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+	if err := api.Do(context.Background(), "GET", "/v3/devices?limit=1", nil, &out); err != nil {
 		t.Fatal(err)
 	}
 	return out.TotalCount
