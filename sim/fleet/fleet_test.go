@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -147,6 +148,14 @@ func TestFleetAgainstHub(t *testing.T) {
 	r.waitCount(t, "all 20 devices connected after", 1)
 	// A few status lines with every device connected and commands going.
 	r.waitCount(t, "connected 20/20", 8)
+	// And a finished command and read probe: on a loaded machine a round
+	// trip outlasts those lines, and what is in flight at the stop is not
+	// counted (the test failed at load 13-20 with no command finished).
+	roundTrip, readLag := regexp.MustCompile(`commands \d+/s p50 \d`), regexp.MustCompile(`read lag p50 \d`)
+	if !testutil.Poll(waitLimit, func() bool { out := r.out.String(); return roundTrip.MatchString(out) && readLag.MatchString(out) }) {
+		r.cancel()
+		t.Fatalf("no status line with a command round trip and a read lag in %s:\n%s", waitLimit, r.out)
+	}
 	sum := r.stop(t)
 	out := r.out.String()
 
