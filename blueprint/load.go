@@ -119,20 +119,14 @@ func (p *parser) problem(n *yaml.Node, path, hint, format string, args ...any) P
 	return Problem{File: p.file, Line: line, Column: col, Path: path, Message: fmt.Sprintf(format, args...), Hint: hint}
 }
 
-var yamlLine = regexp.MustCompile(`line (\d+)`)
-
 func (p *parser) parse(data []byte) *Manifest {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		line := 1
-		if mm := yamlLine.FindStringSubmatch(err.Error()); mm != nil {
-			if n, cerr := strconv.Atoi(mm[1]); cerr == nil && n > 0 {
-				line = n
-			}
+		pr := yamlproblem.Syntax(p.file, err)
+		if pr.Line == 0 {
+			pr.Line, pr.Column = 1, 1 // every manifest problem has a place
 		}
-		msg := strings.TrimPrefix(err.Error(), "yaml: ")
-		msg = strings.TrimPrefix(msg, fmt.Sprintf("line %d: ", line))
-		p.problems = append(p.problems, Problem{File: p.file, Line: line, Column: 1, Message: "not valid YAML: " + msg, Hint: "fix the syntax first; indent with spaces, quote values containing ': '"})
+		p.problems = append(p.problems, pr)
 		return nil
 	}
 	m := &Manifest{

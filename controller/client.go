@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,6 +97,11 @@ type Client struct {
 	// subMu orders SUBSCRIBE and UNSUBSCRIBE packets with the changes to
 	// subs they make; it is taken before mu, never while holding it.
 	subMu sync.Mutex
+	// unsubs are the UNSUBSCRIBEs sent and not yet acknowledged (under
+	// subMu): Close waits for them, or the broker writes the UNSUBACK to a
+	// closed connection and logs it (every edk watch stopped with Ctrl-C
+	// left a WARN in the hub's log).
+	unsubs []mqtt.Token
 
 	mu       sync.Mutex
 	isClosed bool
@@ -230,6 +236,14 @@ func (c *Client) Close() {
 		c.isClosed = true
 		close(c.closed)
 		c.mu.Unlock()
+		c.subMu.Lock()
+		unsubs := c.unsubs
+		c.unsubs = nil
+		c.subMu.Unlock()
+		deadline := time.Now().Add(disconnectQuiesce * time.Millisecond)
+		for _, t := range unsubs {
+			t.WaitTimeout(max(0, time.Until(deadline)))
+		}
 		c.mqtt.Disconnect(disconnectQuiesce)
 		c.wg.Wait()
 		c.log.Debug("controller: closed", logKeyBroker, redactURL(c.cfg.BrokerURL))
@@ -390,7 +404,15 @@ func (c *Client) unsubscribe(filter string, s *subscription) {
 		// Fire and forget: subMu makes a later SUBSCRIBE to the same filter
 		// follow this UNSUBSCRIBE on the connection, so the broker ends up
 		// subscribed.
-		c.mqtt.Unsubscribe(filter)
+		c.unsubs = slices.DeleteFunc(c.unsubs, func(t mqtt.Token) bool {
+			select {
+			case <-t.Done():
+				return true
+			default:
+				return false
+			}
+		})
+		c.unsubs = append(c.unsubs, c.mqtt.Unsubscribe(filter))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edk-go/edk/hub/broker"
 	"github.com/edk-go/edk/internal/testutil"
 	"github.com/edk-go/edk/mqttapi"
 )
@@ -248,5 +249,30 @@ func TestWatcherQueueBound(t *testing.T) {
 	}
 	if got := FormatEvent(q[0]); !strings.Contains(got, "dropped    events dropped: 5 messages") {
 		t.Errorf("FormatEvent = %q", got)
+	}
+}
+
+// A Watch stopped just before Close (edk watch at Ctrl-C) leaves the broker
+// nothing to write to a closed connection: Close waits for the UNSUBACK. The
+// broker logged "error processing packet … broken pipe" for each.
+func TestCloseAfterWatchWaitsForUnsubscribe(t *testing.T) {
+	logs := &testutil.SyncBuffer{}
+	b, err := broker.Start(context.Background(), broker.Config{Addr: "127.0.0.1:0", Logger: logs.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	for range 10 {
+		c := dial(t, b.Addr())
+		_, stop := watchEvents(t, c, testHW, testCH)
+		if err := stop(); err != nil {
+			t.Fatalf("Watch = %v", err)
+		}
+		c.Close()
+	}
+	// the broker closes a connection once it has processed its last packet
+	testutil.Eventually(t, "the broker to close the 10 connections", func() bool { return b.Stats().Connections == 0 })
+	if strings.Contains(logs.String(), "error processing packet") {
+		t.Fatalf("the broker wrote to a closed connection:\n%s", logs)
 	}
 }

@@ -57,14 +57,11 @@ func TestReconnectAfterBrokerRestart(t *testing.T) {
 	want := []device.State{device.StateConnected, device.StateDisconnected, device.StateConnected, device.StateDisconnected, device.StateConnected}
 	// The state handler is called after the state changes, so WaitState
 	// (and a command) can come first: wait for the handler to catch up.
-	for deadline := time.Now().Add(waitLimit); ; time.Sleep(5 * time.Millisecond) {
+	testutil.Poll(waitLimit, func() bool { // a shortfall fails below, with the states seen
 		mu.Lock()
-		n := len(states)
-		mu.Unlock()
-		if n >= len(want) || time.Now().After(deadline) {
-			break
-		}
-	}
+		defer mu.Unlock()
+		return len(states) >= len(want)
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if len(states) != len(want) {

@@ -40,19 +40,6 @@ func refusingBroker(t *testing.T, addr string) (attempts *atomic.Int64, stop fun
 	return attempts, stop
 }
 
-// pollUntil polls cond, a counter or log the device's retries move, up to
-// waitLimit.
-func pollUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: not after %v", what, waitLimit)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func runLogged(t *testing.T, addr string, opts ...device.Option) (*device.Device, *testutil.SyncBuffer) {
 	t.Helper()
 	logs := &testutil.SyncBuffer{}
@@ -84,7 +71,7 @@ func TestBrokerDownLogsOnceThenRecovery(t *testing.T) {
 	rb.Stop()
 	attempts, refuse := refusingBroker(t, rb.Addr())
 	d, logs := runLogged(t, rb.Addr(), device.WithLogEvery(time.Hour))
-	pollUntil(t, "30 connection attempts", func() bool { return attempts.Load() >= 30 })
+	testutil.EventuallyWithin(t, waitLimit, "30 connection attempts", func() bool { return attempts.Load() >= 30 })
 	if n := strings.Count(logs.String(), "cannot connect to broker"); n != 1 {
 		t.Fatalf("%d lines for %d failed attempts, want 1", n, attempts.Load())
 	}
@@ -180,7 +167,7 @@ func TestBrokerDownSummaryBetweenAttempts(t *testing.T) {
 	rb.Stop()
 	attempts, _ := refusingBroker(t, rb.Addr())
 	_, logs := runLogged(t, rb.Addr(), device.WithBackoff(time.Hour, time.Hour), device.WithLogEvery(5*time.Millisecond))
-	pollUntil(t, "three summaries", func() bool { return strings.Count(logs.String(), "attempts=1 ") >= 3 })
+	testutil.EventuallyWithin(t, waitLimit, "three summaries", func() bool { return strings.Count(logs.String(), "attempts=1 ") >= 3 })
 	if n := attempts.Load(); n != 1 {
 		t.Errorf("%d attempts, want 1", n)
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/edk-go/edk/commconfig"
+	"github.com/edk-go/edk/hub"
 	"github.com/edk-go/edk/internal/testutil"
 )
 
@@ -13,7 +14,10 @@ import (
 // the execution as ERROR, and after a restart it is still ERROR.
 func TestExecutionEndsWhenTheHubStops(t *testing.T) {
 	dir := t.TempDir()
-	h := startHub(t, dir)
+	// With anonymous clients allowed the hub cannot tell that a device it
+	// has not seen is away, so it sends the commands and they wait (on its
+	// own broker it would refuse them at once: device_offline).
+	h := startHubWith(t, hub.Config{DataDir: dir, MQTTAddr: "127.0.0.1:0", MQTTSAddr: "-", HTTPAddr: "127.0.0.1:0", AllowAnonymous: true})
 	id, _ := h.provision(t, "offline", commconfig.ProtocolMQTT) // no device runs
 
 	type answer struct {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/edk-go/edk/commconfig"
 	"github.com/edk-go/edk/device"
+	"github.com/edk-go/edk/internal/testutil"
 )
 
 // A command to a device that went away is answered at once with
@@ -52,22 +53,15 @@ func TestCommandToDeviceThatWentAway(t *testing.T) {
 	}
 	// Wait until the hub shows it OFFLINE (the device's Run returning does
 	// not mean the broker has seen the connection end).
-	deadline := time.Now().Add(waitLimit)
-	for {
+	testutil.EventuallyWithin(t, waitLimit, "the hub to show the device OFFLINE", func() bool {
 		var dev struct {
 			Device struct {
 				Connectivity struct{ Status string } `json:"connectivity"`
 			} `json:"device"`
 		}
 		h.call(t, "GET", "/v3/devices/"+id+"?expand=connectivity", nil, &dev)
-		if dev.Device.Connectivity.Status == "OFFLINE" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the device is still %q", dev.Device.Connectivity.Status)
-		}
-		time.Sleep(10 * time.Millisecond) // poll the store, bounded by the deadline
-	}
+		return dev.Device.Connectivity.Status == "OFFLINE"
+	})
 	for _, path := range []string{"/execute_command", "/command_executions"} {
 		out.Errors = nil
 		code := h.call(t, "POST", "/v3/devices/"+id+path, body, &out)

@@ -242,6 +242,9 @@ func (r *runner) startHTTP(context.Context) error {
 		Store:    st,
 		Executor: r.executor,
 		Presence: r.pipeline.Online,
+		// Every device session on the hub's own broker passes the auth hook
+		// and ingest; anonymous clients and an external broker's need not.
+		SeesEverySession: cfg.Broker == "" && !cfg.AllowAnonymous,
 		Provisioner: &Provisioner{Store: st, CA: r.authority, MQTTAddr: info.MQTTAddr, MQTTSAddr: info.MQTTSAddr,
 			External: cfg.Broker != "", DeviceUsername: cfg.DeviceUsername, DevicePassword: cfg.DevicePassword},
 		Streams: streams{pipeline},

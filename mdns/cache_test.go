@@ -289,9 +289,7 @@ func TestResolveHostContextCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		// Bounded: cancel anyway, and the test fails on what the lookup says.
-		for deadline := time.Now().Add(testutil.WaitLimit); resp.count() == 0 && time.Now().Before(deadline); {
-			time.Sleep(time.Millisecond)
-		}
+		testutil.Poll(testutil.WaitLimit, func() bool { return resp.count() > 0 })
 		cancel()
 	}()
 	start := time.Now()

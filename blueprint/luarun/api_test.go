@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/edk-go/edk/device"
+	"github.com/edk-go/edk/internal/testutil"
 )
 
 const v1Manifest = `blueprint_spec: device/1.0
@@ -72,7 +73,7 @@ main()
 `
 	dir := writeBlueprint(t, v1Manifest, script)
 	rt, sk := start(t, dir, Options{CallTimeout: 200 * time.Millisecond})
-	waitFor(t, "three samples", func() bool { return sk.count() >= 3 })
+	testutil.Eventually(t, "three samples", func() bool { return sk.count() >= 3 })
 	got := sk.telemetryJSON(t, 0)[2]
 	want := map[string]any{"n": 3.0, "reg": float64(0x1234), "err": 0.0, "exc": 12.0, "exc_str": "illegal data address", "write": 0.0}
 	for k, w := range want {
@@ -93,7 +94,7 @@ main()
 		t.Errorf("watchdog took %v", time.Since(start))
 	}
 	n := sk.count()
-	waitFor(t, "jobs after the runaway command", func() bool { return sk.count() > n+2 })
+	testutil.Eventually(t, "jobs after the runaway command", func() bool { return sk.count() > n+2 })
 	_, err = rt.Command(ctx, "fail", map[string]any{"x": "input"}, nil)
 	var ce *device.CommandError
 	if !errors.As(err, &ce) || ce.Message != "bad input" {
@@ -149,7 +150,7 @@ func TestSchneiderPM2100V3(t *testing.T) {
 	_, sk := start(t, dir, Options{Config: map[string]map[string]any{
 		"connection": {"address": int64(1), "conn_str": "tcp://" + addr},
 	}})
-	waitFor(t, "telemetry", func() bool { return sk.count() >= 1 })
+	testutil.Eventually(t, "telemetry", func() bool { return sk.count() >= 1 })
 	got := sk.telemetryJSON(t, 0)[0]
 	for k, w := range map[string]any{"ac_l1_current": 1.5, "ac_l3_voltage": 230.0, "ac_l2_power": 345.0, "ac_frequency": 50.0, "status": "ok"} {
 		if got[k] != w {
@@ -179,7 +180,7 @@ func TestSMASunnyTripowerV3(t *testing.T) {
 	_, sk := start(t, dir, Options{Config: map[string]map[string]any{
 		"connection": {"unit_id": int64(3), "connection_str": "tcp://" + addr},
 	}})
-	waitFor(t, "telemetry", func() bool { return sk.count() >= 1 })
+	testutil.Eventually(t, "telemetry", func() bool { return sk.count() >= 1 })
 	got := sk.telemetryJSON(t, 0)[0]
 	// (status stays unset: the blueprint passes the raw number to
 	// convert_operating_status_to_status, which expects the name.)
@@ -203,9 +204,9 @@ enapter.on_connection_status_changed(function(status) enapter.log('status ' .. s
 `)
 	rt, sk := start(t, dir, Options{})
 	rt.SetConnected(true)
-	waitFor(t, "status ok", func() bool { return strings.Contains(sk.logText(), "info: status ok") })
+	testutil.Eventually(t, "status ok", func() bool { return strings.Contains(sk.logText(), "info: status ok") })
 	rt.SetConnected(false)
-	waitFor(t, "status error", func() bool { return strings.Contains(sk.logText(), "info: status error") })
+	testutil.Eventually(t, "status error", func() bool { return strings.Contains(sk.logText(), "info: status error") })
 }
 
 // ems-esp (v1, HTTP + JSON, inline config library): telemetry from the
@@ -237,7 +238,7 @@ func TestEmsEspV1HTTP(t *testing.T) {
 	if _, err := rt.Command(ctx, "write_configuration", map[string]any{"address": host, "token": "bad"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "boiler telemetry", func() bool {
+	testutil.Eventually(t, "boiler telemetry", func() bool {
 		for _, m := range sk.telemetryJSON(t, 0) {
 			if m["heating_temp_cur"] == 55.5 && m["status"] == "Heating" && m["gas"] == "On" {
 				return true

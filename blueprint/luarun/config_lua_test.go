@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edk-go/edk/internal/testutil"
 )
 
 type lockedBuffer struct {
@@ -92,14 +94,14 @@ func TestConfigFileAfterWrite(t *testing.T) {
 	}
 
 	write("connection:\n  conn_str: tcp://b\n  address: 12\n")
-	waitFor(t, "after_write", func() bool { return state()["writes"] == "tcp://b/12/12" })
+	testutil.Eventually(t, "after_write", func() bool { return state()["writes"] == "tcp://b/12/12" })
 	if s := state(); s["set"] != true {
 		t.Errorf("is_all_required_set after the write = %v", s["set"])
 	}
 
 	// wrong type: logged, nothing runs, the old values stay
 	write("connection:\n  conn_str: tcp://b\n  address: xx\n")
-	waitFor(t, "error logged", func() bool { return strings.Contains(logs.String(), "connection.address: must be an integer") })
+	testutil.Eventually(t, "error logged", func() bool { return strings.Contains(logs.String(), "connection.address: must be an integer") })
 	if s := state(); s["writes"] != "tcp://b/12/12" {
 		t.Errorf("after a bad file: %v", s)
 	}
@@ -121,9 +123,9 @@ func TestConfigFileAfterWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	hup <- syscall.SIGHUP
-	waitFor(t, "after_write on SIGHUP", func() bool { return state()["writes"] == "tcp://b/12/12,tcp://c/12/12" })
+	testutil.Eventually(t, "after_write on SIGHUP", func() bool { return state()["writes"] == "tcp://b/12/12,tcp://c/12/12" })
 
 	// only the group that changed runs its handler
 	write("tuning: {gain: 2.5}\nconnection:\n  conn_str: tcp://c\n  address: 12\n")
-	waitFor(t, "tuning's after_write", func() bool { return state()["writes"] == "tcp://b/12/12,tcp://c/12/12,tuning=2.5" })
+	testutil.Eventually(t, "tuning's after_write", func() bool { return state()["writes"] == "tcp://b/12/12,tcp://c/12/12,tuning=2.5" })
 }

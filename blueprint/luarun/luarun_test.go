@@ -23,6 +23,7 @@ import (
 	mb "github.com/simonvetter/modbus"
 
 	"github.com/edk-go/edk/device"
+	"github.com/edk-go/edk/internal/testutil"
 	"github.com/edk-go/edk/mqttapi"
 )
 
@@ -103,18 +104,6 @@ func (s *sink) logText() string {
 		fmt.Fprintf(&b, "%s: %s\n", l.Severity, l.Message)
 	}
 	return b.String()
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // regs is a Modbus server's register bank; missing registers answer
@@ -226,7 +215,7 @@ func TestCrowconXgardV3(t *testing.T) {
 		"connection": {"address": int64(1), "conn_str": "tcp://" + addr},
 	}})
 
-	waitFor(t, "telemetry", func() bool { return sk.count() >= 1 })
+	testutil.Eventually(t, "telemetry", func() bool { return sk.count() >= 1 })
 	got := sk.telemetryJSON(t, 0)[0]
 	if got["h2_concentration"] != 12.5 || got["status"] != "ok" {
 		t.Fatalf("telemetry = %v", got)
@@ -238,7 +227,7 @@ func TestCrowconXgardV3(t *testing.T) {
 	// register exception
 	r.remove(1000)
 	n := sk.count()
-	waitFor(t, "communication alert", func() bool {
+	testutil.Eventually(t, "communication alert", func() bool {
 		for _, m := range sk.telemetryJSON(t, n) {
 			if ca, _ := m["conn_alerts"].([]any); len(ca) == 1 && ca[0] == "communication_failed" {
 				return true
@@ -253,7 +242,7 @@ func TestCrowconXgardV3(t *testing.T) {
 	// recovery, then the server goes away and comes back
 	r.setFloat(1000, 3.25)
 	n = sk.count()
-	waitFor(t, "recovered telemetry", func() bool {
+	testutil.Eventually(t, "recovered telemetry", func() bool {
 		for _, m := range sk.telemetryJSON(t, n) {
 			if m["h2_concentration"] == 3.25 && m["conn_alerts"] == nil {
 				return true
@@ -263,7 +252,7 @@ func TestCrowconXgardV3(t *testing.T) {
 	})
 	stop()
 	n = sk.count()
-	waitFor(t, "alert with the server gone", func() bool {
+	testutil.Eventually(t, "alert with the server gone", func() bool {
 		for _, m := range sk.telemetryJSON(t, n) {
 			if ca, _ := m["conn_alerts"].([]any); len(ca) == 1 {
 				return true
@@ -273,7 +262,7 @@ func TestCrowconXgardV3(t *testing.T) {
 	})
 	modbusServer(t, r, addr)
 	n = sk.count()
-	waitFor(t, "telemetry after the server is back", func() bool {
+	testutil.Eventually(t, "telemetry after the server is back", func() bool {
 		for _, m := range sk.telemetryJSON(t, n) {
 			if m["h2_concentration"] == 3.25 {
 				return true
@@ -287,7 +276,7 @@ func TestCrowconXgardV3(t *testing.T) {
 func TestV3NotConfigured(t *testing.T) {
 	dir := marketplace(t, "blueprints/gas_sensors/crowcon_xgard_bright_v3")
 	_, sk := start(t, dir, Options{})
-	waitFor(t, "telemetry", func() bool { return sk.count() >= 1 })
+	testutil.Eventually(t, "telemetry", func() bool { return sk.count() >= 1 })
 	got := sk.telemetryJSON(t, 0)[0]
 	if ca, _ := got["conn_alerts"].([]any); len(ca) != 1 || ca[0] != "not_configured" {
 		t.Fatalf("telemetry = %v", got)
@@ -333,7 +322,7 @@ func TestTasmotaV1HTTP(t *testing.T) {
 	if err != nil || cfg.(map[string]any)["address"] != host {
 		t.Fatalf("read_configuration = %v, %v", cfg, err)
 	}
-	waitFor(t, "status on", func() bool {
+	testutil.Eventually(t, "status on", func() bool {
 		for _, m := range sk.telemetryJSON(t, 0) {
 			if m["status"] == "on" {
 				return true
@@ -350,7 +339,7 @@ func TestTasmotaV1HTTP(t *testing.T) {
 		t.Errorf("tasmota_command = %v, progress %v", res, progress)
 	}
 	n := sk.count()
-	waitFor(t, "status off", func() bool {
+	testutil.Eventually(t, "status off", func() bool {
 		for _, m := range sk.telemetryJSON(t, n) {
 			if m["status"] == "off" {
 				return true

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edk-go/edk/internal/testutil"
 )
 
 // rtuPort starts socat joining two ptys and driver/modbus's pymodbus RTU
@@ -38,7 +40,7 @@ func rtuPort(t *testing.T) string {
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	pty := exec.Command(socat, "pty,raw,echo=0,link="+a, "pty,raw,echo=0,link="+b)
 	startProc(t, pty)
-	waitFor(t, "pty pair", func() bool {
+	testutil.Eventually(t, "pty pair", func() bool {
 		_, ea := os.Stat(a)
 		_, eb := os.Stat(b)
 		return ea == nil && eb == nil
@@ -98,7 +100,7 @@ scheduler.add(50, function()
 end)
 `)
 	_, sk := start(t, dir, Options{Ports: map[string]SerialPort{"rs485": {Device: dev, Baud: 9600, DataBits: 8, Parity: "N", StopBits: 1}}})
-	waitFor(t, "telemetry", func() bool { return sk.count() >= 1 })
+	testutil.Eventually(t, "telemetry", func() bool { return sk.count() >= 1 })
 	got := sk.telemetryJSON(t, 0)[0]
 	for k, w := range map[string]any{"init": 0.0, "unmapped": 5.0, "reg": 1234.0, "code": 0.0, "bad": 12.0, "v3": 1234.0} {
 		if got[k] != w {
@@ -120,7 +122,7 @@ func TestSerialOverMappedPort(t *testing.T) {
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	startProc(t, exec.Command(socat, "pty,raw,echo=0,link="+a, "pty,raw,echo=0,link="+b))
-	waitFor(t, "pty pair", func() bool {
+	testutil.Eventually(t, "pty pair", func() bool {
 		_, ea := os.Stat(a)
 		_, eb := os.Stat(b)
 		return ea == nil && eb == nil

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/edk-go/edk/internal/testutil"
 )
 
 // linkedPtys starts socat joining two ptys and returns their paths and
@@ -28,7 +30,7 @@ func linkedPtys(t *testing.T) (string, string, *exec.Cmd) {
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	cmd := exec.Command(socat, "pty,raw,echo=0,link="+a, "pty,raw,echo=0,link="+b)
 	startProc(t, cmd)
-	waitFor(t, "pty pair", func() bool {
+	testutil.Eventually(t, "pty pair", func() bool {
 		_, ea := os.Stat(a)
 		_, eb := os.Stat(b)
 		return ea == nil && eb == nil
@@ -152,7 +154,7 @@ scheduler.add(50, function()
 end)
 `)
 	_, sk := start(t, dir, Options{Ports: map[string]SerialPort{"/dev/ttyUSB0": {Device: dev, Baud: 9600, DataBits: 8, Parity: "N", StopBits: 1}}})
-	waitFor(t, "telemetry", func() bool { return sk.count() >= 1 })
+	testutil.Eventually(t, "telemetry", func() bool { return sk.count() >= 1 })
 	got := sk.telemetryJSON(t, 0)[0]
 	for k, w := range map[string]any{"reg": 1234.0, "code": 0.0, "bad": 12.0, "wrote": 0.0, "back": 77.0, "un": 5.0, "un_write": 5.0} {
 		if got[k] != w {

@@ -58,7 +58,11 @@ func runBlueprintDocs(e *env, args []string) error {
 	if err != nil {
 		var me *blueprint.ManifestError
 		if errors.As(err, &me) {
-			return fmt.Errorf("%d problems in %s; run 'edk blueprint check %s' to see them", len(me.Problems), me.File, fs.Arg(0))
+			them := "them"
+			if len(me.Problems) == 1 {
+				them = "it"
+			}
+			return fmt.Errorf("%s in %s; run 'edk blueprint check %s' to see %s", count(len(me.Problems), "problem"), me.File, fs.Arg(0), them)
 		}
 		return err
 	}

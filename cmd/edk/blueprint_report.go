@@ -38,15 +38,22 @@ func reportManifest(w io.Writer, m *blueprint.Manifest, me *blueprint.ManifestEr
 	if errs == 0 {
 		return nil
 	}
-	noun := "problems"
-	if errs == 1 {
-		noun = "problem"
-	}
-	msg := fmt.Sprintf("%d %s in %s", errs, noun, file)
-	if strict && warnings > 0 {
+	msg := fmt.Sprintf("%s in %s", count(errs, "problem"), file)
+	switch {
+	case strict && warnings > 0:
 		msg += fmt.Sprintf(" (%d of them warnings, which --strict counts)", warnings)
+	case warnings > 0:
+		msg += fmt.Sprintf(" (and %s, which only --strict counts)", count(warnings, "warning"))
 	}
 	return &exitError{code: 1, err: errors.New(msg)}
+}
+
+// count says "1 problem", "2 problems".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // registerMap reports whether path is a Modbus register map (a YAML file
@@ -79,10 +86,7 @@ func registerMap(w io.Writer, path string) (bool, error) {
 			return true, err
 		}
 		fmt.Fprintln(w, me.Error())
-		state = fmt.Sprintf("it has %d problems, listed above", len(me.Problems))
-		if len(me.Problems) == 1 {
-			state = "it has 1 problem, listed above"
-		}
+		state = fmt.Sprintf("it has %s, listed above", count(len(me.Problems), "problem"))
 	}
 	return true, &exitError{code: 1, err: fmt.Errorf("%s is a Modbus register map, not a blueprint manifest (%s): run a device from it with edk run --config %s, and give --manifest path/to/manifest.yml to check it against the device's blueprint (see docs/modbus.md)", path, state, path)}
 }

@@ -47,6 +47,25 @@ func TestBlueprintCheckWarnings(t *testing.T) {
 	}
 }
 
+// An error beside a warning: the count names both, so that the warning
+// on screen is not taken for the problem.
+func TestBlueprintCheckErrorAndWarning(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "manifest.yml")
+	broken := strings.Replace(withUnit, "type: float", "type: floot", 1)
+	if err := os.WriteFile(path, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runBlueprintCLI(t, "blueprint", "check", path)
+	if code != 1 || !strings.Contains(out, "warning: ") || !strings.Contains(out, `unknown type "floot"`) ||
+		!strings.Contains(errOut, "1 problem in "+path+" (and 1 warning, which only --strict counts)") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	code, _, errOut = runBlueprintCLI(t, "blueprint", "docs", path)
+	if code != 1 || !strings.Contains(errOut, "1 problem in "+path+";") {
+		t.Errorf("docs: exit %d, stderr %q", code, errOut)
+	}
+}
+
 // Enapter's own blueprints pass (warnings aside).
 func TestBlueprintCheckMarketplace(t *testing.T) {
 	dirs, _ := filepath.Glob("../../../shared/marketplace/blueprints/*/*")

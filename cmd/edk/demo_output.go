@@ -127,15 +127,16 @@ func (s *shownResponses) wait(ctx context.Context, id string, patience time.Dura
 // selfCommand is how the person runs this edk, for hints they can paste:
 // "go run ./cmd/edk" under go run, "edk" when the binary on PATH is this
 // one, else the path they started it by.
-func selfCommand() string {
-	arg0 := os.Args[0]
+func selfCommand() string { return selfCommandFor(os.Args[0], exec.LookPath) }
+
+func selfCommandFor(arg0 string, lookPath func(string) (string, error)) string {
 	if strings.Contains(filepath.ToSlash(arg0), "/go-build") {
 		return "go run ./cmd/edk"
 	}
 	if !strings.ContainsRune(arg0, filepath.Separator) {
 		return arg0 // found on PATH, so it runs again by its name
 	}
-	if onPath, err := exec.LookPath(filepath.Base(arg0)); err == nil {
+	if onPath, err := lookPath(filepath.Base(arg0)); err == nil {
 		if sameFile(onPath, arg0) {
 			return filepath.Base(arg0)
 		}

@@ -1,9 +1,9 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/edk-go/edk/commconfig"
+	"github.com/edk-go/edk/internal/hubclient"
 )
 
 func TestHubCommand(t *testing.T) {
@@ -26,33 +27,22 @@ func TestHubCommand(t *testing.T) {
 	if httpAddr == nil || token == nil || !strings.Contains(out, "MQTTS   (off)") {
 		t.Fatalf("hub output:\n%s", out)
 	}
-	post := func(path, body string) map[string]any {
-		req, _ := http.NewRequest("POST", httpAddr[1]+path, strings.NewReader(body))
-		req.Header.Set("X-Enapter-Auth-Token", token[1])
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		var m map[string]any
-		if err := json.Unmarshal(b, &m); err != nil {
-			t.Fatalf("%s: %s", path, b)
-		}
-		return m
+	api := &hubclient.Client{BaseURL: httpAddr[1], Token: token[1]}
+	ctx := context.Background()
+	id, cfg, err := api.Provision(ctx, "cli", "cli", commconfig.ProtocolMQTT)
+	if err != nil {
+		t.Fatalf("provisioning through the CLI's hub: %v", err)
 	}
-	id, _ := post("/v3/provisioning/standalone", `{"name":"cli","slug":"cli"}`)["device_id"].(string)
-	blob, _ := post("/v3/devices/"+id+"/generate_config", `{"protocol":"MQTT"}`)["blob"].(string)
-	if id == "" || blob == "" {
-		t.Fatal("provisioning through the CLI's hub failed")
+	blob, err := cfg.Encode()
+	if err != nil {
+		t.Fatal(err)
 	}
 	dev := startCLI(t, map[string]string{commconfig.EnvConfig: blob}, "run")
 	if !dev.stderr.WaitFor("state=connected", waitLimit) {
 		t.Fatalf("edk run did not connect with the hub's config: %s", dev.stderr)
 	}
-	exec := post("/v3/devices/"+id+"/execute_command", `{"name":"set_power","arguments":{"power":1234}}`)
-	if e, _ := exec["execution"].(map[string]any); e["state"] != "SUCCESS" {
-		t.Fatalf("execute_command: %v", exec)
+	if e, err := api.ExecuteCommand(ctx, id, "set_power", map[string]any{"power": 1234}); err != nil || e.State != "SUCCESS" {
+		t.Fatalf("execute_command: %+v, %v", e, err)
 	}
 	if code := dev.interrupt(t); code != 0 {
 		t.Fatalf("run exit %d", code)
@@ -83,18 +73,12 @@ func TestHubCommandHTTPSAndMetrics(t *testing.T) {
 	roots.AppendCertsFromPEM(pem)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 	defer client.CloseIdleConnections()
-	req, _ := http.NewRequest("GET", base[1]+"/v3/devices", nil)
-	req.Header.Set("X-Enapter-Auth-Token", token[1])
-	resp, err := client.Do(req)
-	if err != nil {
+	api := &hubclient.Client{BaseURL: base[1], Token: token[1], HTTP: client}
+	if err := api.Do(context.Background(), "GET", "/v3/devices", nil, nil); err != nil {
 		t.Fatalf("API over HTTPS with the hub's CA: %v", err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /v3/devices: %s", resp.Status)
-	}
 
-	resp, err = http.Get(metrics[1])
+	resp, err := http.Get(metrics[1])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/edk-go/edk/commconfig"
+	"github.com/edk-go/edk/internal/hubclient"
 	"github.com/edk-go/edk/internal/suggest"
 	"github.com/edk-go/edk/internal/testutil"
 )
@@ -148,13 +149,10 @@ func TestDemo(t *testing.T) {
 	if watched[1] != first[1] {
 		t.Errorf("the printed watch targets %s, the shown traffic is Inverter 1's (%s)", watched[1], first[1])
 	}
-	req, _ := http.NewRequest("GET", hubURL[1]+"/v3/devices", nil)
-	req.Header.Set("X-Enapter-Auth-Token", token[1])
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /v3/devices with the printed token: %v %v", resp, err)
+	api := &hubclient.Client{BaseURL: hubURL[1], Token: token[1]}
+	if err := api.Do(context.Background(), "GET", "/v3/devices", nil, nil); err != nil {
+		t.Fatalf("GET /v3/devices with the printed token: %v", err)
 	}
-	resp.Body.Close()
 	c.waitFor(t, "power=2000 status=\"producing\"")
 	if code := c.interrupt(t); code != 0 {
 		t.Fatalf("exit code after Ctrl-C = %d, want 0; stderr:\n%s", code, c.stderr)
@@ -307,6 +305,7 @@ func TestUsageErrors(t *testing.T) {
 		{"mistyped command", []string{"wtach"}, nil, 2, `unknown command "wtach". Did you mean 'edk watch'?`},
 		{"mistyped top flag", []string{"--verison"}, nil, 2, `Did you mean 'edk --version'?`},
 		{"mistyped flag", []string{"exec", "--hardwareid", "x", "set_power"}, nil, 2, "unknown flag --hardwareid. Did you mean --hardware-id?"},
+		{"flag with a word too many", []string{"hub", "--data-dir", "x"}, nil, 2, "unknown flag --data-dir. Did you mean --data?"},
 		{"flag without value", []string{"exec", "set_power", "--hardware-id"}, nil, 2, "--hardware-id needs a value"},
 		{"duration without unit", []string{"demo", "--duration", "5"}, nil, 2, "--duration 5: a duration needs a unit, as in 5s"},
 		{"bad duration", []string{"exec", "--timeout", "soon"}, nil, 2, `--timeout "soon": want a duration`},

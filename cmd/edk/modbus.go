@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -203,6 +204,8 @@ func runSimModbus(ctx context.Context, e *env, args []string) error {
 			return usagef("give --print-map or --print-manifest, not both")
 		}
 		if *printMap {
+			// the map points at the simulated device that --listen starts
+			registerMap = bytes.Replace(registerMap, []byte("tcp://"+modbussim.DefaultListen), []byte("tcp://"+*listen), 1)
 			_, err = e.stdout.Write(registerMap)
 		} else {
 			_, err = e.stdout.Write(manifest)
@@ -218,10 +221,14 @@ func runSimModbus(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("start the simulated device: %w", err)
 	}
 	self := selfCommand()
+	listenFlag := "" // the map printed for this device, wherever it listens
+	if addr := strings.TrimPrefix(srv.URL(), "tcp://"); addr != modbussim.DefaultListen {
+		listenFlag = " --listen " + addr
+	}
 	fmt.Fprintf(e.stdout, "simulated Modbus %[1]s listening on %[2]s (unit id 3 for the inverter profile); Ctrl-C to stop\n"+
-		"its register map and manifest: %[3]s sim modbus --profile %[1]s --print-map > %[1]s.yaml (and --print-manifest > manifest.yml)\n"+
+		"its register map and manifest: %[3]s sim modbus --profile %[1]s%[4]s --print-map > %[1]s.yaml (and --print-manifest > manifest.yml)\n"+
 		"try: %[3]s modbus read --address %[2]s --unit 3 --table input --register 30775 --type int32\n",
-		*profile, srv.URL(), self)
+		*profile, srv.URL(), self, listenFlag)
 	if err := srv.Serve(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

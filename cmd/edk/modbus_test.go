@@ -22,13 +22,22 @@ func TestModbusChain(t *testing.T) {
 
 	// The files come from the binary itself, as for a person who has only
 	// an installed edk.
-	mapYAML := printed(t, "sim", "modbus", "--print-map")
+	// --listen gives the map the running device's address, as the sim's
+	// own hint (copied from its output) says.
+	hint := regexp.MustCompile(`sim modbus --profile inverter --listen (\S+) --print-map`).FindStringSubmatch(sim.stdout.String())
+	if hint == nil || "tcp://"+hint[1] != simURL {
+		t.Fatalf("the sim's hint does not print the map of %s:\n%s", simURL, sim.stdout)
+	}
+	mapYAML := printed(t, "sim", "modbus", "--listen", hint[1], "--print-map")
 	manifestFile := filepath.Join(t.TempDir(), "manifest.yml")
 	if err := os.WriteFile(manifestFile, []byte(printed(t, "sim", "modbus", "--print-manifest")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	mapFile := filepath.Join(t.TempDir(), "device.yaml")
-	if err := os.WriteFile(mapFile, []byte(strings.Replace(string(mapYAML), "tcp://127.0.0.1:5020", simURL, 1)), 0o600); err != nil {
+	if !strings.Contains(mapYAML, "address: "+simURL+"\n") {
+		t.Fatalf("the printed map does not point at %s:\n%s", simURL, mapYAML)
+	}
+	if err := os.WriteFile(mapFile, []byte(mapYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
 

@@ -8,10 +8,16 @@ import (
 	"strings"
 )
 
-// version is set by release builds (.release/build: -ldflags "-X
+// version is set by release builds (release/build: -ldflags "-X
 // main.version=v1.2.3"); other builds fall back to what the Go toolchain
 // recorded: the module version for 'go install …@v1.2.3', else "(devel)".
 var version = ""
+
+// commit and commitTime are set by release/build (-X main.commit=…) from git
+// itself: the Go toolchain records no vcs.revision in a git worktree, nor
+// under GOFLAGS=-buildvcs=false, and a release must say what it was built
+// from. The toolchain's record, when there is one, wins.
+var commit, commitTime = "", ""
 
 // buildVersion says which edk this is: the version, and for builds from a
 // git checkout the commit, its time, and whether the tree had changes.
@@ -24,24 +30,28 @@ func buildVersion() string {
 	if v == "" {
 		v = "(devel)"
 	}
-	var extra []string
+	rev, revTime := commit, commitTime
 	if ok {
 		settings := map[string]string{}
 		for _, s := range info.Settings {
 			settings[s.Key] = s.Value
 		}
-		if rev := settings["vcs.revision"]; rev != "" {
-			if len(rev) > 12 {
-				rev = rev[:12]
+		if r := settings["vcs.revision"]; r != "" {
+			if len(r) > 12 {
+				r = r[:12]
 			}
 			if settings["vcs.modified"] == "true" {
-				rev += "+dirty"
+				r += "+dirty"
 			}
-			extra = append(extra, "commit "+rev)
+			rev, revTime = r, settings["vcs.time"]
 		}
-		if t := settings["vcs.time"]; t != "" {
-			extra = append(extra, t)
-		}
+	}
+	var extra []string
+	if rev != "" {
+		extra = append(extra, "commit "+rev)
+	}
+	if revTime != "" {
+		extra = append(extra, revTime)
 	}
 	extra = append(extra, runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH)
 	return v + " (" + strings.Join(extra, ", ") + ")"

@@ -210,7 +210,11 @@ func (d *Driver) conn(ctx context.Context) (*mb.ModbusClient, error) {
 		return d.client, nil
 	}
 	if now := time.Now(); now.Before(d.nextDial) {
-		return nil, fmt.Errorf("%w (next attempt in %s; last error: %v)", ErrNotConnected, d.nextDial.Sub(now).Round(time.Millisecond), d.lastErr)
+		retryIn := d.nextDial.Sub(now).Round(time.Millisecond)
+		// The backoff spaces attempts up to DefaultBackoffMax apart, longer
+		// than the summary cadence: the polls in between keep it.
+		d.link.Summary("cannot connect to the device; retrying", "err", d.lastErr, "retry_in", retryIn)
+		return nil, fmt.Errorf("%w (next attempt in %s; last error: %v)", ErrNotConnected, retryIn, d.lastErr)
 	}
 	c, err := dial(d.m.Connection)
 	if err == nil {

@@ -41,6 +41,8 @@ func TestLoadErrors(t *testing.T) {
 		want       []string // substrings of the error, each with its position
 	}{
 		{"syntax", "modbus: {address: [", []string{"test.yaml:1:"}},
+		// worded as a manifest's (internal/yamlproblem.Syntax), the line once
+		{"syntax line", "modbus:\n  address: [\n", []string{"test.yaml:2:1: not valid YAML: did not find expected node content (fix the syntax"}},
 		{"empty", "", []string{"empty"}},
 		{"not a mapping", "- a\n", []string{"1:1: want a mapping"}},
 		{"unknown section", head + "telemtry: {}\n", []string{"2:1: telemtry: unknown key; did you mean telemetry?"}},

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/edk-go/edk/driver/modbus"
 	"github.com/edk-go/edk/internal/testutil"
 )
@@ -49,20 +50,16 @@ func TestDeviceDownLogsOnce(t *testing.T) {
 			t.Fatal("telemetry from a stopped device")
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
 	polls := 0
-	for d.Stats().DialFailures < 25 || polls < 200 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d polls, %d connection attempts in 5 s", polls, d.Stats().DialFailures)
+	testutil.Eventually(t, "25 connection attempts and 200 polls", func() bool {
+		for range 10 { // between Eventually's pauses, which let the 1 ms backoff pass
+			if _, err := d.Telemetry(ctx); err == nil {
+				t.Fatal("telemetry from a stopped device")
+			}
+			polls++
 		}
-		if _, err := d.Telemetry(ctx); err == nil {
-			t.Fatal("telemetry from a stopped device")
-		}
-		polls++
-		if polls%10 == 0 {
-			time.Sleep(time.Millisecond) // let the 1 ms backoff pass now and then
-		}
-	}
+		return d.Stats().DialFailures >= 25 && polls >= 200
+	})
 	out := logs.String()
 	if n := countLines(out, "WARN", ""); n != 1 {
 		t.Fatalf("%d WARN lines for a device down through %d polls, want 1:\n%s", n, polls, out)
@@ -74,16 +71,10 @@ func TestDeviceDownLogsOnce(t *testing.T) {
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(5 * time.Second)
-	for {
-		if _, err := d.Telemetry(ctx); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("did not reconnect")
-		}
-		time.Sleep(2 * time.Millisecond) // the 1ms backoff of the test
-	}
+	testutil.Eventually(t, "the driver to reconnect", func() bool {
+		_, err := d.Telemetry(ctx)
+		return err == nil
+	})
 	for range 5 {
 		if _, err := d.Telemetry(ctx); err != nil {
 			t.Fatal(err)
@@ -105,14 +96,10 @@ func TestDeviceDownSummary(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := ctxT(t)
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logs.String(), "attempts=") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no summary line:\n%s", logs)
-		}
+	testutil.Eventually(t, "a summary line", func() bool {
 		d.Telemetry(ctx)
-		time.Sleep(2 * time.Millisecond) // past the summary cadence and the backoff
-	}
+		return strings.Contains(logs.String(), "attempts=")
+	})
 	for _, l := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(l, "attempts=") {
 			for _, want := range []string{"level=WARN", "cannot connect to the device; retrying", "retry_in=", "err=", "failing_for="} {
@@ -152,5 +139,38 @@ func TestRefusedReadLogsOnce(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "the device answers again") {
 		t.Errorf("an exception is an answer, not an outage of the link:\n%s", logs)
+	}
+}
+
+// The summary cadence holds while the backoff keeps the driver from
+// dialling: the polls in between write it (the reconnect backoff grows to
+// 30 s, and a summary only at the next attempt came up to a minute apart).
+func TestDeviceDownSummaryBetweenAttempts(t *testing.T) {
+	s := startSim(t, "")
+	logs := &testutil.SyncBuffer{}
+	d := newDriver(t, s, twoGroups, modbus.Options{Logger: logs.Logger(), LogEvery: time.Millisecond, Backoff: backoff.NewConstantBackOff(time.Hour)})
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	if _, err := d.Telemetry(ctx); err == nil {
+		t.Fatal("telemetry from a stopped device")
+	}
+	testutil.Eventually(t, "a summary line while the next attempt is an hour away", func() bool {
+		d.Telemetry(ctx)
+		return strings.Contains(logs.String(), "attempts=")
+	})
+	if n := d.Stats().DialFailures; n != 1 {
+		t.Fatalf("%d connection attempts, want 1 (the backoff is an hour)", n)
+	}
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "attempts=") {
+			for _, want := range []string{"level=WARN", "cannot connect to the device; retrying", "retry_in=59m", "err=", "attempts=1"} {
+				if !strings.Contains(l, want) {
+					t.Errorf("summary %q lacks %q", l, want)
+				}
+			}
+			break
+		}
 	}
 }

@@ -131,6 +131,11 @@ type Config struct {
 	// that is not is refused at once (device_offline). nil leaves it to the
 	// connectivity in the store.
 	Presence Presence
+	// SeesEverySession says that Presence sees every device session (the
+	// hub's own broker, no anonymous clients): a device it has never seen,
+	// and the store has no connectivity of, has never connected, and a
+	// command to it is refused at once too.
+	SeesEverySession bool
 	// Provisioner runs generate_config; nil answers 501.
 	Provisioner Provisioner
 	// Streams feeds the WebSocket streams; nil answers 501.

@@ -23,7 +23,8 @@ const CodeDeviceOffline = "device_offline"
 // the timeout would only make the caller wait for nothing. The broker's live
 // view (Presence) wins over the store's, which lags it by a flush; without
 // one, the store's connectivity decides. A device whose state is unknown
-// gets the command.
+// gets the command, unless Config.SeesEverySession says that unknown means
+// it has never connected.
 func (s *server) refuseOffline(w http.ResponseWriter, r *http.Request, dev store.Device, command string) bool {
 	online, known := false, false
 	if s.cfg.Presence != nil {
@@ -35,6 +36,10 @@ func (s *server) refuseOffline(w http.ResponseWriter, r *http.Request, dev store
 	}
 	if !known {
 		online, known = c.Online, c.Known
+	}
+	never := false
+	if !known && s.cfg.SeesEverySession {
+		online, known, never = false, true, true
 	}
 	if !known || online {
 		return false
@@ -52,8 +57,11 @@ func (s *server) refuseOffline(w http.ResponseWriter, r *http.Request, dev store
 	if name == "" {
 		name = dev.ID
 	}
-	writeError(w, http.StatusUnprocessableEntity, CodeDeviceOffline,
-		fmt.Sprintf("device %s is OFFLINE (%s): the command was not sent, as the device could not receive it; start the device or check its connection, and try again when it is ONLINE", name, seen),
-		details)
+	msg := fmt.Sprintf("device %s is OFFLINE (%s): the command was not sent, as the device could not receive it; start the device or check its connection, and try again when it is ONLINE", name, seen)
+	if never {
+		// Its connectivity shows UNKNOWN: say why the hub is sure anyway.
+		msg = fmt.Sprintf("device %s has never connected to the hub: the command was not sent, as the device could not receive it; start the device with the communication config generate_config gives, and try again when it is ONLINE", name)
+	}
+	writeError(w, http.StatusUnprocessableEntity, CodeDeviceOffline, msg, details)
 	return true
 }

@@ -32,7 +32,29 @@ func (h levelHandler) Handle(ctx context.Context, r slog.Record) error {
 	if closedConnNoise(r) {
 		return nil
 	}
-	return h.next.Handle(ctx, cutLong(redactPackets(r)))
+	return h.next.Handle(ctx, errKey(cutLong(redactPackets(r))))
+}
+
+// errKey renames mochi's "error" attribute to "err", the key every other
+// edk log line puts its error under, so that one filter finds them all.
+func errKey(r slog.Record) slog.Record {
+	found := false
+	r.Attrs(func(a slog.Attr) bool {
+		found = a.Key == "error"
+		return !found
+	})
+	if !found {
+		return r
+	}
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "error" {
+			a.Key = "err"
+		}
+		out.AddAttrs(a)
+		return true
+	})
+	return out
 }
 
 // cutLong cuts string attributes longer than logfield.MaxLen: mochi logs

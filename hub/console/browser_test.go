@@ -3,12 +3,9 @@ package console_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"math"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +21,8 @@ import (
 	"github.com/edk-go/edk/commconfig"
 	"github.com/edk-go/edk/device"
 	"github.com/edk-go/edk/hub"
+	"github.com/edk-go/edk/internal/hubclient"
+	"github.com/edk-go/edk/internal/testutil"
 	"github.com/edk-go/edk/mqttapi"
 	"github.com/edk-go/edk/sim/inverter"
 )
@@ -53,30 +52,9 @@ type testHub struct {
 
 func (h *testHub) call(t *testing.T, method, path string, body any, out any) {
 	t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, h.base+path, r)
-	if err != nil {
+	api := &hubclient.Client{BaseURL: h.base, Token: h.token}
+	if err := api.Do(context.Background(), method, path, body, out); err != nil {
 		t.Fatal(err)
-	}
-	req.Header.Set("X-Enapter-Auth-Token", h.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		t.Fatalf("%s %s: %s %s", method, path, resp.Status, data)
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("%s %s: %v: %s", method, path, err, data)
-		}
 	}
 }
 
@@ -357,16 +335,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	var mqttsConfig *commconfig.Config
 	for file, protocol := range map[string]commconfig.Protocol{"inverter-2-mqtt.config": commconfig.ProtocolMQTT, "inverter-2-mqtts.config": commconfig.ProtocolMQTTS} {
 		var blob []byte
-		for deadline := time.Now().Add(10 * time.Second); ; {
-			var err error
-			if blob, err = os.ReadFile(filepath.Join(downloads, file)); err == nil && len(blob) > 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s was not downloaded: %v", file, err)
-			}
-			time.Sleep(50 * time.Millisecond) // poll the download folder, bounded by the deadline
-		}
+		testutil.Eventually(t, file+" downloaded to "+downloads, func() bool {
+			blob, _ = os.ReadFile(filepath.Join(downloads, file))
+			return len(blob) > 0
+		})
 		cfg, err := commconfig.Parse(strings.TrimSpace(string(blob)))
 		if err != nil {
 			t.Fatalf("downloaded %s: %v", file, err)

@@ -256,9 +256,7 @@ func TestContextCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		// Bounded: cancel anyway, and the test fails on what Execute says.
-		for deadline := time.Now().Add(waitTimeout); e.x.Pending() == 0 && time.Now().Before(deadline); {
-			time.Sleep(time.Millisecond)
-		}
+		testutil.Poll(waitTimeout, func() bool { return e.x.Pending() > 0 })
 		cancel()
 	}()
 	_, err := e.x.Execute(ctx, e.dev.ID, store.ExecutionRequest{Name: "silent"}, waitTimeout)

@@ -1,6 +1,6 @@
 // Package suggest finds what a mistyped name was meant to be, for the "did
-// you mean" of error messages in the library packages (register maps,
-// manifests); the command line has its own in cmd/edk, tuned to commands.
+// you mean" of error messages: register map and manifest keys, and edk's
+// commands, subcommands and flags.
 package suggest
 
 import "strings"
@@ -9,7 +9,8 @@ import "strings"
 // enough to be a typo of it rather than another word: a unique prefix of
 // three letters or more ("telem" is "telemetry"), or at most one edit in
 // three letters, at least one and at most three ("regster" is "register",
-// "unit" is not "min"). Case does not count.
+// "unit" is not "min"), or else the longest candidate that word extends
+// past a separator ("data-dir" is "data"). Case does not count.
 func Closest(word string, candidates []string) string {
 	lw := strings.ToLower(word)
 	if lw == "" {
@@ -33,8 +34,25 @@ func Closest(word string, candidates []string) string {
 			best, bestDist = c, d
 		}
 	}
-	if best == "" || bestDist > max(1, min(3, len(lw)/3)) {
-		return ""
+	if best != "" && bestDist <= max(1, min(3, len(lw)/3)) {
+		return best
+	}
+	return extended(lw, candidates)
+}
+
+// extended returns the longest candidate of three letters or more that lw
+// starts with, followed by a separator: a name with a word too many, as a
+// flag --data-dir for --data.
+func extended(lw string, candidates []string) string {
+	best := ""
+	for _, c := range candidates {
+		lc := strings.ToLower(c)
+		if len(lc) < 3 || len(lc) <= len(best) || !strings.HasPrefix(lw, lc) || len(lw) == len(lc) {
+			continue
+		}
+		if strings.ContainsRune("-_.", rune(lw[len(lc)])) {
+			best = c
+		}
 	}
 	return best
 }

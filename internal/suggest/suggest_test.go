@@ -16,6 +16,11 @@ func TestClosest(t *testing.T) {
 		{"colour", ""}, // another word
 		{"", ""},
 		{"byteorder", "byte_order"},
+		{"unit_id_x", "unit_id"}, // a known name with more after a separator: the longest
+		{"poll-every", "poll"},   // as edk hub --data-dir for --data
+		{"polling", ""},          // no separator: another word
+		{"map_", "map"},
+		{"col_our", ""}, // "col" is no candidate
 	} {
 		if got := Closest(tc.word, keys); got != tc.want {
 			t.Errorf("Closest(%q) = %q, want %q", tc.word, got, tc.want)

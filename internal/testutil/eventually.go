@@ -23,15 +23,26 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 // EventuallyWithin is Eventually with another limit.
 func EventuallyWithin(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !Poll(limit, cond) {
+		t.Fatalf("waiting for %s: not within %v", what, limit)
+	}
+}
+
+// Poll calls cond until it returns true or limit has passed, and reports
+// whether it held. It is Eventually for a goroutine other than the test's,
+// which must not call t.Fatal (e.g. one that cancels a context once a
+// request is under way, and cancels anyway at the limit).
+func Poll(limit time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(limit)
 	// Start fast, for conditions that hold at once, and back off to 20 ms,
 	// the pace of a client polling an API, so a slow one costs little CPU.
 	pause := time.Millisecond
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: not within %v", what, limit)
+			return false
 		}
 		time.Sleep(pause)
 		pause = min(2*pause, 20*time.Millisecond)
 	}
+	return true
 }

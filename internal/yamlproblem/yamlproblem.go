@@ -36,13 +36,20 @@ func At(file string, n *yaml.Node, path, format string, args ...any) Problem {
 	return p
 }
 
-// Syntax turns a YAML syntax error into a problem on the line it names.
+// Syntax turns a YAML syntax error into a problem on the line it names
+// (no position when it names none), worded the same for every loader:
+// "not valid YAML: …" without the parser's own "yaml: line N:" prefix, and
+// a hint at the usual causes.
 func Syntax(file string, err error) Problem {
-	p := Problem{File: file, Message: strings.TrimPrefix(err.Error(), "yaml: ")}
-	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-		p.Line, _ = strconv.Atoi(m[1])
-		p.Column = 1
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	p := Problem{File: file, Hint: "fix the syntax first; indent with spaces, quote values containing ': '"}
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		if n, cerr := strconv.Atoi(m[1]); cerr == nil && n > 0 {
+			p.Line, p.Column = n, 1
+			msg = strings.TrimPrefix(msg, m[0]+": ")
+		}
 	}
+	p.Message = "not valid YAML: " + msg
 	return p
 }
 

@@ -41,11 +41,13 @@ func TestSyntaxAndAt(t *testing.T) {
 	if err == nil {
 		t.Fatal("bad YAML parsed")
 	}
-	if p := Syntax("f.yml", err); p.Line == 0 || p.File != "f.yml" {
-		t.Errorf("Syntax: %+v", p)
+	// The parser's "yaml: line 2:" is said once, as the position.
+	const hint = " (fix the syntax first; indent with spaces, quote values containing ': ')"
+	if p := Syntax("f.yml", err); p.String() != "f.yml:2:1: not valid YAML: did not find expected node content"+hint {
+		t.Errorf("Syntax: %s", p)
 	}
-	if p := Syntax("f.yml", errors.New("no line here")); p.Line != 0 || p.String() != "f.yml: no line here" {
-		t.Errorf("Syntax without a line: %+v", p)
+	if p := Syntax("f.yml", errors.New("no line here")); p.Line != 0 || p.String() != "f.yml: not valid YAML: no line here"+hint {
+		t.Errorf("Syntax without a line: %s", p)
 	}
 	if p := At("f.yml", &yaml.Node{Line: 4, Column: 2}, "x.y", "want %d", 3); p.String() != "f.yml:4:2: x.y: want 3" {
 		t.Errorf("At: %s", p)
