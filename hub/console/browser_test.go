@@ -461,6 +461,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Another range comes from the store, aggregated.
 	run("one hour", chromedp.Click(chromedp.CSS(`label[for="range-1h"]`)))
 	waitJS("the hour's buckets", `+document.querySelector('#charts figure[data-attr="power"]').dataset.points > 20 && document.querySelector('#charts figure[data-attr="power"]').dataset.last !== ''`)
+	// A day and a week: 5- and 30-minute buckets, so the history's 60-odd
+	// points come back as a few.
+	run("one day", chromedp.Click(chromedp.CSS(`label[for="range-24h"]`)))
+	waitJS("the day's buckets", `(() => { const d = document.querySelector('#charts figure[data-attr="power"]').dataset; return +d.points >= 2 && +d.points <= 6 && d.last !== ''; })()`)
+	run("one week", chromedp.Click(chromedp.CSS(`label[for="range-7d"]`)))
+	waitJS("the week's buckets", `(() => { const d = document.querySelector('#charts figure[data-attr="power"]').dataset; return +d.points >= 1 && +d.points <= 3 && d.last !== ''; })()`)
 	run("back to 15 minutes", chromedp.Click(chromedp.CSS(`label[for="range-15m"]`)))
 	waitJS("15 minutes again", `document.querySelector('#charts figure[data-attr="power"]').dataset.last === '6000'`)
 
