@@ -515,7 +515,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitJS("the page says the device was deleted", `!!document.querySelector('#deleted') && document.querySelector('#device-controls').disabled`)
 
 	// A device without a manifest gets the free JSON form, which refuses
-	// what is not a JSON object before sending anything.
+	// what is not a JSON object before sending anything, and sends one.
 	run("back to the list", chromedp.Click(chromedp.CSS("#deleted a")))
 	waitJS("the deleted device is gone", `!!document.querySelector('#devices tr[data-slug="inverter-2"]') && !document.querySelector('#devices tr[data-slug="inverter-1"]')`)
 	run("open the device without a manifest", chromedp.Click(chromedp.CSS(`#devices tr[data-slug="inverter-2"] a`)))
@@ -523,6 +523,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	run("send bad JSON", chromedp.SendKeys(chromedp.CSS("#free-name"), "set_power"), chromedp.SetValue(chromedp.CSS("#free-args"), "{power: 1"),
 		chromedp.Click(chromedp.CSS("#cmd-free button[type=submit]")))
 	waitJS("the JSON is refused", `document.querySelector('#status-free').textContent.includes('must be a JSON object')`)
+	// Made right, it is sent, and the device's answer shows.
+	run("send good JSON", chromedp.SetValue(chromedp.CSS("#free-args"), `{"power": 1}`), chromedp.Click(chromedp.CSS("#cmd-free button[type=submit]")))
+	waitJS("the free command succeeds", `(() => { const s = document.querySelector('#status-free').textContent; return s.includes('SUCCESS') && s.includes('{"done":true}'); })()`)
+	waitJS("the history lists the free command", `(() => { const r = document.querySelector('#executions tr[data-state="SUCCESS"]'); return !!r && r.textContent.includes('set_power') && r.textContent.includes('{"power":1}'); })()`)
 
 	// A manifest assigned while the page is open brings its forms: a
 	// sensitive argument is a password field, an enum a select with its
@@ -547,13 +551,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitJS("the confirmation", `(() => { const d = document.querySelector('dialog[open]'); return !!d && d.textContent.includes('Reboot the box?') && d.textContent.includes('drops every connection'); })()`)
 	shot("console-confirm.png", false)
 	run("cancel", chromedp.Click(chromedp.CSS("dialog[open] button.ghost")))
-	waitJS("nothing sent", `!document.querySelector('dialog') && document.querySelector('#status-reboot').textContent === '' && document.querySelector('#executions').textContent.includes('No commands sent yet')`)
+	waitJS("nothing sent", `!document.querySelector('dialog') && document.querySelector('#status-reboot').textContent === '' && document.querySelectorAll('#executions tr[data-execution]').length === 1 && !document.querySelector('#executions').textContent.includes('Reboot')`)
 	// Confirmed, it runs; the history masks the sensitive argument.
 	run("reboot again", chromedp.Click(chromedp.CSS("#cmd-reboot button[type=submit]")))
 	waitJS("the confirmation again", `!!document.querySelector('dialog[open]')`)
 	run("confirm", chromedp.Click(chromedp.CSS("dialog[open] button:not(.ghost)")))
 	waitJS("reboot succeeds", `document.querySelector('#status-reboot').textContent.includes('SUCCESS')`)
-	waitJS("the history masks the PIN", `(() => { const r = document.querySelector('#executions tr[data-state="SUCCESS"]'); return !!r && r.textContent.includes('"pin":"••••••"') && r.textContent.includes('"mode":"hard"') && !document.querySelector('#executions').textContent.includes('1234'); })()`)
+	waitJS("the history masks the PIN", `(() => { const r = [...document.querySelectorAll('#executions tr[data-state="SUCCESS"]')].find((r) => r.textContent.includes('Reboot')); return !!r && r.textContent.includes('"pin":"••••••"') && r.textContent.includes('"mode":"hard"') && !document.querySelector('#executions').textContent.includes('1234'); })()`)
 
 	// A device's active alert with the manifest's severity, name and
 	// description.
