@@ -419,6 +419,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("properties = %q, want the manifest's name and the device's value", got)
 	}
 
+	// The forms follow the manifest: a required float with its min and max,
+	// an optional one with its default.
+	waitJS("the forms from the manifest", `(() => {
+		const p = document.querySelector('#arg-set_power-power'), w = document.querySelector('#arg-ramp_power-step_watts');
+		return p.type === 'number' && p.min === '0' && p.max === '10000' && p.required && document.querySelector('label[for="arg-set_power-power"]').textContent.includes('*') &&
+			document.querySelector('#arg-set_power-power-desc').textContent.includes('Range (0 to 10000)') && w.value === '1000' && !w.required;
+	})()`)
+
 	// set_power from the generated form: SUCCESS, and the chart has the new value.
 	run("fill set_power", chromedp.SetValue(chromedp.CSS("#arg-set_power-power"), "4000"),
 		chromedp.Click(chromedp.CSS("#cmd-set_power button[type=submit]")))
