@@ -289,6 +289,19 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("%s: text under WCAG AA contrast:\n%s", what, strings.Join(bad, "\n"))
 		}
 	}
+	// unlabelled lists the form controls a screen reader would announce
+	// without a name: no <label>, aria-label or aria-labelledby, and for a
+	// button no text.
+	unlabelled := func(what string) {
+		t.Helper()
+		bad, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](unlabelledJS))
+		if err != nil {
+			fail(what, err)
+		}
+		if len(bad) > 0 {
+			t.Errorf("%s: controls without an accessible name: %s", what, strings.Join(bad, ", "))
+		}
+	}
 	// refreshes is how many times the device list has refreshed.
 	refreshes := func() int {
 		t.Helper()
@@ -339,6 +352,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitJS("the list shows the blueprint", `document.querySelector('#devices tr[data-slug="inverter-1"]').textContent.includes('SimInverter 10K')`)
 	waitJS("the list shows the active alert with the manifest's name", `(() => { const b = document.querySelector('#devices tr[data-slug="inverter-3"] .alerts .badge'); return !!b && b.textContent === 'Grid Overvoltage' && b.classList.contains('b-warning'); })()`)
 	lowContrast("the device list, light")
+	unlabelled("the device list")
 
 	// Provision a device from the page and download its config.
 	downloads := t.TempDir()
@@ -508,6 +522,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitJS("the manifest's message", `document.querySelector('#status-set_power').textContent.includes('must be at most 10000')`)
 	shot("console-device.png", true)
 	lowContrast("the device page, light")
+	unlabelled("the device page")
 
 	// Phone width, dark.
 	run("dark theme", chromedp.Click(chromedp.CSS("#theme")), chromedp.Click(chromedp.CSS("#theme")))
@@ -573,6 +588,17 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitJS("a boolean is a state band", `(() => { const f = document.querySelector('#charts figure[data-attr="fan_on"]'); return !!f && f.dataset.kind === 'state' && f.dataset.last === 'true' && f.querySelector('.band span') !== null; })()`)
 	waitJS("the alert panel", `(() => { const a = document.querySelector('#alerts li[data-alert="grid_overvoltage"]'); return !!a && a.querySelector('.badge.b-warning').textContent === 'warning' && a.textContent.includes('Grid Overvoltage') && a.textContent.includes('Grid voltage above 253 V'); })()`)
 }
+
+// unlabelledJS lists the visible form controls that have no accessible
+// name (tag#id of each).
+const unlabelledJS = `[...document.querySelectorAll('input, select, textarea, button')].filter((e) => {
+  if (e.type === 'hidden' || e.closest('[hidden]')) return false;
+  const byLabel = e.labels && [...e.labels].map((l) => l.textContent).join('').trim();
+  const byRef = (e.getAttribute('aria-labelledby') || '').split(/\s+/).filter(Boolean)
+    .map((id) => (document.getElementById(id) || {}).textContent || '').join('').trim();
+  const own = e.tagName === 'BUTTON' ? e.textContent.trim() : '';
+  return !(byLabel || byRef || (e.getAttribute('aria-label') || '').trim() || own);
+}).map((e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.name ? '[name=' + e.name + ']' : ''))`
 
 // contrastJS lists the visible text on the page whose colour against the
 // first opaque background behind it is under WCAG AA: 4.5:1, or 3:1 for
