@@ -350,6 +350,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitJS("the inverter online in the list",
 		`(() => { const r = document.querySelector('#devices tr[data-slug="inverter-1"]'); return !!r && r.querySelector('.connectivity').textContent === 'ONLINE'; })()`)
 	waitJS("the list shows the blueprint", `document.querySelector('#devices tr[data-slug="inverter-1"]').textContent.includes('SimInverter 10K')`)
+	waitJS("the list shows the slug and when the device was last seen", `(() => {
+		const r = document.querySelector('#devices tr[data-slug="inverter-1"]'), t = r.querySelector('time');
+		return r.cells[1].textContent === 'inverter-1' && !!t && Math.abs(Date.parse(t.dateTime) - Date.now()) < 600000;
+	})()`)
 	waitJS("the list shows the active alert with the manifest's name", `(() => { const b = document.querySelector('#devices tr[data-slug="inverter-3"] .alerts .badge'); return !!b && b.textContent === 'Grid Overvoltage' && b.classList.contains('b-warning'); })()`)
 	lowContrast("the device list, light")
 	unlabelled("the device list")
