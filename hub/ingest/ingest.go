@@ -308,6 +308,9 @@ type Pipeline struct {
 	running atomic.Bool
 	ready   chan struct{} // closed once Run has written what the inbox held
 	stopped chan struct{} // closed when Run returns
+	// acceptedIn and acceptedResponses count the messages put into each
+	// queue: what a publisher waiting for room takes as progress (put).
+	acceptedIn, acceptedResponses atomic.Uint64
 
 	unackMu     sync.Mutex
 	unackLogged time.Time // last log line about unacknowledged messages

@@ -43,16 +43,27 @@ const maxAckWait = 30 * time.Second
 // the message (BENCHMARKS.md, "Hub: a fleet of devices").
 func (p *Pipeline) put(m message) bool {
 	q := p.queueFor(m.topic)
+	// Progress is a message taken into this same queue: command responses
+	// keep moving when telemetry's queue is stuck, and must not keep a
+	// telemetry publisher waiting for 30 s.
+	accepted := &p.acceptedResponses
+	if q == p.in {
+		accepted = &p.acceptedIn
+	}
+	take := func() {
+		p.stat.received.Add(1)
+		accepted.Add(1)
+	}
 	select {
 	case q <- m:
-		p.stat.received.Add(1)
+		take()
 		return true
 	default:
 	}
-	return p.waitProgress(p.cfg.QueueWait, p.stat.received.Load, func(t <-chan time.Time) (bool, bool) {
+	return p.waitProgress(p.cfg.QueueWait, accepted.Load, func(t <-chan time.Time) (bool, bool) {
 		select {
 		case q <- m:
-			p.stat.received.Add(1)
+			take()
 			return true, true
 		case <-p.stopped:
 			return false, true

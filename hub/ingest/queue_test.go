@@ -133,3 +133,37 @@ func TestNoCommitGivesUp(t *testing.T) {
 		t.Errorf("unacknowledged = %d, want 1", s.Unacknowledged)
 	}
 }
+
+// Command responses moving through their own queue are no progress for a
+// telemetry publisher facing a full telemetry queue that nobody takes
+// from: it gives up after QueueWait, not after maxAckWait.
+func TestStuckQueueGivesUpWhileResponsesMove(t *testing.T) {
+	p := newQueueOnly(t, Config{QueueSize: 1, QueueWait: 50 * time.Millisecond})
+	tel := message{topic: "v1/from/hw/ch/v1/telemetry"}
+	if !p.put(tel) {
+		t.Fatal("the first message did not fit an empty queue")
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // responses in and out, all the time
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			p.put(message{topic: "v1/from/hw/ch/v1/command/responses"})
+			<-p.responses
+		}
+	}()
+	gave := make(chan bool, 1)
+	go func() { gave <- p.put(tel) }()
+	select {
+	case ok := <-gave:
+		if ok {
+			t.Fatal("a message got into a full queue nobody takes from")
+		}
+	case <-time.After(maxAckWait / 2):
+		t.Fatal("the publisher kept waiting while only command responses moved")
+	}
+}
