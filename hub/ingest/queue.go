@@ -41,7 +41,10 @@ const maxAckWait = 30 * time.Second
 // turned an overloaded hub into a reconnect storm: every refusal closes a
 // device's connection (see the hook), and each reconnect costs more than
 // the message (BENCHMARKS.md, "Hub: a fleet of devices").
-func (p *Pipeline) put(m message) bool {
+func (p *Pipeline) put(m message) bool { return p.putUntil(m, time.Now().Add(maxAckWait)) }
+
+// putUntil is put, giving up at limit however the queue moves.
+func (p *Pipeline) putUntil(m message, limit time.Time) bool {
 	q := p.queueFor(m.topic)
 	// Progress is a message taken into this same queue: command responses
 	// keep moving when telemetry's queue is stuck, and must not keep a
@@ -60,7 +63,7 @@ func (p *Pipeline) put(m message) bool {
 		return true
 	default:
 	}
-	return p.waitProgress(p.cfg.QueueWait, accepted.Load, func(t <-chan time.Time) (bool, bool) {
+	return p.waitProgress(p.cfg.QueueWait, limit, accepted.Load, func(t <-chan time.Time) (bool, bool) {
 		select {
 		case q <- m:
 			take()
@@ -75,10 +78,9 @@ func (p *Pipeline) put(m message) bool {
 
 // waitProgress runs try, each time with a timer of window, until it says
 // it is done (then returns what it says), or until a window passes in
-// which progress() did not change, or maxAckWait passes (then false).
-func (p *Pipeline) waitProgress(window time.Duration, progress func() uint64, try func(<-chan time.Time) (ok, done bool)) bool {
-	limit := time.Now().Add(maxAckWait)
-	t := time.NewTimer(window)
+// which progress() did not change, or limit passes (then false).
+func (p *Pipeline) waitProgress(window time.Duration, limit time.Time, progress func() uint64, try func(<-chan time.Time) (ok, done bool)) bool {
+	t := time.NewTimer(min(window, max(time.Until(limit), 0)))
 	defer t.Stop()
 	last := progress()
 	for {
@@ -111,14 +113,15 @@ func (p *Pipeline) enqueue(m message) {
 // Config.CommitTimeout, or after maxAckWait. A message not stored is
 // counted and logged.
 func (p *Pipeline) store(m message) bool {
+	limit := time.Now().Add(maxAckWait) // for room and commit together
 	done := make(chan error, 1)
 	m.done = done
-	if !p.put(m) {
+	if !p.putUntil(m, limit) {
 		p.unacknowledged("the ingest queue stayed full", nil)
 		return false
 	}
 	var err error
-	if !p.waitProgress(p.cfg.CommitTimeout, p.stat.inboxCommits.Load, func(t <-chan time.Time) (bool, bool) {
+	if !p.waitProgress(p.cfg.CommitTimeout, limit, p.stat.inboxCommits.Load, func(t <-chan time.Time) (bool, bool) {
 		select {
 		case err = <-done:
 		case <-t:
