@@ -23,12 +23,16 @@ func TestHubKilledExecutionEnds(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "hub")
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	args := []string{"hub", "--data", data, "--mqtt-addr", fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)),
-		"--mqtts-addr", "-", "--http-addr", httpAddr}
+		"--mqtts-addr", "-", "--http-addr", httpAddr,
+		// With anonymous clients the hub cannot know a device never
+		// connected (it may be one of them), so the command is sent and
+		// waits; without, it is refused at once with device_offline.
+		"--allow-anonymous"}
 
 	first := startEDK(t, args...)
 	first.waitFor(t, "edk hub is running.")
 	token := first.token(t)
-	id, _ := provisionOn(t, "http://"+httpAddr, token) // no device runs: UNKNOWN, so the command is sent and waits
+	id, _ := provisionOn(t, "http://"+httpAddr, token) // no device runs: UNKNOWN
 	api := &hubclient.Client{BaseURL: "http://" + httpAddr, Token: token}
 	ctx := context.Background()
 	var started struct {
