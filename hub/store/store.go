@@ -98,7 +98,8 @@ type Store struct {
 	// dkeys caches device id → telemetry key (see deviceKeys).
 	dkeys sync.Map
 	// checkpointer moves the WAL into the database file beside the writer
-	// (nil for ":memory:"); stop ends it.
+	// (nil for ":memory:"); Close stops it through stopCheckpoints and
+	// waits for checkpointsDone.
 	checkpointer                     *sql.DB
 	stopCheckpoints, checkpointsDone chan struct{}
 	closeCheckpoints                 sync.Once
@@ -149,10 +150,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("store: open: %w", err)
 		}
-		s.w.SetMaxOpenConns(1)
-		s.w.SetMaxIdleConns(1)
-		s.w.SetConnMaxLifetime(0)
-		s.w.SetConnMaxIdleTime(0)
+		oneConnection(s.w)
 		s.r = s.w
 	} else {
 		// SQLite creates the file with the umask's mode (often 0644), and its
@@ -167,10 +165,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("store: open %s: %w", path, err)
 		}
-		s.w.SetMaxOpenConns(1)
-		s.w.SetMaxIdleConns(1)
-		s.w.SetConnMaxIdleTime(0)
-		s.w.SetConnMaxLifetime(0)
+		oneConnection(s.w)
 	}
 	if path != ":memory:" {
 		if err := s.quickCheck(ctx, path); err != nil {
@@ -205,6 +200,15 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// oneConnection keeps db to one connection, open for good: the writer's
+// transactions and the checkpointer's runs each need exactly one.
+func oneConnection(db *sql.DB) {
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxIdleTime(0)
+	db.SetConnMaxLifetime(0)
+}
+
 // startCheckpoints opens the checkpointer's connection and runs it every
 // checkpointEvery until Close.
 func (s *Store) startCheckpoints(ctx context.Context, dsn string) error {
@@ -212,10 +216,7 @@ func (s *Store) startCheckpoints(ctx context.Context, dsn string) error {
 	if err != nil {
 		return err
 	}
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxIdleTime(0)
-	db.SetConnMaxLifetime(0)
+	oneConnection(db)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return err
