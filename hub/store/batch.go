@@ -85,11 +85,11 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (BatchResult, error) {
 	now := s.now()
 	err = s.writeBulk(ctx, func(tx *sql.Tx) error {
 		res = BatchResult{}
-		exists := newDeviceCheck(tx)
-		defer exists.close()
-		if err := exists.preload(ctx, b.deviceIDs()); err != nil {
+		exists, err := newDeviceCheck(ctx, tx, b.deviceIDs())
+		if err != nil {
 			return err
 		}
+		defer exists.close()
 		// each runs fn for a device's row when the device exists.
 		each := func(deviceID string, fn func() error) error {
 			ok, err := exists.check(ctx, deviceID)
